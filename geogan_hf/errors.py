@@ -1,0 +1,55 @@
+"""Typed errors that users of geogan_hf see.
+
+Every error is a :class:`GeoGANError`, so callers (the CLI, the Gradio app, the training
+loop) can catch one base class and show its one-line message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class GeoGANError(Exception):
+    """Base class of every error geogan_hf raises on bad input."""
+
+
+class InvalidImageError(GeoGANError, ValueError):
+    """The input is not a readable image (missing, empty, truncated or another format)."""
+
+
+class ImageTooLargeError(InvalidImageError):
+    """The image has more pixels than the configured limit."""
+
+
+class NoFaceError(GeoGANError):
+    """No face was found in an image.
+
+    Attributes:
+        role: which input had no face (``"source"``, ``"exemplar"``) or ``None``.
+    """
+
+    def __init__(self, message: str, role: str | None = None) -> None:
+        super().__init__(message)
+        self.role = role
+
+
+class FaceIndexError(GeoGANError, IndexError):
+    """A face index is out of range for the faces found in an image."""
+
+
+class FaceTooSmallError(GeoGANError):
+    """A face is too small to be edited."""
+
+
+class UnknownAttributeError(GeoGANError, ValueError):
+    """An attribute name is not supported (the message lists the supported ones)."""
+
+
+class BackendUnavailableError(GeoGANError, RuntimeError):
+    """A landmark backend cannot be used on this machine (the message names the fallback)."""
+
+
+class ModelLoadError(GeoGANError):
+    """A checkpoint cannot be loaded: corrupt file or tensors that do not match the config."""
+
+
+class MissingLandmarksError(GeoGANError, ValueError):
+    """Landmarks are required (geometry prior) but were not given."""
