@@ -1,0 +1,435 @@
+"""GeoGAN browser demo: exemplar-based facial attribute transfer (Gradio, Hugging Face Space).
+
+Run ``python app.py [--model ID_OR_DIR] [--host HOST] [--port PORT]``; the same file runs
+unchanged as a Space. Without ``--model`` (or ``GEOGAN_MODEL``) the demo uses the geometry
+prior, which needs no download. The model and the landmark predictor load once at start-up.
+
+The page calls one named endpoint, ``/transfer``: (source image, exemplar image, attribute,
+strength[, source face, exemplar face]) -> (result image, before/after, inside-the-model
+pictures..., model panel). ``gradio_client`` may call it with the first four arguments.
+This file holds the UI only; every image operation lives in :mod:`geogan_hf.pipeline`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+# Analytics stay off unless the environment asks for them (set before gradio is imported).
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr
+import numpy as np
+from PIL import Image, ImageDraw
+
+from geogan_hf.errors import GeoGANError
+from geogan_hf.imageio import load_image
+from geogan_hf.pipeline import TransferPipeline, TransferResult
+from geogan_hf.samples import Sample, available_samples, load_sample
+
+try:  # Hugging Face ZeroGPU: a GPU is attached only while a decorated call runs.
+    import spaces
+except ImportError:
+    spaces = None
+
+logger = logging.getLogger("geogan_hf.app")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+MAX_FILE_SIZE = "10mb"
+QUEUE_MAX_SIZE = 64
+CONCURRENCY_LIMIT = 1  # CPU-bound model calls: more at once only slows each one down
+MAX_EXAMPLES = 6
+INPUT_SOURCES = ["upload", "webcam", "clipboard"]
+INPUT_HEIGHT = 320
+OUTPUT_HEIGHT = 480
+JPEG_QUALITY = 90  # previews (before/after, crops) are JPEG: fast to encode; the result is PNG
+OUTPUT_ROOT = Path(tempfile.gettempdir()) / "geogan_app_outputs"
+OUTPUT_MAX_AGE = 600.0  # seconds; Gradio has copied the files into its cache long before
+BROWSER_FORMATS = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
+
+CSS = "#model-panel table { font-size: 0.9em; }"
+
+OUTPUTS_DOC = (
+    "result (full resolution), before/after, source crop with landmarks, exemplar crop "
+    "with landmarks, warped exemplar, mask, flow, model panel"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options; each defaults to its environment variable."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model",
+        default=os.environ.get("GEOGAN_MODEL") or None,
+        help="Hub id or local folder of a GeoGAN checkpoint (env GEOGAN_MODEL); "
+        "default: the geometry prior, no download",
+    )
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("GRADIO_SERVER_NAME", DEFAULT_HOST),
+        help=f"interface to listen on (env GRADIO_SERVER_NAME, default {DEFAULT_HOST})",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT)),
+        help=f"port (env GRADIO_SERVER_PORT, default {DEFAULT_PORT})",
+    )
+    return parser
+
+
+def load_pipeline(model: str | None = None) -> TransferPipeline:
+    """Loads the transfer pipeline once: a checkpoint (Hub id or folder) or the geometry prior."""
+    pipe = TransferPipeline(model=model)
+    pipe.detect(Image.new("RGB", (64, 64)))  # loads the landmark predictor now, not at 1st visit
+    logger.info("loaded %s", pipe.describe())
+    return pipe
+
+
+def draw_landmarks(image: Image.Image, landmarks: np.ndarray) -> Image.Image:
+    """A copy of ``image`` with its 68 (x, y) landmarks drawn as green dots (display only)."""
+    out = image.convert("RGB")
+    draw = ImageDraw.Draw(out)
+    r = max(1.0, out.width / 160)
+    for x, y in landmarks:
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=(0, 255, 120), outline=(0, 0, 0))
+    return out
+
+
+def model_panel(pipe: TransferPipeline, timings: dict[str, float] | None = None) -> str:
+    """Markdown naming the loaded model and, after a run, how long each stage took."""
+    lines = [f"**Model:** {pipe.describe()}", ""]
+    if timings:
+        lines += ["| stage | time |", "|---|---:|"]
+        lines += [f"| {stage} | {seconds * 1000:.0f} ms |" for stage, seconds in timings.items()]
+        lines.append(f"| **total** | **{sum(timings.values()) * 1000:.0f} ms** |")
+    return "\n".join(lines)
+
+
+def face_selector(pipe: TransferPipeline, image: str | Image.Image | None) -> dict[str, Any]:
+    """Dropdown update listing the faces of ``image``; shown only when there are several."""
+    faces: list[Any] = []
+    if image is not None:
+        try:
+            faces = pipe.detect(load_image(image, max_pixels=pipe.max_pixels))
+        except GeoGANError:
+            faces = []  # the Transfer button reports the problem with the image
+    choices = [(f"Face {i + 1}" + (" (largest)" if i == 0 else ""), i) for i in range(len(faces))]
+    return gr.update(choices=choices or [("Face 1", 0)], value=0, visible=len(faces) > 1)
+
+
+def output_folder(max_age: float = OUTPUT_MAX_AGE) -> Path:
+    """A new folder for one request's pictures; folders older than ``max_age`` s are removed.
+
+    The handler returns file paths rather than PIL images: Gradio copies a returned file into
+    its cache only when an identical file is not there yet, whereas it re-encodes a PIL image
+    and rewrites the cached file in place, truncating it for a client that is downloading
+    the same picture from an earlier request (seen under concurrent identical requests).
+    """
+    OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
+    for old in OUTPUT_ROOT.iterdir():
+        with contextlib.suppress(OSError):
+            if time.time() - old.stat().st_mtime > max_age:
+                shutil.rmtree(old)
+    return Path(tempfile.mkdtemp(dir=OUTPUT_ROOT))
+
+
+def save_output(image: Image.Image, path: Path) -> str:
+    """Writes ``image`` (format from the suffix) and returns the path as a string."""
+    options = {"quality": JPEG_QUALITY} if path.suffix == ".jpg" else {}
+    image.save(path, **options)
+    return str(path)
+
+
+def transfer(
+    pipe: TransferPipeline,
+    source: str | Image.Image | None,
+    exemplar: str | Image.Image | None,
+    attribute: str,
+    strength: float = 1.0,
+    source_face: int | None = 0,
+    exemplar_face: int | None = 0,
+) -> tuple[Any, ...]:
+    """Runs one transfer and returns the values of the page's output components.
+
+    Raises:
+        gr.Error: a missing input or any :class:`GeoGANError`, with its one-line message.
+    """
+    if source is None:
+        raise gr.Error("Upload a source face image.", print_exception=False)
+    if exemplar is None:
+        raise gr.Error(
+            "Upload an exemplar face image that has the attribute.", print_exception=False
+        )
+    try:
+        result: TransferResult = pipe(
+            source,
+            exemplar,
+            attribute=attribute,
+            strength=float(strength),
+            source_face=int(source_face or 0),
+            exemplar_face=int(exemplar_face or 0),
+        )
+    except GeoGANError as err:
+        message = str(err)
+        raise gr.Error(message[:1].upper() + message[1:], print_exception=False) from err
+    folder = output_folder()
+    return (
+        save_output(result.image, folder / "result.png"),
+        (
+            save_output(result.source, folder / "before.jpg"),
+            save_output(result.image, folder / "after.jpg"),
+        ),
+        save_output(
+            draw_landmarks(result.source_crop, result.source_landmarks), folder / "source_crop.jpg"
+        ),
+        save_output(
+            draw_landmarks(result.exemplar_crop, result.exemplar_landmarks),
+            folder / "exemplar_crop.jpg",
+        ),
+        save_output(result.warped, folder / "warped.jpg"),
+        save_output(result.mask, folder / "mask.png"),
+        save_output(result.flow_rgb, folder / "flow.jpg"),
+        model_panel(pipe, result.timings),
+    )
+
+
+def example_value(sample: Sample) -> str | Image.Image:
+    """A sample as a Gradio example: its file when browsers show that format, else the image.
+
+    Gradio copies example files into its own cache when the page is built, so package files
+    are never served from where they live; PIL images would be PNG-encoded there (slower).
+    """
+    return str(sample.path) if sample.path.suffix.lower() in BROWSER_FORMATS else sample.image
+
+
+def example_rows(attributes: Sequence[str], limit: int = MAX_EXAMPLES) -> list[list[Any]]:
+    """Offline example pairs from the installed sample faces: [source, exemplar, attribute, 1.0].
+
+    An exemplar wearing an attribute the model knows is paired with a source face that does
+    not wear it; sources rotate so the examples show different faces.
+    """
+    samples = [load_sample(name) for name in available_samples()]
+    rows: list[list[Any]] = []
+    turn = 0
+    for attribute in attributes:
+        for exemplar in samples:
+            sources = [s for s in samples if s is not exemplar and attribute not in s.attributes]
+            if attribute in exemplar.attributes and sources:
+                source = sources[turn % len(sources)]
+                turn += 1
+                rows.append([example_value(source), example_value(exemplar), attribute, 1.0])
+    return rows[:limit]
+
+
+def build_demo(pipe: TransferPipeline) -> gr.Blocks:
+    """The page: inputs, Transfer button, outputs, "inside the model" row and examples."""
+
+    def run_transfer(source, exemplar, attribute, strength, source_face, exemplar_face):
+        """Transfers the attribute from the exemplar face onto the source face."""
+        return transfer(pipe, source, exemplar, attribute, strength, source_face, exemplar_face)
+
+    if spaces is not None:
+        run_transfer = spaces.GPU(run_transfer)
+
+    def select_face(image):
+        return face_selector(pipe, image)
+
+    attributes = list(pipe.attributes)
+    model_events = {"concurrency_limit": CONCURRENCY_LIMIT, "concurrency_id": "model"}
+    with gr.Blocks(title="GeoGAN attribute transfer") as demo:
+        gr.Markdown(
+            "# GeoGAN: facial attribute transfer with geometry-aware flow\n"
+            "Give a **source** face and an **exemplar** face that wears the attribute; the "
+            "exemplar's attribute is warped onto the source's face geometry and blended in, "
+            "at the photo's full resolution."
+        )
+        with gr.Row():
+            with gr.Column():
+                source = gr.Image(
+                    label="Source face",
+                    type="filepath",
+                    image_mode=None,
+                    format="png",
+                    sources=INPUT_SOURCES,
+                    height=INPUT_HEIGHT,
+                    elem_id="source-image",
+                )
+                source_face = gr.Dropdown(
+                    [("Face 1", 0)],
+                    value=0,
+                    label="Source face to edit",
+                    visible=False,
+                    elem_id="source-face",
+                )
+            with gr.Column():
+                exemplar = gr.Image(
+                    label="Exemplar face (has the attribute)",
+                    type="filepath",
+                    image_mode=None,
+                    format="png",
+                    sources=INPUT_SOURCES,
+                    height=INPUT_HEIGHT,
+                    elem_id="exemplar-image",
+                )
+                exemplar_face = gr.Dropdown(
+                    [("Face 1", 0)],
+                    value=0,
+                    label="Exemplar face to copy from",
+                    visible=False,
+                    elem_id="exemplar-face",
+                )
+        with gr.Row():
+            attribute = gr.Dropdown(
+                [(name.replace("_", " "), name) for name in attributes],
+                value=attributes[0],
+                label="Attribute",
+                elem_id="attribute",
+            )
+            strength = gr.Slider(
+                0.0, 1.0, value=1.0, step=0.05, label="Strength", elem_id="strength"
+            )
+        button = gr.Button("Transfer", variant="primary", elem_id="transfer-button")
+        with gr.Row():
+            result = gr.Image(
+                label="Result (full resolution)",
+                type="filepath",
+                interactive=False,
+                buttons=["download", "fullscreen"],
+                height=OUTPUT_HEIGHT,
+                elem_id="result-image",
+            )
+            before_after = gr.ImageSlider(
+                label="Before / after",
+                type="filepath",
+                interactive=False,
+                max_height=OUTPUT_HEIGHT,
+                elem_id="before-after",
+            )
+        gr.Markdown("### Inside the model")
+        with gr.Row(elem_id="inside-row"):
+            inside = [
+                gr.Image(label=label, type="filepath", interactive=False)
+                for label in (
+                    "Source crop + landmarks",
+                    "Exemplar crop + landmarks",
+                    "Warped exemplar",
+                    "Mask",
+                    "Flow",
+                )
+            ]
+        panel = gr.Markdown(model_panel(pipe), elem_id="model-panel")
+
+        for image, selector in ((source, source_face), (exemplar, exemplar_face)):
+            image.change(select_face, image, selector, api_visibility="private", **model_events)
+        button.click(
+            run_transfer,
+            inputs=[source, exemplar, attribute, strength, source_face, exemplar_face],
+            outputs=[result, before_after, *inside, panel],
+            api_name="transfer",
+            api_description=f"Attribute transfer. Returns: {OUTPUTS_DOC}.",
+            show_progress_on=[result, before_after],
+            **model_events,
+        )
+        rows = example_rows(attributes)
+        if rows:
+            gr.Examples(
+                rows,
+                inputs=[source, exemplar, attribute, strength],
+                cache_examples=False,
+                label="Examples (offline sample faces)",
+                elem_id="examples",
+            )
+    return demo
+
+
+def launch(
+    demo: gr.Blocks, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, **kwargs: Any
+) -> tuple[Any, str, str]:
+    """Queues and serves the demo with the app's limits (no share link, no extra file paths)."""
+    demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        max_file_size=MAX_FILE_SIZE,
+        allowed_paths=None,
+        footer_links=["api", "gradio", "settings"],
+        css=CSS,
+        **kwargs,
+    )
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_subprocess(
+    args: Sequence[str] = (), host: str = DEFAULT_HOST, timeout: float = 180.0
+) -> Iterator[str]:
+    """Runs ``python app.py`` on a free port in a subprocess; yields its URL, stops it after.
+
+    Used by the tests and the load benchmark; the server's output goes to this process's stderr.
+    """
+    port = free_port(host)
+    command = [sys.executable, str(Path(__file__).resolve()), "--host", host, "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, *args], cwd=Path(__file__).resolve().parent, stdout=sys.stderr
+    )
+    url = f"http://{host}:{port}/"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"app.py exited with code {process.returncode} before serving")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"app.py did not answer on {url} in {timeout:.0f} s"
+                    ) from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``python app.py``."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        pipe = load_pipeline(args.model)
+    except GeoGANError as err:  # e.g. a corrupt checkpoint: one line, no traceback
+        parser.exit(2, f"error: {err}\n")
+    launch(build_demo(pipe), host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()

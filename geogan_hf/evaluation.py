@@ -1,0 +1,583 @@
+"""Metrics for exemplar-based attribute transfer and the ``geogan-eval`` command.
+
+Conventions (images, landmarks, flows, masks) are those of :mod:`geogan_hf.geometry`.
+Every metric returns one value per pair, ``(N,)`` float64:
+
+| metric | where | better |
+|---|---|---|
+| ``region_l1``: mean absolute error against the ground truth | inside the ground-truth region | lower |
+| ``region_psnr``: PSNR against the ground truth (dB) | inside the ground-truth region | higher |
+| ``mask_iou``: IoU of the predicted and the ground-truth masks | both thresholded at 0.5 | higher |
+| ``landmark_nme``: where the flow fetches each source landmark vs the exemplar's | 68 points | lower |
+| ``background_psnr``: PSNR against the source (dB) | outside the ground-truth region | higher |
+| ``foldover``: fraction of flow cells with a negative Jacobian determinant | whole image | lower |
+
+Errors are measured on the ``[0, 1]`` scale (an L1 of 0.1 is 10 % of the range; PSNR with
+peak 1). The *ground-truth region* is where the ground-truth mask exceeds
+:data:`REGION_THRESHOLD`, i.e. every pixel the instance changes, anti-aliased edges
+included; identical pixels give a PSNR of ``inf``. ``landmark_nme`` is the standard
+normalized mean error: the mean distance in pixels divided by the source's outer-eye-corner
+distance (points 36 and 45). On real photos without ground truth the applicable subset is
+``landmark_nme``, ``foldover`` and ``background_psnr`` outside the attribute's landmark
+region (:func:`evaluate_without_ground_truth`).
+
+The evaluation data is the ``eval`` split of :mod:`geogan_hf.synthetic`; each quadruple is
+aligned like training data (:func:`geogan_hf.align.align_face`, the ground truth and its
+mask with the source's landmarks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch import Tensor
+
+from geogan_hf.align import align_face
+from geogan_hf.errors import GeoGANError, ModelLoadError
+from geogan_hf.geometry import (
+    flow_jacobian_determinant,
+    identity_flow,
+    normalized_to_pixel,
+    pixel_to_normalized,
+    warp_points_backward,
+)
+from geogan_hf.imageio import pil_to_tensor
+from geogan_hf.regions import canonical_attribute, region_mask
+
+__all__ = [
+    "IOU_THRESHOLD",
+    "METRICS",
+    "REGION_THRESHOLD",
+    "EvalPairs",
+    "EvalResult",
+    "EvaluationError",
+    "Method",
+    "MethodOutput",
+    "TransferMethod",
+    "background_psnr",
+    "build_parser",
+    "evaluate",
+    "evaluate_without_ground_truth",
+    "foldover_ratio",
+    "format_table",
+    "geometry_prior_method",
+    "landmark_nme",
+    "load_eval_pairs",
+    "load_method",
+    "mask_iou",
+    "model_method",
+    "naive_paste",
+    "region_l1",
+    "region_psnr",
+    "run",
+    "save_grid",
+    "summarize",
+]
+
+REGION_THRESHOLD = 0.05
+IOU_THRESHOLD = 0.5
+# metric -> True when higher is better
+METRICS: dict[str, bool] = {
+    "region_l1": False,
+    "region_psnr": True,
+    "mask_iou": True,
+    "landmark_nme": False,
+    "background_psnr": True,
+    "foldover": False,
+}
+_EYE_CORNERS = (36, 45)
+
+
+class EvaluationError(GeoGANError, ValueError):
+    """Evaluation inputs do not fit: no pairs, or a model that transfers none of their attributes."""
+
+
+# -- metrics -------------------------------------------------------------------------------
+
+
+def _unit_error(a: Tensor, b: Tensor) -> Tensor:
+    """Per-pixel ``|a - b|`` on the [0, 1] scale, averaged over channels: ``(N, 1, H, W)``."""
+    return ((a.double() - b.double()).abs() / 2).mean(1, keepdim=True)
+
+
+def _masked_mean(values: Tensor, region: Tensor) -> Tensor:
+    region = region.double()
+    return (values * region).sum((1, 2, 3)) / region.sum((1, 2, 3))  # nan for an empty region
+
+
+def _psnr(mse: Tensor) -> Tensor:
+    return -10 * torch.log10(mse)  # inf for identical pixels
+
+
+def region_l1(result: Tensor, target: Tensor, region: Tensor) -> Tensor:
+    """Mean absolute error of ``result`` against ``target`` (``(N, 3, H, W)``) where ``region`` is set."""
+    return _masked_mean(_unit_error(result, target), region)
+
+
+def region_psnr(result: Tensor, target: Tensor, region: Tensor) -> Tensor:
+    """PSNR (dB, [0, 1] scale) of ``result`` against ``target`` where ``region`` is set."""
+    squared = ((result.double() - target.double()) / 2).square().mean(1, keepdim=True)
+    return _psnr(_masked_mean(squared, region))
+
+
+def background_psnr(result: Tensor, source: Tensor, region: Tensor) -> Tensor:
+    """PSNR (dB) of ``result`` against the ``source`` outside ``region``: what was left alone."""
+    return region_psnr(result, source, 1 - region.double())
+
+
+def mask_iou(predicted: Tensor, target: Tensor, threshold: float = IOU_THRESHOLD) -> Tensor:
+    """IoU of two ``(N, 1, H, W)`` masks, each thresholded at ``threshold``; 1 when both are empty."""
+    a, b = predicted >= threshold, target >= threshold
+    inter = (a & b).sum((1, 2, 3)).double()
+    union = (a | b).sum((1, 2, 3)).double()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+
+
+def landmark_nme(flow: Tensor, source_landmarks: Tensor, exemplar_landmarks: Tensor) -> Tensor:
+    """Normalized mean landmark error of a flow.
+
+    The flow fetches source landmark ``i`` from ``warp_points_backward(source, flow)[i]``
+    in the exemplar; the error is its distance (pixels of the flow's grid) to the exemplar's
+    landmark ``i``, averaged over the points and divided by the source's outer-eye-corner
+    distance. The identity flow scores the plain landmark mismatch of the two faces.
+
+    Args:
+        flow: ``(N, 2, H, W)``.
+        source_landmarks, exemplar_landmarks: ``(N, 68, 2)`` normalized coordinates.
+    """
+    size = tuple(flow.shape[-2:])
+    source = source_landmarks.to(flow)
+    fetched = normalized_to_pixel(warp_points_backward(source, flow).double(), size)
+    target = normalized_to_pixel(exemplar_landmarks.double(), size)
+    source_px = normalized_to_pixel(source.double(), size)
+    iod = (source_px[:, _EYE_CORNERS[1]] - source_px[:, _EYE_CORNERS[0]]).norm(dim=-1)
+    return (fetched - target).norm(dim=-1).mean(-1) / iod
+
+
+def foldover_ratio(flow: Tensor) -> Tensor:
+    """Fraction of cells where the warp ``p -> p + flow(p)`` folds over (negative Jacobian)."""
+    return (flow_jacobian_determinant(flow.double()) < 0).double().mean((1, 2, 3))
+
+
+# -- methods -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class MethodOutput:
+    """What a transfer method returns: ``image (N, 3, H, W)``, ``mask (N, 1, H, W)``, ``flow (N, 2, H, W)``."""
+
+    image: Tensor
+    mask: Tensor
+    flow: Tensor
+
+
+Method = Callable[[Tensor, Tensor, Tensor, Tensor, Sequence[str]], MethodOutput]
+"""``method(source, exemplar, source_landmarks, exemplar_landmarks, attributes)``."""
+
+
+def naive_paste(
+    source: Tensor,
+    exemplar: Tensor,
+    source_landmarks: Tensor,
+    exemplar_landmarks: Tensor,
+    attributes: Sequence[str],
+) -> MethodOutput:
+    """Baseline: the unwarped exemplar pasted into the source's landmark region (identity flow)."""
+    n, _, h, w = source.shape
+    mask = torch.cat(
+        [region_mask(a, source_landmarks[i : i + 1], (h, w)) for i, a in enumerate(attributes)]
+    ).to(source)
+    image = mask * exemplar + (1 - mask) * source
+    return MethodOutput(image, mask, identity_flow(n, h, w, dtype=source.dtype))
+
+
+def geometry_prior_method(
+    source: Tensor,
+    exemplar: Tensor,
+    source_landmarks: Tensor,
+    exemplar_landmarks: Tensor,
+    attributes: Sequence[str],
+) -> MethodOutput:
+    """The geometry prior (:func:`geogan_hf.prior.geometric_transfer`), no learned weights."""
+    from geogan_hf.prior import geometric_transfer
+
+    out = geometric_transfer(
+        source, exemplar, source_landmarks, exemplar_landmarks, list(attributes),
+        image_size=max(source.shape[-2:]),
+    )  # fmt: skip
+    return MethodOutput(out.image, out.mask, out.flow)
+
+
+@dataclasses.dataclass
+class TransferMethod:
+    """A named method with what it supports.
+
+    Attributes:
+        name: label for tables and grids.
+        fn: the :data:`Method`.
+        image_size: the size a model runs at (``None``: any).
+        attributes: the attributes it transfers (``None``: every supported one).
+    """
+
+    name: str
+    fn: Method
+    image_size: int | None = None
+    attributes: tuple[str, ...] | None = None
+
+    def __call__(self, *args) -> MethodOutput:
+        return self.fn(*args)
+
+
+def model_method(model: torch.nn.Module, name: str = "GeoGAN") -> TransferMethod:
+    """Wraps a :class:`geogan_hf.model.GeoGAN` (put in eval mode) as a method."""
+    model.eval()
+
+    def fn(source, exemplar, source_landmarks, exemplar_landmarks, attributes):
+        out = model(source, exemplar, source_landmarks, exemplar_landmarks, list(attributes))
+        return MethodOutput(out.image, out.mask, out.flow)
+
+    return TransferMethod(name, fn, int(model.image_size), tuple(model.attributes))
+
+
+def load_method(spec: str) -> TransferMethod:
+    """``"prior"``, ``"naive"``, or a GeoGAN model id / folder as a :class:`TransferMethod`.
+
+    Raises:
+        ModelLoadError: the model cannot be loaded.
+    """
+    if spec == "prior":
+        return TransferMethod("geometry prior", geometry_prior_method)
+    if spec == "naive":
+        return TransferMethod("naive paste", naive_paste)
+    from geogan_hf.model import GeoGAN
+
+    try:
+        model = GeoGAN.from_pretrained(spec)
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"cannot load a GeoGAN model from {spec!r}: {error}") from error
+    return model_method(model, os.path.basename(os.path.normpath(spec)) or spec)
+
+
+# -- data ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class EvalPairs:
+    """Aligned evaluation quadruples; images ``(N, 3, S, S)`` in [-1, 1], landmarks normalized."""
+
+    source: Tensor
+    exemplar: Tensor
+    ground_truth: Tensor
+    ground_truth_mask: Tensor
+    source_landmarks: Tensor
+    exemplar_landmarks: Tensor
+    attributes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.attributes)
+
+    def select(self, indices: Sequence[int]) -> EvalPairs:
+        """The pairs at ``indices``."""
+        index = torch.as_tensor(list(indices), dtype=torch.long)
+        tensors = {
+            f.name: getattr(self, f.name)[index]
+            for f in dataclasses.fields(self)
+            if f.name != "attributes"
+        }
+        return EvalPairs(**tensors, attributes=[self.attributes[i] for i in index.tolist()])
+
+    @property
+    def region(self) -> Tensor:
+        """Binary ground-truth region ``(N, 1, S, S)``: ``ground_truth_mask > REGION_THRESHOLD``."""
+        return (self.ground_truth_mask > REGION_THRESHOLD).double()
+
+
+def load_eval_pairs(
+    data,
+    size: int,
+    *,
+    split: str = "eval",
+    limit: int | None = None,
+    attributes: Sequence[str] | None = None,
+) -> EvalPairs:
+    """Loads and aligns evaluation quadruples.
+
+    Args:
+        data: a ``save_to_disk`` folder of :mod:`geogan_hf.synthetic`, or its eval
+            :class:`datasets.Dataset`.
+        size: side of the aligned crops.
+        split: the split of a saved :class:`datasets.DatasetDict`.
+        limit: keep the first ``limit`` pairs (after the attribute filter).
+        attributes: keep only pairs of these attributes.
+
+    Raises:
+        EvaluationError: the data holds no usable pairs.
+    """
+    if isinstance(data, str | os.PathLike):
+        data = _load_split(os.fspath(data), split)
+    required = {"source", "exemplar", "ground_truth", "ground_truth_mask", "attribute"}
+    missing = required - set(data.column_names)
+    if missing:
+        raise EvaluationError(f"evaluation data lacks columns: {', '.join(sorted(missing))}")
+    wanted = None if attributes is None else {canonical_attribute(a) for a in attributes}
+    rows = [r for r in data if wanted is None or r["attribute"] in wanted][:limit]
+    if not rows:
+        raise EvaluationError("no evaluation pairs to use")
+
+    fields: dict[str, list] = {f.name: [] for f in dataclasses.fields(EvalPairs)}
+    for row in rows:
+        source = align_face(row["source"], row["source_landmarks"], size)
+        exemplar = align_face(row["exemplar"], row["exemplar_landmarks"], size)
+        truth = align_face(row["ground_truth"], row["source_landmarks"], size)
+        mask = align_face(row["ground_truth_mask"].convert("RGB"), row["source_landmarks"], size)
+        fields["source"].append(pil_to_tensor(source.image))
+        fields["exemplar"].append(pil_to_tensor(exemplar.image))
+        fields["ground_truth"].append(pil_to_tensor(truth.image))
+        fields["ground_truth_mask"].append((pil_to_tensor(mask.image)[:, :1] + 1) / 2)
+        for key, aligned in (("source_landmarks", source), ("exemplar_landmarks", exemplar)):
+            points = torch.as_tensor(aligned.landmarks, dtype=torch.float32)
+            fields[key].append(pixel_to_normalized(points, (size, size))[None])
+        fields["attributes"].append(row["attribute"])
+    tensors = {k: torch.cat(v) for k, v in fields.items() if k != "attributes"}
+    return EvalPairs(**tensors, attributes=fields["attributes"])
+
+
+# -- evaluation ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class EvalResult:
+    """Per-pair metrics ``{name: (N,) array}``, the pairs' attributes, and kept outputs for grids."""
+
+    metrics: dict[str, np.ndarray]
+    attributes: list[str]
+    outputs: dict[int, tuple[Tensor, Tensor]]  # pair index -> (image, mask), (3, S, S), (1, S, S)
+
+
+@torch.no_grad()
+def evaluate(
+    method: Method,
+    pairs: EvalPairs,
+    *,
+    batch_size: int = 16,
+    keep: Sequence[int] = (),
+) -> EvalResult:
+    """Runs ``method`` on every pair and measures every metric of :data:`METRICS`.
+
+    Args:
+        method: see :data:`Method`.
+        pairs: aligned quadruples.
+        batch_size: pairs per call.
+        keep: pair indices whose result image and mask are kept (for :func:`save_grid`).
+    """
+    values: dict[str, list[Tensor]] = {name: [] for name in METRICS}
+    outputs = {}
+    for start in range(0, len(pairs), batch_size):
+        batch = pairs.select(range(start, min(start + batch_size, len(pairs))))
+        out = method(
+            batch.source, batch.exemplar, batch.source_landmarks, batch.exemplar_landmarks,
+            batch.attributes,
+        )  # fmt: skip
+        region = batch.region
+        values["region_l1"].append(region_l1(out.image, batch.ground_truth, region))
+        values["region_psnr"].append(region_psnr(out.image, batch.ground_truth, region))
+        values["mask_iou"].append(mask_iou(out.mask, batch.ground_truth_mask))
+        values["landmark_nme"].append(
+            landmark_nme(out.flow, batch.source_landmarks, batch.exemplar_landmarks)
+        )
+        values["background_psnr"].append(background_psnr(out.image, batch.source, region))
+        values["foldover"].append(foldover_ratio(out.flow))
+        for i in keep:
+            if start <= i < start + len(batch):
+                outputs[i] = (out.image[i - start].float(), out.mask[i - start].float())
+    metrics = {name: torch.cat(v).numpy() for name, v in values.items()}
+    return EvalResult(metrics, list(pairs.attributes), outputs)
+
+
+@torch.no_grad()
+def evaluate_without_ground_truth(
+    method: Method,
+    source: Tensor,
+    exemplar: Tensor,
+    source_landmarks: Tensor,
+    exemplar_landmarks: Tensor,
+    attributes: Sequence[str],
+) -> dict[str, np.ndarray]:
+    """The metrics that apply to real photos: landmark error, fold-over, background PSNR.
+
+    The background is everything outside the attribute's landmark region
+    (:func:`geogan_hf.regions.region_mask` > :data:`REGION_THRESHOLD`).
+    """
+    out = method(source, exemplar, source_landmarks, exemplar_landmarks, attributes)
+    h, w = source.shape[-2:]
+    region = torch.cat(
+        [region_mask(a, source_landmarks[i : i + 1], (h, w)) for i, a in enumerate(attributes)]
+    )
+    return {
+        "landmark_nme": landmark_nme(out.flow, source_landmarks, exemplar_landmarks).numpy(),
+        "foldover": foldover_ratio(out.flow).numpy(),
+        "background_psnr": background_psnr(out.image, source, region > REGION_THRESHOLD).numpy(),
+    }
+
+
+def summarize(result: EvalResult, attribute: str | None = None) -> dict[str, float]:
+    """Mean of each metric over all pairs (or those of one attribute); PSNR means in dB."""
+    keep = np.array([attribute is None or a == attribute for a in result.attributes])
+    return {
+        name: float(np.nanmean(v[keep])) if keep.any() else math.nan
+        for name, v in result.metrics.items()
+    }
+
+
+def format_table(rows: dict[str, dict[str, float]], title: str = "method") -> str:
+    """Markdown table: one row per method, one column per metric (arrow = better direction)."""
+    names = [n for n in METRICS if any(n in r for r in rows.values())]
+    header = f"| {title} | " + " | ".join(f"{n} {'↑' if METRICS[n] else '↓'}" for n in names) + " |"
+    lines = [header, "|---|" + "---:|" * len(names)]
+    for label, row in rows.items():
+        cells = [_format_value(n, row.get(n, math.nan)) for n in names]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _format_value(name: str, value: float) -> str:
+    if math.isnan(value):
+        return "–"
+    if "psnr" in name:
+        return f"{value:.2f}"
+    return f"{value:.4f}"
+
+
+# -- grid ----------------------------------------------------------------------------------
+
+
+def _tile(image: Tensor) -> np.ndarray:
+    """``(C, H, W)`` in [-1, 1] (image) or [0, 1] (mask, C = 1) -> uint8 ``(H, W, 3)``."""
+    x = (image.float() + 1) / 2 if image.shape[0] == 3 else image.float()
+    x = x.clamp(0, 1).expand(3, -1, -1)
+    return (x * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def save_grid(
+    path: str | os.PathLike,
+    pairs: EvalPairs,
+    results: dict[str, EvalResult],
+    indices: Sequence[int],
+) -> None:
+    """PNG grid, one row per pair: source | exemplar | ground truth | (result | mask) per method.
+
+    Args:
+        path: PNG file to write.
+        pairs: the evaluated pairs.
+        results: method name -> its :class:`EvalResult` (with ``indices`` kept).
+        indices: pairs to show.
+    """
+    labels = ["source", "exemplar", "ground truth"]
+    for name in results:
+        labels += [f"{name}: result" if len(results) > 1 else "result", "mask"]
+    rows = []
+    for i in indices:
+        tiles = [_tile(pairs.source[i]), _tile(pairs.exemplar[i]), _tile(pairs.ground_truth[i])]
+        for result in results.values():
+            image, mask = result.outputs[i]
+            tiles += [_tile(image), _tile(mask)]
+        rows.append(np.concatenate(tiles, axis=1))
+    size = pairs.source.shape[-1]
+    header = Image.new(
+        "RGB", (size * len(labels), 14 * (1 + max(len(x) * 6 // size for x in labels))), "white"
+    )
+    draw = ImageDraw.Draw(header)
+    for k, label in enumerate(labels):
+        words, line, y = label.split(), "", 1
+        for word in words:  # wrap to the column width (default font: ~6 px per character)
+            if line and len(line + " " + word) * 6 > size:
+                draw.text((k * size + 2, y), line, fill="black")
+                line, y = word, y + 12
+            else:
+                line = f"{line} {word}".strip()
+        draw.text((k * size + 2, y), line, fill="black")
+    grid = np.concatenate([np.asarray(header), *rows], axis=0)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    Image.fromarray(grid).save(path)
+
+
+# -- command line --------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Arguments of ``geogan-eval``."""
+    parser = argparse.ArgumentParser(
+        prog="geogan-eval",
+        description="Measure a transfer method on the synthetic ground-truth benchmark "
+        "(geogan-synth): prints a markdown table and writes a PNG grid.",
+    )
+    parser.add_argument(
+        "--model", required=True,
+        help='GeoGAN model id or folder, "prior" (geometry prior) or "naive" (naive paste)',
+    )  # fmt: skip
+    parser.add_argument("--data", required=True, help="folder written by geogan-synth")
+    parser.add_argument(
+        "--split", default="eval", help="split holding the quadruples (default eval)"
+    )
+    parser.add_argument(
+        "--size", type=int, default=None,
+        help="alignment size (default: the model's image_size, else the data's image size)",
+    )  # fmt: skip
+    parser.add_argument("--num-pairs", type=int, default=None, help="evaluate the first N pairs")
+    parser.add_argument("--grid", default="geogan-eval-grid.png", help="PNG grid to write")
+    parser.add_argument(
+        "--grid-pairs", type=int, default=6, help="pairs shown in the grid (default 6)"
+    )
+    parser.add_argument("--batch-size", type=int, default=16)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``geogan-eval``; returns the exit code."""
+    method = load_method(args.model)
+    size = args.size or method.image_size or _data_size(args.data, args.split)
+    pairs = load_eval_pairs(
+        args.data, size, split=args.split, limit=args.num_pairs, attributes=method.attributes
+    )
+    indices = list(range(min(args.grid_pairs, len(pairs))))
+    result = evaluate(method, pairs, batch_size=args.batch_size, keep=indices)
+    rows = {"all": summarize(result)}
+    for attribute in sorted(set(pairs.attributes)):
+        rows[attribute] = summarize(result, attribute)
+    print(
+        f"{method.name} on {len(pairs)} pairs of {args.data} ({args.split}), aligned at {size} px\n"
+    )
+    print(format_table(rows, title="pairs"))
+    save_grid(args.grid, pairs, {method.name: result}, indices)
+    print(f"\ngrid: {args.grid}")
+    return 0
+
+
+def _load_split(path: str, split: str):
+    """One split of a ``save_to_disk`` folder, as a :class:`datasets.Dataset`."""
+    import datasets
+
+    if not os.path.isdir(path):
+        raise EvaluationError(f"evaluation data folder not found: {path}")
+    try:
+        loaded = datasets.load_from_disk(path)
+    except (FileNotFoundError, ValueError) as error:
+        raise EvaluationError(f"not a geogan-synth dataset folder: {path} ({error})") from error
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise EvaluationError(f"split {split!r} not in {path}; splits: {', '.join(loaded)}")
+        loaded = loaded[split]
+    return loaded
+
+
+def _data_size(path: str, split: str) -> int:
+    return _load_split(path, split)[0]["source"].size[0]

@@ -1,0 +1,505 @@
+"""Attribute transfer on in-the-wild photos, at the photo's own resolution.
+
+:class:`TransferPipeline` takes the one path data takes through geogan_hf::
+
+    photo -> load_image -> detect_faces -> align_face -> GeoGAN -> paste_back -> photo
+
+1. Both photos are loaded (EXIF rotation, RGB, size limit) and faces are detected with
+   68 landmarks on a copy whose long side is at most :data:`DETECT_SIZE` (the full photo is
+   searched only when that copy shows no face, e.g. small faces in large photos).
+2. Each face is aligned to the FFHQ square at one *work size* ``S``: the face's natural crop
+   size in the source photo, rounded, capped at ``work_size`` (1024) and never below the
+   model's ``image_size``. The exemplar is aligned at the same ``S``.
+3. The model runs its networks at ``image_size`` and applies the flow, mask and residual to
+   the ``S`` x ``S`` crops (see :class:`geogan_hf.model.GeoGAN`).
+4. The edited crop is pasted back into the source photo with a *paste weight*: the model's
+   mask support, dilated by the feather radius, times ``strength``, then feathered by
+   :func:`geogan_hf.align.paste_back`. Inside the mask the photo receives exactly the
+   model's blend (scaled by ``strength``); pixels whose weight is 0 stay bit-identical.
+
+``strength`` is the paste weight: 0 returns the source photo, 1 the model's edit, values in
+between interpolate linearly between the two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from scipy import ndimage
+
+from .align import AlignedFace, align_face, face_crop_size, paste_back
+from .errors import (
+    FaceIndexError,
+    FaceTooSmallError,
+    ModelLoadError,
+    NoFaceError,
+    UnknownAttributeError,
+)
+from .geometry import flow_to_rgb, pixel_to_normalized, resize_flow
+from .imageio import DEFAULT_MAX_PIXELS, ImageInput, load_image, pil_to_tensor, tensor_to_pil
+from .landmarks import LANDMARK_BACKENDS, Face, detect_faces
+from .model import GeoGAN
+from .prior import geometric_transfer
+from .regions import SUPPORTED_ATTRIBUTES, canonical_attribute
+
+__all__ = [
+    "DEFAULT_WORK_SIZE",
+    "DETECT_SIZE",
+    "MIN_FACE_SIZE",
+    "TransferPipeline",
+    "TransferResult",
+]
+
+DEFAULT_WORK_SIZE = 1024
+"""Default cap of the high-resolution crop side (pixels)."""
+
+DETECT_SIZE = 512
+"""Faces are first searched on a copy of the photo whose long side is at most this."""
+
+MIN_FACE_SIZE = 64
+"""Smallest editable face: side of its FFHQ crop square in the photo, in pixels."""
+
+FEATHER = 0.01
+"""Feathering of the paste weight: Gaussian sigma as a fraction of the crop side."""
+
+MODE_PRIOR = "geometry prior"
+MODE_LEARNED = "learned"
+
+_CROP_MULTIPLE = 16  # work sizes are rounded to a multiple of this
+_CACHE_SIZE = 8  # photos whose detections are remembered
+
+
+@dataclass
+class TransferResult:
+    """Output of :meth:`TransferPipeline.__call__`.
+
+    Crops, masks and landmarks live in the aligned crop frame (``S`` x ``S`` pixels, the
+    work size); faces live in the photo frame.
+
+    Attributes:
+        image: the edited photo, same size and orientation as :attr:`source`.
+        source: the source photo as loaded (RGB, upright).
+        exemplar: the exemplar photo as loaded.
+        source_crop: aligned source face crop.
+        exemplar_crop: aligned exemplar face crop.
+        warped: the exemplar crop warped onto the source geometry (tone-matched in prior mode).
+        mask: the model's attribute mask (``L`` image, 255 = take the warped exemplar).
+        flow_rgb: the flow as a colour picture (hue = direction, saturation = magnitude) at
+            the networks' resolution (``image_size``).
+        source_landmarks: ``(68, 2)`` landmarks in :attr:`source_crop` pixels.
+        exemplar_landmarks: ``(68, 2)`` landmarks in :attr:`exemplar_crop` pixels.
+        mode: ``"geometry prior"`` or ``"learned"``.
+        attribute: canonical name of the transferred attribute.
+        strength: the paste weight used.
+        timings: seconds per stage (``load``, ``detect``, ``align``, ``model``, ``paste``);
+            their sum is the end-to-end time.
+        source_faces: every face found in the source photo, largest first (photo pixels).
+        exemplar_faces: every face found in the exemplar photo, largest first.
+        source_face: index of the edited face in :attr:`source_faces`.
+        exemplar_face: index of the exemplar face in :attr:`exemplar_faces`.
+        flow: the flow ``(1, 2, S, S)`` (normalized backward displacement, see
+            :mod:`geogan_hf.geometry`) that produced :attr:`warped`.
+        paste_weight: ``(S, S)`` float32 weight given to :func:`~geogan_hf.align.paste_back`
+            (before its feathering).
+        aligned: the source :class:`~geogan_hf.align.AlignedFace` (crop -> photo transform).
+    """
+
+    image: Image.Image
+    source: Image.Image
+    exemplar: Image.Image
+    source_crop: Image.Image
+    exemplar_crop: Image.Image
+    warped: Image.Image
+    mask: Image.Image
+    flow_rgb: Image.Image
+    source_landmarks: np.ndarray
+    exemplar_landmarks: np.ndarray
+    mode: str
+    attribute: str
+    strength: float
+    timings: dict[str, float]
+    source_faces: list[Face] = field(default_factory=list)
+    exemplar_faces: list[Face] = field(default_factory=list)
+    source_face: int = 0
+    exemplar_face: int = 0
+    flow: torch.Tensor | None = None
+    paste_weight: np.ndarray | None = None
+    aligned: AlignedFace | None = None
+
+    @property
+    def total_time(self) -> float:
+        """End-to-end seconds (sum of :attr:`timings`)."""
+        return sum(self.timings.values())
+
+    def edit_region(self) -> np.ndarray:
+        """Boolean ``(H, W)`` map of the photo pixels the paste may change (weight > 0)."""
+        if self.aligned is None or self.paste_weight is None:
+            return np.zeros((self.image.height, self.image.width), dtype=bool)
+        black = Image.new("RGB", self.image.size)
+        white = Image.new("RGB", (self.aligned.size, self.aligned.size), (255, 255, 255))
+        weight = paste_back(black, white, self.aligned, self.paste_weight, feather=FEATHER)
+        return np.asarray(weight)[..., 0] > 0
+
+    def save_intermediates(self, directory: str | os.PathLike) -> list[Path]:
+        """Write the inspection images and landmarks into ``directory`` (created if missing).
+
+        Returns:
+            The written paths: ``source_crop.png``, ``exemplar_crop.png``, ``warped.png``,
+            ``mask.png``, ``flow.png``, ``result.png`` and ``landmarks.json``.
+        """
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        images = {
+            "source_crop": self.source_crop,
+            "exemplar_crop": self.exemplar_crop,
+            "warped": self.warped,
+            "mask": self.mask,
+            "flow": self.flow_rgb,
+            "result": self.image,
+        }
+        paths = []
+        for name, image in images.items():
+            paths.append(out / f"{name}.png")
+            image.save(paths[-1])
+        paths.append(out / "landmarks.json")
+        paths[-1].write_text(
+            json.dumps(
+                {
+                    "crop_size": self.source_crop.width,
+                    "source": self.source_landmarks.round(3).tolist(),
+                    "exemplar": self.exemplar_landmarks.round(3).tolist(),
+                }
+            )
+        )
+        return paths
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _load_model(model: GeoGAN | str | os.PathLike | None) -> tuple[GeoGAN, str | None]:
+    """The model and where it came from (``None`` for an in-memory model or the prior)."""
+    if model is None:
+        return GeoGAN(geometry_prior=True, attributes=SUPPORTED_ATTRIBUTES), None
+    if isinstance(model, GeoGAN):
+        return model, None
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(
+            f"model must be a GeoGAN, a directory, a Hub repo id or None, got {type(model).__name__}"
+        )
+    name = os.fspath(model)
+    path = Path(name).expanduser()
+    looks_local = (
+        isinstance(model, os.PathLike) or name.startswith((".", "/", "~")) or path.exists()
+    )
+    if looks_local and not path.is_dir():
+        raise ModelLoadError(f"model directory {name!r} does not exist")
+    if looks_local and not (path / "config.json").is_file():
+        raise ModelLoadError(f"model directory {name!r} has no config.json")
+    return GeoGAN.from_pretrained(str(path) if looks_local else name), name
+
+
+def _is_pure_prior(model: GeoGAN) -> bool:
+    """A geometry-prior model whose learned heads are zero: the pure landmark transfer."""
+    if not model.geometry_prior:
+        return False
+    heads = (model.flow_net.head[-1], model.mask_net.head[-1], model.refine_net.head[-1])
+    return not any(p.any() for head in heads for p in head.parameters())
+
+
+def _work_size(natural: float, image_size: int, cap: int) -> int:
+    """Side of the high-resolution crop: the natural face crop size, rounded and clamped."""
+    rounded = _CROP_MULTIPLE * round(natural / _CROP_MULTIPLE)
+    return int(min(max(rounded, image_size), max(cap, image_size)))
+
+
+def _paste_weight(mask: np.ndarray, strength: float) -> np.ndarray:
+    """Mask support dilated by the feather radius, times ``strength`` (see module docstring).
+
+    ``paste_back`` blurs with a Gaussian truncated at 3 sigma, so after dilating by that
+    radius the weight is exactly ``strength`` wherever the model's mask is non-zero.
+    """
+    support = mask > 0.5 / 255
+    radius = math.ceil(3 * FEATHER * mask.shape[0])
+    if radius > 0 and support.any():
+        support = ndimage.maximum_filter(support, size=2 * radius + 1)
+    return support.astype(np.float32) * np.float32(strength)
+
+
+class TransferPipeline:
+    """Transfers a facial attribute from an exemplar photo onto a source photo.
+
+    Args:
+        model: a :class:`~geogan_hf.model.GeoGAN`, a local directory or Hub repo id
+            (loaded with ``GeoGAN.from_pretrained``), or ``None`` for the geometry prior:
+            a ``GeoGAN(geometry_prior=True)`` with no learned weights (TPS flow from
+            landmarks, difference-sharpened region mask, tone-matched blend).
+        landmark_backend: ``"dlib"`` (offline) or ``"face_alignment"``.
+        device: ``"auto"`` (CUDA when available, else CPU), or any torch device.
+        work_size: cap of the high-resolution crop side in pixels (default 1024); never
+            below the model's ``image_size``.
+        max_pixels: largest photo accepted (``width * height``); ``None`` = no limit.
+
+    Raises:
+        ModelLoadError: the directory or repo does not hold a loadable model.
+
+    Example::
+
+        pipe = TransferPipeline()  # geometry prior
+        result = pipe("me.jpg", "einstein.jpg", attribute="Mustache")
+        result.image.save("me_with_mustache.png")
+    """
+
+    def __init__(
+        self,
+        model: GeoGAN | str | os.PathLike | None = None,
+        landmark_backend: str = "dlib",
+        device: str | torch.device = "auto",
+        work_size: int | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        if landmark_backend not in LANDMARK_BACKENDS:
+            raise ValueError(
+                f"unknown landmark backend {landmark_backend!r}; "
+                f"choose one of {', '.join(LANDMARK_BACKENDS)}"
+            )
+        self.device = _resolve_device(device)
+        model, self.model_id = _load_model(model)
+        self.model = model.to(self.device).eval()
+        self.landmark_backend = landmark_backend
+        self.work_size = DEFAULT_WORK_SIZE if work_size is None else int(work_size)
+        if self.work_size < 1:
+            raise ValueError(f"work_size must be positive, got {work_size}")
+        self.max_pixels = max_pixels
+        self._faces: OrderedDict[tuple[str, tuple[int, int]], list[Face]] = OrderedDict()
+
+    @property
+    def mode(self) -> str:
+        """``"geometry prior"`` (a prior model whose learned heads are still zero) or ``"learned"``."""
+        return MODE_PRIOR if _is_pure_prior(self.model) else MODE_LEARNED
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        """Attribute names the model transfers."""
+        return tuple(self.model.attributes)
+
+    @property
+    def image_size(self) -> int:
+        """Resolution the networks run at."""
+        return int(self.model.image_size)
+
+    def describe(self) -> str:
+        """One-line summary of the mode, model and settings (for info panels and logs)."""
+        config = self.model.config
+        source = self.model_id or ("no learned weights" if self.mode == MODE_PRIOR else "in memory")
+        arch = f"ngf={config['ngf']}, n_blocks={config['n_blocks']}"
+        if self.mode == MODE_PRIOR:
+            what = "TPS flow from landmarks, difference-sharpened mask, tone-matched blend"
+        else:
+            what = f"GeoGAN {arch}, geometry_prior={config['geometry_prior']}"
+        return (
+            f"{self.mode} ({what}; {source}); networks at {self.image_size} px, "
+            f"crops up to {max(self.work_size, self.image_size)} px; "
+            f"attributes: {', '.join(self.attributes)}; "
+            f"landmarks: {self.landmark_backend}; device: {self.device}"
+        )
+
+    def __repr__(self) -> str:
+        return f"TransferPipeline({self.describe()})"
+
+    def clear_cache(self) -> None:
+        """Forget the remembered face detections (see :meth:`detect`)."""
+        self._faces.clear()
+
+    # --- stages -------------------------------------------------------------------------
+
+    def detect(self, photo: Image.Image) -> list[Face]:
+        """Faces in ``photo`` (largest first, photo pixel coordinates).
+
+        Detection runs on a copy whose long side is at most :data:`DETECT_SIZE`; when that
+        copy shows no face, on the full photo (with upsampling for small faces). Results
+        for the last few photos are remembered, so an exemplar used again costs nothing.
+        """
+        key = (hashlib.blake2b(photo.tobytes(), digest_size=16).hexdigest(), photo.size)
+        if key in self._faces:
+            self._faces.move_to_end(key)
+            return list(self._faces[key])
+        scale = min(1.0, DETECT_SIZE / max(photo.size))
+        faces: list[Face] = []
+        if scale < 1:
+            small_size = (max(1, round(photo.width * scale)), max(1, round(photo.height * scale)))
+            small = photo.resize(small_size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+            sx, sy = photo.width / small.width, photo.height / small.height
+            faces = [
+                Face(
+                    box=(
+                        (f.box[0] + 0.5) * sx - 0.5,
+                        (f.box[1] + 0.5) * sy - 0.5,
+                        (f.box[2] + 0.5) * sx - 0.5,
+                        (f.box[3] + 0.5) * sy - 0.5,
+                    ),
+                    landmarks=(f.landmarks + 0.5) * (sx, sy) - 0.5,
+                    score=f.score,
+                )
+                for f in detect_faces(small, self.landmark_backend, upsample=0)
+            ]
+        if not faces:
+            faces = detect_faces(photo, self.landmark_backend)
+        self._faces[key] = faces
+        while len(self._faces) > _CACHE_SIZE:
+            self._faces.popitem(last=False)
+        return list(faces)
+
+    def _pick_face(self, photo: Image.Image, index: int, role: str) -> tuple[list[Face], Face]:
+        faces = self.detect(photo)
+        if not faces:
+            raise NoFaceError(f"no face found in the {role} image", role=role)
+        if not 0 <= index < len(faces):
+            count = f"{len(faces)} face" + ("s" if len(faces) > 1 else "")
+            raise FaceIndexError(
+                f"{role} face index {index} is out of range: the {role} image has {count} "
+                f"(valid indices 0..{len(faces) - 1})"
+            )
+        face = faces[index]
+        size = face_crop_size(face.landmarks)
+        if size < MIN_FACE_SIZE:
+            raise FaceTooSmallError(
+                f"the {role} face is too small to edit: its face crop is {size:.0f} px, "
+                f"the minimum is {MIN_FACE_SIZE} px"
+            )
+        return faces, face
+
+    def _check_attribute(self, attribute: str) -> str:
+        name = canonical_attribute(attribute)
+        if name not in self.attributes:
+            raise UnknownAttributeError(
+                f"unknown attribute {attribute!r} for this model; supported: "
+                f"{', '.join(self.attributes)}"
+            )
+        return name
+
+    @torch.inference_mode()
+    def __call__(
+        self,
+        source: ImageInput,
+        exemplar: ImageInput,
+        attribute: str = "Mustache",
+        strength: float = 1.0,
+        source_face: int = 0,
+        exemplar_face: int = 0,
+    ) -> TransferResult:
+        """Transfer ``attribute`` from the exemplar's face onto the source's face.
+
+        Args:
+            source: the photo to edit (path, bytes, PIL image or numpy array).
+            exemplar: a photo of a face wearing the attribute.
+            attribute: attribute name (any spelling of :data:`~geogan_hf.regions.SUPPORTED_ATTRIBUTES`
+                the model transfers).
+            strength: paste weight in [0, 1] (0 = the source photo, 1 = the full edit).
+            source_face: which source face to edit (0 = the largest).
+            exemplar_face: which exemplar face to take the attribute from (0 = the largest).
+
+        Returns:
+            A :class:`TransferResult`; its ``image`` has the source photo's size.
+
+        Raises:
+            InvalidImageError: unreadable, empty or non-image input.
+            ImageTooLargeError: a photo above the pixel limit.
+            NoFaceError: no face in the source or the exemplar (``.role`` says which).
+            FaceIndexError: face index out of range (the message gives the face count).
+            FaceTooSmallError: face crop below :data:`MIN_FACE_SIZE` pixels.
+            UnknownAttributeError: the model does not transfer ``attribute``.
+        """
+        if not 0.0 <= float(strength) <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        name = self._check_attribute(attribute)
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[stage] = now - clock
+            clock = now
+
+        photo = load_image(source, max_pixels=self.max_pixels, role="source")
+        ex_photo = load_image(exemplar, max_pixels=self.max_pixels, role="exemplar")
+        lap("load")
+
+        source_faces, face = self._pick_face(photo, source_face, "source")
+        exemplar_faces, ex_face = self._pick_face(ex_photo, exemplar_face, "exemplar")
+        lap("detect")
+
+        size = _work_size(face_crop_size(face.landmarks), self.image_size, self.work_size)
+        src = align_face(photo, face.landmarks, size)
+        ex = align_face(ex_photo, ex_face.landmarks, size)
+        lap("align")
+
+        out = self._run_model(src, ex, name)
+        mask = out.mask[0, 0].float().cpu().numpy()
+        edited = tensor_to_pil(out.image)
+        warped = tensor_to_pil(out.warped)
+        mask_image = Image.fromarray(np.clip(np.rint(mask * 255), 0, 255).astype(np.uint8), "L")
+        flow = out.flow.float().cpu()
+        flow_rgb = tensor_to_pil(flow_to_rgb(resize_flow(flow, (self.image_size,) * 2)))
+        lap("model")
+
+        weight = _paste_weight(mask, float(strength))
+        image = paste_back(photo, edited, src, weight, feather=FEATHER)
+        lap("paste")
+
+        return TransferResult(
+            image=image,
+            source=photo,
+            exemplar=ex_photo,
+            source_crop=src.image,
+            exemplar_crop=ex.image,
+            warped=warped,
+            mask=mask_image,
+            flow_rgb=flow_rgb,
+            source_landmarks=src.landmarks,
+            exemplar_landmarks=ex.landmarks,
+            mode=self.mode,
+            attribute=name,
+            strength=float(strength),
+            timings=timings,
+            source_faces=source_faces,
+            exemplar_faces=exemplar_faces,
+            source_face=source_face,
+            exemplar_face=exemplar_face,
+            flow=flow,
+            paste_weight=weight,
+            aligned=src,
+        )
+
+    def _run_model(self, src: AlignedFace, ex: AlignedFace, attribute: str) -> Any:
+        """The model on the two crops: networks at ``image_size``, outputs at crop size."""
+        size = (src.size, src.size)
+
+        def to_model(aligned: AlignedFace) -> tuple[torch.Tensor, torch.Tensor]:
+            image = pil_to_tensor(aligned.image).to(self.device).contiguous()
+            points = torch.as_tensor(aligned.landmarks, dtype=torch.float32)
+            return image, pixel_to_normalized(points, size)[None].to(self.device)
+
+        a, a_points = to_model(src)
+        b, b_points = to_model(ex)
+        if _is_pure_prior(self.model):
+            # What the model computes, without running three networks that output zeros.
+            return geometric_transfer(
+                a, b, a_points, b_points, attribute, self.image_size, self.model.stride
+            )
+        return self.model(a, b, a_points, b_points, attribute=attribute)

@@ -1,0 +1,221 @@
+"""Attribute names and the face regions they occupy, built from 68 landmarks.
+
+A region is a union of shapes placed relative to the landmarks (polygons and thick
+polylines; offsets in units of the inter-ocular distance ``iod``, the distance between the
+eye centres, along the face's own right / down axes), so it follows the face's position,
+size and roll. Its signed distance ``d`` (pixels, negative inside) becomes a soft mask with
+a smoothstep of width ``softness * iod`` centred on the boundary: exactly 1 deep inside,
+exactly 0 beyond half the width outside. The regions:
+
+- ``Mustache``: from the nose base (31-35, widened) down to the upper lip line (48-54,
+  slightly lowered), reaching past the mouth corners.
+- ``Goatee``: below the lower lip (55-59) between the mouth corners, down to the jaw
+  6-10 (slightly below it); covers the chin around 57 and 8.
+- ``Eyeglasses``: from the brows (17-26) to the cheekbones (0.35 iod below the eyes), the
+  nose bridge (27-28) joining both lenses, out to the temples (0.2 iod beyond the brows).
+- ``Bangs``: the forehead above the brows, extrapolated upwards by 0.8 iod (landmarks
+  do not reach the hairline), a little wider than the brows.
+- ``Smiling``: the mouth and the nasolabial / cheek area around it, from the nose wings
+  to just below the lower lip.
+- ``Bushy_Eyebrows``: each brow (17-21, 22-26) as a thick line, dilated by 0.12 iod.
+- ``Sideburns``: strips in front of the ears along the jaw 0-3 and 13-16, from 0.5 iod
+  above points 0 / 16 (temples) down to points 3 / 13.
+- ``Wearing_Lipstick``: the lips, outer contour 48-59 minus the inner mouth 60-67.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .errors import UnknownAttributeError
+from .geometry import normalized_to_pixel
+
+SUPPORTED_ATTRIBUTES: tuple[str, ...] = (
+    "Mustache",
+    "Goatee",
+    "Eyeglasses",
+    "Bangs",
+    "Smiling",
+    "Bushy_Eyebrows",
+    "Sideburns",
+    "Wearing_Lipstick",
+)
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[\s_\-]+", "", name).lower()
+
+
+_KEYS = {_key(name): name for name in SUPPORTED_ATTRIBUTES}
+
+
+def canonical_attribute(name: str) -> str:
+    """The CelebA spelling of an attribute name (case, spaces and underscores ignored).
+
+    Raises:
+        UnknownAttributeError: the name is not one of :data:`SUPPORTED_ATTRIBUTES`.
+    """
+    key = _key(str(name))
+    if key not in _KEYS:
+        raise UnknownAttributeError(
+            f"unknown attribute {name!r}; supported: {', '.join(SUPPORTED_ATTRIBUTES)}"
+        )
+    return _KEYS[key]
+
+
+def _segment_distance(points: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Distance from ``points (P, 2)`` to segments ``a -> b`` ``(E, 2)``: ``(P, E)``."""
+    ab = b - a
+    ap = points[:, None] - a[None]
+    t = ((ap * ab).sum(-1) / ab.square().sum(-1).clamp_min(1e-12)).clamp(0, 1)
+    return (ap - t[..., None] * ab).norm(dim=-1)
+
+
+def _polygon_sdf(points: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
+    """Signed distance (negative inside, even-odd rule) from ``points (P, 2)`` to a polygon."""
+    a, b = vertices, vertices.roll(-1, dims=0)
+    dist = _segment_distance(points, a, b).amin(dim=1)
+    px, py = points[:, None, 0], points[:, None, 1]
+    straddles = (a[:, 1] > py) != (b[:, 1] > py)
+    x_cross = a[:, 0] + (py - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1] + 1e-12)
+    inside = (straddles & (px < x_cross)).sum(dim=1) % 2 == 1
+    return torch.where(inside, -dist, dist)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """A polygon (``radius is None``) or a polyline thickened by ``radius`` pixels."""
+
+    vertices: torch.Tensor  # (V, 2) pixels
+    radius: float | None = None
+
+    def sdf(self, points: torch.Tensor) -> torch.Tensor:
+        if self.radius is None:
+            return _polygon_sdf(points, self.vertices)
+        v = self.vertices
+        return _segment_distance(points, v[:-1], v[1:]).amin(dim=1) - self.radius
+
+
+def _region_shapes(attribute: str, lm: torch.Tensor) -> tuple[list[_Shape], list[_Shape]]:
+    """Shapes whose union, minus the second list's union, is ``attribute``'s region."""
+    eye_l, eye_r = lm[36:42].mean(0), lm[42:48].mean(0)
+    iod = (eye_r - eye_l).norm().clamp_min(1e-6)
+    right = (eye_r - eye_l) / iod
+    down = torch.stack([-right[1], right[0]])
+
+    def at(index, r: float = 0.0, d: float = 0.0) -> torch.Tensor:
+        """Landmarks ``index`` moved by ``r`` iod to the right and ``d`` iod down, ``(k, 2)``."""
+        return (
+            lm[index if isinstance(index, int) else list(index)] + (r * right + d * down) * iod
+        ).reshape(-1, 2)
+
+    def poly(*parts: torch.Tensor) -> list[_Shape]:
+        return [_Shape(torch.cat(parts))]
+
+    def lines(radius: float, *paths: tuple[torch.Tensor, ...]) -> list[_Shape]:
+        return [_Shape(torch.cat(path), float(radius * iod)) for path in paths]
+
+    if attribute == "Mustache":
+        return poly(
+            at(31, -0.12), at(range(31, 36)), at(35, 0.12),
+            at(54, 0.15, 0.08), at(range(54, 47, -1), 0.0, 0.04), at(48, -0.15, 0.08),
+        ), []  # fmt: skip
+    if attribute == "Goatee":
+        return poly(
+            at(48, -0.05), at(range(59, 54, -1), 0.0, 0.05), at(54, 0.05),
+            at(range(10, 5, -1), 0.0, 0.05),
+        ), []  # fmt: skip
+    if attribute == "Eyeglasses":
+        return poly(
+            at(17, -0.2), at(range(17, 22)), at(27), at(range(22, 27)), at(26, 0.2),
+            at(45, 0.2, 0.35), at([46, 47], 0.0, 0.35), at(42, 0.0, 0.15), at(28),
+            at(39, 0.0, 0.15), at([40, 41], 0.0, 0.35), at(36, -0.2, 0.35),
+        ), []  # fmt: skip
+    if attribute == "Bangs":
+        return poly(
+            at(range(17, 27)), at(26, 0.15, -0.8), at(range(25, 17, -1), 0.0, -0.8),
+            at(17, -0.15, -0.8),
+        ), []  # fmt: skip
+    if attribute == "Smiling":
+        return poly(
+            at(31, -0.2), at(35, 0.2), at(54, 0.3), at(55, 0.1, 0.15), at(57, 0.0, 0.2),
+            at(59, -0.1, 0.15), at(48, -0.3),
+        ), []  # fmt: skip
+    if attribute == "Bushy_Eyebrows":
+        return lines(0.12, (at(range(17, 22), 0.0, 0.04),), (at(range(22, 27), 0.0, 0.04),)), []
+    if attribute == "Sideburns":
+        return lines(
+            0.1,
+            (at(0, 0.08, -0.5), at(range(4), 0.08)),
+            (at(16, -0.08, -0.5), at(range(16, 12, -1), -0.08)),
+        ), []
+    # Wearing_Lipstick
+    return poly(lm[48:60]), poly(lm[60:68])
+
+
+def _smoothstep(t: torch.Tensor) -> torch.Tensor:
+    t = t.clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def region_mask(
+    attribute: str | Sequence[str],
+    landmarks: torch.Tensor,
+    size: tuple[int, int],
+    softness: float = 0.1,
+) -> torch.Tensor:
+    """Soft masks of an attribute's region, rasterised from landmarks.
+
+    Args:
+        attribute: one name for the whole batch or one per sample (any spelling
+            :func:`canonical_attribute` accepts).
+        landmarks: ``(N, 68, 2)`` normalized landmarks.
+        size: ``(height, width)`` of the masks.
+        softness: width of the soft edge as a fraction of the inter-ocular distance
+            (0 = hard edge).
+
+    Returns:
+        ``(N, 1, H, W)`` masks in ``[0, 1]`` (landmarks' dtype and device).
+
+    Raises:
+        UnknownAttributeError: an attribute name is not supported.
+    """
+    if landmarks.ndim != 3 or landmarks.shape[1:] != (68, 2):
+        raise ValueError(f"expected (N, 68, 2) landmarks, got shape {tuple(landmarks.shape)}")
+    n = landmarks.shape[0]
+    names = [attribute] * n if isinstance(attribute, str) else list(attribute)
+    if len(names) != n:
+        raise ValueError(f"got {len(names)} attributes for {n} faces")
+    names = [canonical_attribute(name) for name in names]
+
+    h, w = size
+    dtype = landmarks.dtype if landmarks.is_floating_point() else torch.float32
+    pixels = normalized_to_pixel(landmarks.to(dtype), size)
+    masks = torch.zeros(n, 1, h, w, dtype=dtype, device=landmarks.device)
+    for i, (name, lm) in enumerate(zip(names, pixels)):
+        width = float(softness * (lm[42:48].mean(0) - lm[36:42].mean(0)).norm())
+        union, minus = _region_shapes(name, lm)
+        # Beyond half the soft width outside the union the mask is exactly 0: skip those pixels.
+        reach = width / 2 + max(shape.radius or 0.0 for shape in union) + 1
+        lo = torch.cat([shape.vertices for shape in union]).amin(0) - reach
+        hi = torch.cat([shape.vertices for shape in union]).amax(0) + reach
+        x0, y0 = (max(0, int(v)) for v in lo.floor().tolist())
+        x1, y1 = min(w, int(hi[0].ceil()) + 1), min(h, int(hi[1].ceil()) + 1)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        ys, xs = torch.meshgrid(
+            torch.arange(y0, y1, device=landmarks.device, dtype=dtype),
+            torch.arange(x0, x1, device=landmarks.device, dtype=dtype),
+            indexing="ij",
+        )
+        grid = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1)  # pixel centres
+        sdf = torch.stack([shape.sdf(grid) for shape in union]).amin(0)
+        if minus:
+            sdf = torch.maximum(sdf, -torch.stack([shape.sdf(grid) for shape in minus]).amin(0))
+        mask = _smoothstep(0.5 - sdf / width) if width > 0 else (sdf <= 0).to(dtype)
+        masks[i, 0, y0:y1, x0:x1] = mask.reshape(y1 - y0, x1 - x0)
+    return masks

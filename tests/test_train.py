@@ -1,0 +1,344 @@
+"""Acceptance tests of train_accelerate.py on a tiny imagefolder of real faces.
+
+Sources (without a mustache): takeo, lenna, astronaut; exemplars (with one): einstein,
+breakingbad; several copies each, cropped around the face to 160 px. Tiny widths, 64 px,
+a few steps: the whole file runs in about a minute on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from geogan_hf.landmarks import detect_faces
+from geogan_hf.model import GeoGAN, GeoGANDiscriminator
+from geogan_hf.samples import load_sample
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # train_accelerate.py is a top-level script, not in the package
+import train_accelerate  # noqa: E402
+
+SCRIPT = ROOT / "train_accelerate.py"
+CROP = 160
+SOURCES = ("takeo", "lenna", "astronaut")
+EXEMPLARS = ("einstein", "breakingbad")
+TINY = [
+    "--attributes", "Mustache", "--resolution", "64", "--train_batch_size", "2",
+    "--ngf", "4", "--n_blocks", "1", "--ndf", "4", "--n_scales", "2",
+    "--report_to", "none", "--validation_steps", "1000", "--seed", "0",
+]  # fmt: skip
+
+
+def _face_crop(name: str):
+    """The sample cropped to a square around its face and resized to CROP px, with landmarks."""
+    sample = load_sample(name)
+    points = sample.landmarks
+    if points is None:
+        points = detect_faces(sample.image)[0].landmarks
+    centre = (points.min(0) + points.max(0)) / 2
+    side = 2.0 * (points.max(0) - points.min(0)).max()
+    x0, y0 = centre - side / 2
+    image = sample.image.crop((round(x0), round(y0), round(x0 + side), round(y0 + side)))
+    scale = CROP / image.width
+    image = image.resize((CROP, CROP))
+    moved = (points - [round(x0), round(y0)] + 0.5) * scale - 0.5
+    return image, moved
+
+
+def _write_folder(root: Path, copies: int, *, landmarks: bool, bad_rows: bool = False) -> Path:
+    root.mkdir(parents=True)
+    rows = []
+    for name in SOURCES + EXEMPLARS:
+        image, points = _face_crop(name)
+        for copy in range(copies):
+            file_name = f"{name}-{copy}.png"
+            image.save(root / file_name)
+            row = {"file_name": file_name, "Mustache": int(name in EXEMPLARS)}
+            if landmarks:
+                row["landmarks"] = np.round(points, 3).tolist()
+            rows.append(row)
+    if bad_rows:
+        (root / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 8)
+        rows.append({"file_name": "corrupt.png", "Mustache": 1})
+        image, _ = _face_crop("lenna")
+        image.save(root / "unlabelled.png")
+        rows.append({"file_name": "unlabelled.png", "Mustache": None})
+    with open(root / "metadata.jsonl", "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def faces(tmp_path_factory) -> Path:
+    """Clean imagefolder with a landmarks column: 6 sources, 4 exemplars (2 steps per epoch)."""
+    return _write_folder(tmp_path_factory.mktemp("data") / "faces", 2, landmarks=True)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1")
+    env.update(ACCELERATE_USE_CPU="true", HF_HUB_DISABLE_TELEMETRY="1")
+    return env
+
+
+def _run(args: list[str], launcher: list[str] | None = None, timeout: int = 300):
+    launcher = launcher or [sys.executable]
+    result = subprocess.run(
+        [*launcher, str(SCRIPT), *args],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tensors(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+RESUMABLE = [
+    "--checkpointing_steps", "1", "--checkpoints_total_limit", "2", "--ema_decay", "0.9",
+    "--alpha_warmup_steps", "2", "--lr_decay_every", "1", "--lr_decay_unit", "steps",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def full_run(faces, tmp_path_factory) -> tuple[Path, str]:
+    """``accelerate launch`` of 3 steps (2 per epoch), checkpoints every step, EMA, TensorBoard."""
+    out = tmp_path_factory.mktemp("runs") / "full"
+    args = ["--dataset_name", str(faces), "--output_dir", str(out), *TINY, *RESUMABLE]
+    args = [
+        *args,
+        "--max_train_steps",
+        "3",
+        "--validation_steps",
+        "3",
+        "--report_to",
+        "tensorboard",
+    ]
+    launcher = ["accelerate", "launch", "--cpu", "--num_processes", "1", "--num_machines", "1"]
+    launcher += ["--mixed_precision", "no", "--dynamo_backend", "no"]
+    result = _run(args, launcher=launcher)
+    return out, result.stderr
+
+
+@pytest.mark.slow
+def test_accelerate_launch_trains_and_exports_loadable_models(full_run):
+    out, log = full_run
+    generator = GeoGAN.from_pretrained(out)  # strict
+    assert generator.config["ngf"] == 4 and generator.config["image_size"] == 64
+    assert GeoGANDiscriminator.from_pretrained(out / "discriminator").config["n_scales"] == 2
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["global_step"] == 3 and summary["num_processes"] == 1
+    assert summary["skipped_rows"] == 0
+    assert {"g_adv", "g_landmark", "d_real", "landmark_px"} <= set(summary["final_metrics"])
+    # Checkpoints pruned to the limit; every one holds both models and the EMA / schedules.
+    assert [p.name for p in train_accelerate.checkpoint_dirs(out)] == [
+        "checkpoint-2",
+        "checkpoint-3",
+    ]
+    assert GeoGAN.from_pretrained(out / "checkpoint-3" / "generator").config["ngf"] == 4
+    card = (out / "README.md").read_text()
+    assert "Trained for 3 steps" in card and "`max_train_steps` | `3`" in card
+    assert "EMA of the generator" in card
+    # Validation grid: one row per pair (4), six 64-px columns with 2-px padding.
+    from PIL import Image
+
+    grid = Image.open(out / "validation" / "step-3.png")
+    assert grid.size == (6 * 66 + 2, 4 * 66 + 2)
+    assert list((out / "logs").rglob("events.out.tfevents.*"))
+    assert "skipped 0 bad rows" in log and "Data at the end" in log
+    with torch.no_grad():
+        image = torch.zeros(1, 3, 64, 64)
+        assert generator(image, image).image.shape == (1, 3, 64, 64)
+
+
+@pytest.mark.slow
+def test_resume_from_checkpoint_matches_uninterrupted_run(faces, full_run, tmp_path):
+    reference, _ = full_run
+    out = tmp_path / "resumed"
+    args = ["--dataset_name", str(faces), "--output_dir", str(out), *TINY, *RESUMABLE]
+    _run([*args, "--max_train_steps", "1"])  # stops after checkpoint-1, mid-epoch
+    assert (out / "checkpoint-1").is_dir()
+    log = _run([*args, "--max_train_steps", "3", "--resume_from_checkpoint", "latest"]).stderr
+    assert "Resuming from" in log and "checkpoint-1" in log
+    assert json.loads((out / "train_summary.json").read_text())["global_step"] == 3
+    for sub in (".", "discriminator", "checkpoint-3/generator"):
+        expected, got = _tensors(reference / sub), _tensors(out / sub)
+        assert expected.keys() == got.keys()
+        for name, tensor in expected.items():
+            assert torch.equal(tensor, got[name]), f"{sub}: {name} differs after resuming"
+
+
+@pytest.mark.slow
+def test_two_process_run_keeps_ranks_identical(faces, tmp_path):
+    out = tmp_path / "ddp"
+    args = ["--dataset_name", str(faces), "--output_dir", str(out), *TINY]
+    args += ["--max_train_steps", "1", "--checkpointing_steps", "1", "--write_rank_summary"]
+    # On a CPU-only machine "--cpu --num_processes 2" silently starts one process; this
+    # starts two gloo ranks (ACCELERATE_USE_CPU is set in _env).
+    launcher = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2"]
+    launcher += ["--num_machines", "1", "--main_process_port", str(_free_port())]
+    launcher += ["--mixed_precision", "no", "--dynamo_backend", "no"]
+    _run(args, launcher=launcher)
+    ranks = [json.loads((out / f"rank-{i}.json").read_text()) for i in range(2)]
+    assert [r["num_processes"] for r in ranks] == [2, 2]
+    assert [r["process_index"] for r in ranks] == [0, 1]
+    assert [r["global_step"] for r in ranks] == [1, 1]
+    assert ranks[0]["generator_sha256"] == ranks[1]["generator_sha256"]
+    assert ranks[0]["discriminator_sha256"] == ranks[1]["discriminator_sha256"]
+    exported = train_accelerate.weights_hash(GeoGAN.from_pretrained(out))
+    assert exported == ranks[0]["generator_sha256"]
+    assert (out / "checkpoint-1" / "random_states_1.pkl").is_file()
+
+
+@pytest.mark.slow
+def test_bad_rows_are_skipped_and_reported(tmp_path):
+    data = _write_folder(tmp_path / "dirty", 1, landmarks=False, bad_rows=True)
+    out = tmp_path / "run"
+    log = _run(
+        ["--dataset_name", str(data), "--output_dir", str(out), *TINY, "--max_train_steps", "1"]
+    )
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["skipped_rows"] == 2
+    assert summary["skipped_by_reason"] == {"unreadable_image": 1, "missing_label": 1}
+    assert log.stderr.count("skipped 2 bad rows") >= 2  # at the start and at the end
+    assert "2 bad rows skipped" in (out / "README.md").read_text()
+
+
+def test_schedules_and_arguments():
+    args = train_accelerate.parse_args(["--dataset_name", "x", "--lambda_landmark", "100"])
+    assert train_accelerate.loss_weights(args).landmark == 100
+    assert args.learning_rate == 1e-4 and args.lr_decay_every == 20
+    decay = train_accelerate.step_decay(0.4, 10)
+    assert [decay(s) for s in (0, 9, 10, 25)] == pytest.approx([1, 1, 0.4, 0.16])
+    assert train_accelerate.refinement_alpha(9, 10, 0.1) == 0.0
+    assert train_accelerate.refinement_alpha(10, 10, 0.1) == 0.1
+
+
+def test_prune_checkpoints_keeps_the_newest(tmp_path):
+    for step in (5, 10, 100, 20):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    removed = train_accelerate.prune_checkpoints(tmp_path, keep=2)  # room for one more
+    assert [p.name for p in removed] == ["checkpoint-5", "checkpoint-10", "checkpoint-20"]
+    assert [p.name for p in train_accelerate.checkpoint_dirs(tmp_path)] == ["checkpoint-100"]
+
+
+def _accelerator(accumulation: int):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    return Accelerator(cpu=True, gradient_accumulation_steps=accumulation)
+
+
+def _accumulated_models(accumulation: int, batch: dict[str, torch.Tensor]):
+    """Models after one optimisation step on ``batch`` split into ``accumulation`` micro-batches."""
+    from geogan_hf.losses import LossWeights
+
+    accelerator = _accelerator(accumulation)
+    torch.manual_seed(0)
+    generator = GeoGAN(image_size=64, ngf=4, n_blocks=1)
+    discriminator = GeoGANDiscriminator(ndf=4, n_scales=2)
+    initial = train_accelerate.weights_hash(generator)
+    # SGD: the update is proportional to the gradient, so a lost micro-batch shows.
+    opt_g = torch.optim.SGD(generator.parameters(), lr=0.1)
+    opt_d = torch.optim.SGD(discriminator.parameters(), lr=0.1)
+    generator, discriminator, opt_g, opt_d = accelerator.prepare(
+        generator, discriminator, opt_g, opt_d
+    )
+    size = batch["source"].shape[0] // accumulation
+    for i in range(accumulation):
+        micro = {k: v[i * size : (i + 1) * size] for k, v in batch.items()}
+        with accelerator.accumulate(generator, discriminator):
+            train_accelerate.training_step(
+                accelerator, micro, generator, discriminator, opt_g, opt_d,
+                alpha=0.1, weights=LossWeights(),
+            )  # fmt: skip
+        stepped = train_accelerate.weights_hash(generator) != initial
+        assert stepped == (i == accumulation - 1), f"micro-batch {i}: stepped={stepped}"
+    return generator, discriminator
+
+
+@pytest.mark.slow
+def test_gradient_accumulation_equals_the_full_batch():
+    torch.manual_seed(3)
+    source_lm = torch.from_numpy(_face_crop("takeo")[1] / CROP * 2 - 1).float()
+    exemplar_lm = torch.from_numpy(_face_crop("einstein")[1] / CROP * 2 - 1).float()
+    batch = {
+        "source": torch.rand(2, 3, 64, 64) * 2 - 1,
+        "exemplar": torch.rand(2, 3, 64, 64) * 2 - 1,
+        "source_landmarks": source_lm.expand(2, -1, -1),
+        "exemplar_landmarks": exemplar_lm.expand(2, -1, -1),
+        "attribute": torch.zeros(2, dtype=torch.long),
+    }
+    torch.manual_seed(0)
+    initial = [GeoGAN(image_size=64, ngf=4, n_blocks=1), GeoGANDiscriminator(ndf=4, n_scales=2)]
+    full = _accumulated_models(1, batch)
+    accumulated = _accumulated_models(2, batch)
+    for start, a, b in zip(initial, full, accumulated):
+        updates = {
+            n: p.detach() - p0.detach()
+            for (n, p0), p in zip(start.named_parameters(), a.parameters())
+        }
+        largest = max(u.abs().max() for u in updates.values())
+        for (name, update), q, p0 in zip(updates.items(), b.parameters(), start.parameters()):
+            # The same update up to float rounding (biases in front of instance norm have a
+            # zero true gradient: pure rounding noise, hence the absolute term); a lost or
+            # doubled micro-batch changes the weights' updates by tens of percent.
+            other = q.detach() - p0.detach()
+            tolerance = 1e-3 * update.abs().max() + 1e-5 * largest
+            assert (update - other).abs().max() <= tolerance, name
+
+
+@pytest.mark.slow
+def test_push_to_hub_uploads_models_not_checkpoints(full_run, monkeypatch):
+    """Everything up to the upload; the Hub calls are mocked (they need the internet)."""
+    import huggingface_hub
+    from huggingface_hub.utils import filter_repo_objects
+
+    out, _ = full_run
+    calls = {}
+
+    class _Repo:
+        repo_id = "user/geogan-test"
+
+    monkeypatch.setattr(
+        huggingface_hub, "create_repo", lambda *a, **k: calls.update(create=(a, k)) or _Repo()
+    )
+    monkeypatch.setattr(huggingface_hub, "upload_folder", lambda **k: calls.update(upload=k))
+    args = train_accelerate.parse_args(
+        ["--dataset_name", "x", "--hub_model_id", "user/geogan-test", "--hub_private_repo"]
+    )
+    assert train_accelerate.push_to_hub(args, out) == "user/geogan-test"
+    assert calls["create"][0] == ("user/geogan-test",) and calls["create"][1]["private"] is True
+    upload = calls["upload"]
+    files = [
+        p.relative_to(out).as_posix() for p in Path(upload["folder_path"]).rglob("*") if p.is_file()
+    ]
+    uploaded = set(filter_repo_objects(files, ignore_patterns=upload["ignore_patterns"]))
+    assert {"config.json", "model.safetensors", "README.md"} <= uploaded
+    assert {"discriminator/config.json", "discriminator/model.safetensors"} <= uploaded
+    assert not [f for f in uploaded if f.startswith(("checkpoint-", "logs/"))]

@@ -1,0 +1,703 @@
+#!/usr/bin/env python
+"""Train GeoGAN with 🤗 Accelerate.
+
+Runs the same on one GPU, several GPUs or nodes, and the CPU, with ``accelerate launch``
+or plain ``python``::
+
+    accelerate launch train_accelerate.py --dataset_name ./faces --attributes Mustache \\
+        --resolution 256 --train_batch_size 24 --mixed_precision bf16 --output_dir geogan-mustache
+
+Output layout (``--output_dir``):
+
+* the generator at the top level (``config.json``, ``model.safetensors``, ``README.md``
+  model card), so that ``GeoGAN.from_pretrained(output_dir)`` (or the Hub repo after
+  ``--push_to_hub``) loads it directly; EMA weights when ``--ema_decay`` is set;
+* ``discriminator/``: the discriminator, to continue adversarial fine-tuning;
+* ``checkpoint-STEP/``: resumable training states (``--resume_from_checkpoint latest``);
+* ``logs/``: TensorBoard; ``validation/step-N.png``: image grids (source, exemplar, warped
+  exemplar, mask, flow, result, one row per validation pair);
+* ``train_summary.json``: arguments, steps, final metrics, skipped rows.
+
+One optimisation step (:func:`training_step`), repeated over the accumulated micro-batches:
+
+1. **generator phase**: the discriminator is frozen (``requires_grad_(False)``), so the
+   generator's backward leaves the discriminator's accumulated gradients untouched; the
+   full cycle objective of :func:`geogan_hf.losses.generator_loss` is back-propagated and
+   the generator's optimizer steps;
+2. **discriminator phase**: the discriminator is unfrozen and trained on the reals and the
+   *detached* fakes of phase 1.
+
+Accumulation: each micro-batch enters ``accelerator.accumulate(generator, discriminator)``
+exactly once (every call advances Accelerate's counter); the optimizers of both models
+step together when ``accelerator.sync_gradients`` is true, and the global step is counted
+once there. The learning-rate schedules are stepped by hand once per global step (an
+Accelerate-prepared scheduler would advance once per process) and saved with
+``register_for_checkpointing``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from geogan_hf.data import PairedAttributeDataset, load_face_dataset
+from geogan_hf.geometry import flow_to_rgb
+from geogan_hf.losses import (
+    LossWeights,
+    discriminator_loss,
+    generator_loss,
+    landmark_error_pixels,
+)
+from geogan_hf.model import GeoGAN, GeoGANDiscriminator
+
+logger = get_logger(__name__)
+
+GENERATOR_DIR = "generator"  # inside a checkpoint-STEP folder
+DISCRIMINATOR_DIR = "discriminator"
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line arguments of the training script."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset_name", required=True, help="Hub dataset id or local folder.")
+    data.add_argument("--dataset_config_name", default=None)
+    data.add_argument("--split", default="train")
+    data.add_argument("--streaming", action="store_true", help="Stream a Hub dataset.")
+    data.add_argument("--cache_dir", default=None)
+    data.add_argument("--image_column", default=None, help="Default: the first image column.")
+    data.add_argument("--landmark_column", default="landmarks")
+    data.add_argument("--attributes", nargs="+", default=["Mustache"], help="CelebA names.")
+    data.add_argument("--resolution", type=int, default=256)
+    data.add_argument("--flip_prob", type=float, default=0.5)
+    data.add_argument("--dataloader_num_workers", type=int, default=0)
+
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--geometry_prior", action="store_true", help="TPS flow + region mask prior."
+    )
+    model.add_argument("--ngf", type=int, default=16)
+    model.add_argument("--n_blocks", type=int, default=3)
+    model.add_argument("--ndf", type=int, default=64)
+    model.add_argument("--n_scales", type=int, default=3, help="Discriminator scales.")
+
+    train = parser.add_argument_group("training")
+    train.add_argument("--train_batch_size", type=int, default=24, help="Per device.")
+    train.add_argument("--num_train_epochs", type=int, default=100)
+    train.add_argument("--max_train_steps", type=int, default=None, help="Overrides epochs.")
+    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    train.add_argument("--learning_rate", type=float, default=1e-4)
+    train.add_argument("--adam_beta1", type=float, default=0.9)
+    train.add_argument("--adam_beta2", type=float, default=0.999)
+    train.add_argument("--lr_decay_every", type=int, default=20, help="In --lr_decay_unit.")
+    train.add_argument("--lr_decay_unit", choices=["epochs", "steps"], default="epochs")
+    train.add_argument("--lr_decay_generator", type=float, default=0.4)
+    train.add_argument("--lr_decay_discriminator", type=float, default=0.2)
+    train.add_argument("--alpha", type=float, default=0.1, help="Refinement scale after warm-up.")
+    train.add_argument("--alpha_warmup_epochs", type=float, default=10.0)
+    train.add_argument("--alpha_warmup_steps", type=int, default=None, help="Overrides epochs.")
+    train.add_argument("--max_grad_norm", type=float, default=None)
+    train.add_argument("--ema_decay", type=float, default=None, help="e.g. 0.999; off if unset.")
+    for name, value in LossWeights().to_dict().items():
+        train.add_argument(f"--lambda_{name}", type=float, default=value)
+    train.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default=None)
+    train.add_argument("--seed", type=int, default=0)
+
+    out = parser.add_argument_group("outputs")
+    out.add_argument("--output_dir", default="geogan-model")
+    out.add_argument("--logging_dir", default="logs", help="Relative to --output_dir.")
+    out.add_argument("--report_to", default="tensorboard", help='"tensorboard", "all", "none".')
+    out.add_argument("--logging_steps", type=int, default=10, help="Scalars every N steps.")
+    out.add_argument("--validation_steps", type=int, default=500)
+    out.add_argument("--num_validation_pairs", type=int, default=4)
+    out.add_argument("--checkpointing_steps", type=int, default=1000)
+    out.add_argument("--checkpoints_total_limit", type=int, default=None)
+    out.add_argument("--resume_from_checkpoint", default=None, help='"latest" or a path.')
+    out.add_argument("--save_at_checkpoints", action="store_true", help="Also export models.")
+    out.add_argument("--push_to_hub", action="store_true")
+    out.add_argument("--hub_model_id", default=None)
+    out.add_argument("--hub_private_repo", action="store_true")
+    out.add_argument("--hub_token", default=None)
+    out.add_argument(
+        "--write_rank_summary",
+        action="store_true",
+        help="Each process writes rank-R.json (process count, weight hash): for tests.",
+    )
+    args = parser.parse_args(argv)
+    if args.max_train_steps is None and args.num_train_epochs < 1:
+        parser.error("--num_train_epochs must be >= 1 when --max_train_steps is not set")
+    return args
+
+
+def loss_weights(args: argparse.Namespace) -> LossWeights:
+    """The loss weights from the ``--lambda_*`` flags."""
+    return LossWeights(
+        **{name: getattr(args, f"lambda_{name}") for name in LossWeights().to_dict()}
+    )
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+def step_decay(factor: float, every: int) -> Callable[[int], float]:
+    """LambdaLR multiplier ``factor ** (step // every)`` (the official staircase decay)."""
+    return lambda step: factor ** (step // max(every, 1))
+
+
+def refinement_alpha(step: int, warmup_steps: int, alpha: float) -> float:
+    """The refinement residual's scale: 0 during the warm-up, then ``alpha`` (official)."""
+    return 0.0 if step < warmup_steps else alpha
+
+
+# ----------------------------------------------------------------------------- the step
+
+
+def set_requires_grad(module: nn.Module, flag: bool) -> None:
+    """Freeze or unfreeze every parameter of a module."""
+    for parameter in module.parameters():
+        parameter.requires_grad_(flag)
+
+
+def training_step(
+    accelerator: Accelerator,
+    batch: dict[str, torch.Tensor],
+    generator: nn.Module,
+    discriminator: nn.Module,
+    optimizer_g: torch.optim.Optimizer,
+    optimizer_d: torch.optim.Optimizer,
+    *,
+    alpha: float,
+    weights: LossWeights,
+    max_grad_norm: float | None = None,
+) -> tuple[dict[str, torch.Tensor], object]:
+    """One micro-batch of GAN training: generator phase, then discriminator phase.
+
+    Call it inside ``accelerator.accumulate(generator, discriminator)``; the optimizers
+    (prepared by Accelerate) only step when gradients are synchronised.
+
+    Returns:
+        ``(parts, cycle)``: detached loss terms (``g_*``, ``d_*``, ``landmark_px``) and the
+        generator's :class:`~geogan_hf.losses.CycleOutputs`.
+    """
+    source, exemplar = batch["source"], batch["exemplar"]
+    source_lm, exemplar_lm = batch["source_landmarks"], batch["exemplar_landmarks"]
+    attribute = batch["attribute"]
+    d_core = accelerator.unwrap_model(discriminator)
+
+    # Generator phase. The frozen discriminator is called unwrapped: no DDP reduction of
+    # gradients it does not compute.
+    set_requires_grad(d_core, False)
+    with accelerator.autocast():
+        loss_g, parts_g, cycle = generator_loss(
+            generator, d_core, source, exemplar, source_lm, exemplar_lm, attribute,
+            alpha=alpha, weights=weights,
+        )  # fmt: skip
+    accelerator.backward(loss_g)
+    if max_grad_norm and accelerator.sync_gradients:
+        accelerator.clip_grad_norm_(generator.parameters(), max_grad_norm)
+    optimizer_g.step()
+    optimizer_g.zero_grad(set_to_none=True)
+
+    # Discriminator phase on the detached fakes.
+    set_requires_grad(d_core, True)
+    with accelerator.autocast():
+        loss_d, parts_d = discriminator_loss(
+            discriminator, source, exemplar, cycle.fakes(), attribute, weights
+        )
+    accelerator.backward(loss_d)
+    if max_grad_norm and accelerator.sync_gradients:
+        accelerator.clip_grad_norm_(discriminator.parameters(), max_grad_norm)
+    optimizer_d.step()
+    optimizer_d.zero_grad(set_to_none=True)
+
+    parts = {f"g_{k}": v for k, v in parts_g.items()}
+    parts |= {f"d_{k}": v for k, v in parts_d.items()}
+    parts["g_total"], parts["d_total"] = loss_g.detach(), loss_d.detach()
+    parts["landmark_px"] = landmark_error_pixels(cycle.transfer.flow, source_lm, exemplar_lm)
+    return parts, cycle
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_dirs(output_dir: str | os.PathLike) -> list[Path]:
+    """``checkpoint-STEP`` folders of a run, oldest first."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("checkpoint-")]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def prune_checkpoints(output_dir: str | os.PathLike, keep: int | None) -> list[Path]:
+    """Delete the oldest checkpoints so that ``keep - 1`` remain (before a new save).
+
+    Returns:
+        The deleted folders.
+    """
+    if keep is None:
+        return []
+    existing = checkpoint_dirs(output_dir)
+    stale = existing[: max(len(existing) - keep + 1, 0)]
+    for path in stale:
+        shutil.rmtree(path)
+    return stale
+
+
+def register_model_hooks(accelerator: Accelerator) -> None:
+    """Save / load the two models as ``save_pretrained`` folders inside each checkpoint."""
+
+    def save_hook(models, weights, output_dir):
+        if accelerator.is_main_process:
+            for model in models:
+                core = accelerator.unwrap_model(model)
+                name = GENERATOR_DIR if isinstance(core, GeoGAN) else DISCRIMINATOR_DIR
+                core.save_pretrained(Path(output_dir, name))
+        while weights:  # the hook wrote them; Accelerate must not write them again
+            weights.pop()
+
+    def load_hook(models, input_dir):
+        while models:
+            core = accelerator.unwrap_model(models.pop())
+            cls = type(core)
+            name = GENERATOR_DIR if isinstance(core, GeoGAN) else DISCRIMINATOR_DIR
+            loaded = cls.from_pretrained(Path(input_dir, name))
+            core.load_state_dict(loaded.state_dict())
+
+    accelerator.register_save_state_pre_hook(save_hook)
+    accelerator.register_load_state_pre_hook(load_hook)
+
+
+def resolve_checkpoint(args: argparse.Namespace) -> Path | None:
+    """The checkpoint folder ``--resume_from_checkpoint`` asks for (``None``: start fresh)."""
+    if not args.resume_from_checkpoint:
+        return None
+    if args.resume_from_checkpoint != "latest":
+        return Path(args.resume_from_checkpoint)
+    existing = checkpoint_dirs(args.output_dir)
+    return existing[-1] if existing else None
+
+
+# ----------------------------------------------------------------------------- logging
+
+
+@torch.no_grad()
+def validation_grid(generator: nn.Module, batch: dict[str, torch.Tensor], alpha: float):
+    """Rows of (source, exemplar, warped, mask, flow, result) in [0, 1], ``(3, H', W')``."""
+    from torchvision.utils import make_grid
+
+    was_training = generator.training
+    generator.eval()
+    out = generator(
+        batch["source"], batch["exemplar"], batch["source_landmarks"],
+        batch["exemplar_landmarks"], batch["attribute"], alpha,
+    )  # fmt: skip
+    generator.train(was_training)
+    columns = [
+        batch["source"],
+        batch["exemplar"],
+        out.warped,
+        out.mask.expand(-1, 3, -1, -1) * 2 - 1,
+        flow_to_rgb(out.flow),
+        out.image,
+    ]
+    tiles = torch.stack([c.float().cpu() for c in columns], dim=1).flatten(0, 1)
+    return make_grid((tiles.clamp(-1, 1) + 1) / 2, nrow=len(columns), padding=2)
+
+
+def log_validation(
+    accelerator: Accelerator,
+    generator: nn.Module,
+    batch: dict[str, torch.Tensor],
+    alpha: float,
+    step: int,
+    output_dir: Path,
+) -> Path:
+    """Write the validation grid to ``validation/step-N.png`` and TensorBoard."""
+    from torchvision.utils import save_image
+
+    grid = validation_grid(generator, batch, alpha)
+    path = output_dir / "validation" / f"step-{step}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid, path)
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            tracker.writer.add_image("validation", grid, step)
+    return path
+
+
+def weights_hash(module: nn.Module) -> str:
+    """SHA-256 of a module's state dict (names and exact values)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def describe_skipped(dataset: PairedAttributeDataset) -> str:
+    """One log line about the rows the dataset skipped."""
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(dataset.skipped.items()) if v) or "none"
+    return f"skipped {dataset.num_skipped} bad rows ({reasons})"
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def export_models(
+    accelerator: Accelerator,
+    generator: nn.Module,
+    discriminator: nn.Module,
+    output_dir: Path,
+    card: dict,
+) -> None:
+    """``save_pretrained`` the generator (top level) and discriminator (``discriminator/``).
+
+    ``card`` holds the ``model_card_kwargs`` of :meth:`GeoGAN.generate_model_card`.
+    """
+    generator.save_pretrained(output_dir, model_card_kwargs=card)
+    accelerator.unwrap_model(discriminator).save_pretrained(
+        output_dir / DISCRIMINATOR_DIR, model_card_kwargs=card
+    )
+
+
+def model_card_kwargs(
+    args: argparse.Namespace,
+    dataset: PairedAttributeDataset,
+    step: int,
+    epochs: int,
+    metrics: dict[str, float],
+) -> dict:
+    """Training details for the generated model cards (arguments, data, length, metrics)."""
+    local = Path(args.dataset_name).exists()
+    notes = [
+        f"Trained with `train_accelerate.py` (geogan_hf) for {step} steps; "
+        f"{len(dataset)} (attribute, exemplar) pairs per epoch; "
+        f"{dataset.num_skipped} bad rows skipped ({dict(dataset.skipped) or 'none'}).",
+        f"Exported weights: EMA of the generator (decay {args.ema_decay})."
+        if args.ema_decay is not None
+        else "Exported weights: last step.",
+    ]
+    card = {
+        "dataset": f"`{args.dataset_name}` (split `{args.split}`"
+        + (", a local folder)" if local else ")")
+        + f": {dataset.describe()}",
+        "training": {k: v for k, v in vars(args).items() if k != "hub_token"},
+        "steps": step,
+        "epochs": epochs,
+        "metrics": {f"final {k}": round(v, 5) for k, v in metrics.items()},
+        "notes": " ".join(notes),
+    }
+    if not local:
+        card["datasets"] = [args.dataset_name]
+    if args.hub_model_id:
+        card["repo_id"] = args.hub_model_id
+    return card
+
+
+def push_to_hub(args: argparse.Namespace, output_dir: Path) -> str:
+    """Upload the exported models (not the checkpoints) to the Hub; returns the repo id."""
+    from huggingface_hub import create_repo, upload_folder
+
+    repo_id = create_repo(
+        args.hub_model_id or output_dir.name,
+        private=args.hub_private_repo,
+        token=args.hub_token,
+        exist_ok=True,
+    ).repo_id
+    upload_folder(
+        repo_id=repo_id,
+        folder_path=output_dir,
+        token=args.hub_token,
+        commit_message="Upload GeoGAN trained with train_accelerate.py",
+        ignore_patterns=["checkpoint-*", "checkpoint-*/**", "rank-*.json", "logs/**"],
+    )
+    return repo_id
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def tracker_config(args: argparse.Namespace) -> dict[str, int | float | str | bool]:
+    """The arguments as TensorBoard hyper-parameters (scalars and strings only)."""
+    config = {}
+    for key, value in vars(args).items():
+        if isinstance(value, list | tuple):
+            value = ",".join(map(str, value))
+        if isinstance(value, int | float | str | bool) and key != "hub_token":
+            config[key] = value
+    return config
+
+
+def _collate(items):
+    return torch.utils.data.default_collate(items)
+
+
+def main(args: argparse.Namespace) -> dict:
+    """Train; returns the run summary (also written to ``train_summary.json``)."""
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(
+            project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)
+        ),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+    )
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.INFO if accelerator.is_main_process else logging.WARNING,
+    )
+    logger.info(accelerator.state, main_process_only=False)
+    set_seed(args.seed)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+
+    # Data.
+    with accelerator.main_process_first():
+        rows = load_face_dataset(
+            args.dataset_name,
+            config_name=args.dataset_config_name,
+            split=args.split,
+            streaming=args.streaming,
+            cache_dir=args.cache_dir,
+        )
+        dataset = PairedAttributeDataset(
+            rows,
+            args.attributes,
+            args.resolution,
+            image_column=args.image_column,
+            landmark_column=args.landmark_column,
+            flip_prob=args.flip_prob,
+            seed=args.seed,
+            show_progress=accelerator.is_local_main_process,
+        )
+    logger.info(f"Data: {len(dataset)} pairs per epoch; {describe_skipped(dataset)}")
+    dataloader = DataLoader(
+        dataset,
+        batch_size=args.train_batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.dataloader_num_workers,
+        collate_fn=_collate,
+    )
+    validation_batch = _collate(
+        [dataset[i] for i in range(min(args.num_validation_pairs, len(dataset)))]
+    )
+
+    # Models and optimizers.
+    generator = GeoGAN(
+        image_size=args.resolution,
+        attributes=tuple(args.attributes),
+        ngf=args.ngf,
+        n_blocks=args.n_blocks,
+        geometry_prior=args.geometry_prior,
+        alpha=args.alpha,
+    )
+    discriminator = GeoGANDiscriminator(
+        attributes=tuple(args.attributes), ndf=args.ndf, n_scales=args.n_scales
+    )
+    betas = (args.adam_beta1, args.adam_beta2)
+    optimizer_g = torch.optim.Adam(
+        [p for p in generator.parameters() if p.requires_grad], lr=args.learning_rate, betas=betas
+    )
+    optimizer_d = torch.optim.Adam(
+        [p for p in discriminator.parameters() if p.requires_grad],
+        lr=args.learning_rate,
+        betas=betas,
+    )
+    generator, discriminator, optimizer_g, optimizer_d, dataloader = accelerator.prepare(
+        generator, discriminator, optimizer_g, optimizer_d, dataloader
+    )
+
+    # Steps and schedules (in optimisation steps, after sharding and accumulation).
+    steps_per_epoch = math.ceil(len(dataloader) / args.gradient_accumulation_steps)
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"the dataset has {len(dataset)} pairs, fewer than one batch of "
+            f"{args.train_batch_size} x {accelerator.num_processes} processes"
+        )
+    max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
+    num_epochs = math.ceil(max_train_steps / steps_per_epoch)
+    decay_every = args.lr_decay_every * (steps_per_epoch if args.lr_decay_unit == "epochs" else 1)
+    scheduler_g = torch.optim.lr_scheduler.LambdaLR(
+        optimizer_g.optimizer, step_decay(args.lr_decay_generator, decay_every)
+    )
+    scheduler_d = torch.optim.lr_scheduler.LambdaLR(
+        optimizer_d.optimizer, step_decay(args.lr_decay_discriminator, decay_every)
+    )
+    accelerator.register_for_checkpointing(scheduler_g, scheduler_d)
+    warmup = args.alpha_warmup_steps
+    if warmup is None:
+        warmup = round(args.alpha_warmup_epochs * steps_per_epoch)
+
+    ema = None
+    if args.ema_decay is not None:
+        ema = AveragedModel(
+            accelerator.unwrap_model(generator),
+            multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay),
+            use_buffers=True,
+        )
+        set_requires_grad(ema, False)
+        accelerator.register_for_checkpointing(ema)
+    register_model_hooks(accelerator)
+
+    weights = loss_weights(args)
+    if accelerator.is_main_process:
+        accelerator.init_trackers("geogan", config=tracker_config(args))
+
+    # Resume.
+    global_step, first_epoch, resume_batches = 0, 0, 0
+    checkpoint = resolve_checkpoint(args)
+    if args.resume_from_checkpoint and checkpoint is None:
+        logger.info("No checkpoint to resume from; starting a new run.")
+    if checkpoint is not None:
+        logger.info(f"Resuming from {checkpoint}")
+        accelerator.load_state(str(checkpoint))
+        global_step = int(checkpoint.name.split("-")[1])
+        first_epoch = global_step // steps_per_epoch
+        resume_batches = (global_step % steps_per_epoch) * args.gradient_accumulation_steps
+
+    total_batch = args.train_batch_size * accelerator.num_processes
+    total_batch *= args.gradient_accumulation_steps
+    logger.info(
+        f"Training: {max_train_steps} steps, {num_epochs} epochs of {steps_per_epoch} steps, "
+        f"batch {total_batch} ({accelerator.num_processes} processes), alpha warm-up {warmup} steps"
+    )
+    progress = tqdm(
+        total=max_train_steps,
+        initial=global_step,
+        desc="steps",
+        disable=not accelerator.is_local_main_process,
+    )
+    last_parts: dict[str, float] = {}
+    for epoch in range(first_epoch, num_epochs):
+        if global_step >= max_train_steps:
+            break
+        dataset.set_epoch(epoch)
+        dataloader.set_epoch(epoch)
+        batches = dataloader
+        if epoch == first_epoch and resume_batches:
+            batches = accelerator.skip_first_batches(dataloader, resume_batches)
+        generator.train()
+        discriminator.train()
+        for batch in batches:
+            alpha = refinement_alpha(global_step, warmup, args.alpha)
+            with accelerator.accumulate(generator, discriminator):
+                parts, _ = training_step(
+                    accelerator, batch, generator, discriminator, optimizer_g, optimizer_d,
+                    alpha=alpha, weights=weights, max_grad_norm=args.max_grad_norm,
+                )  # fmt: skip
+            if not accelerator.sync_gradients:
+                continue
+            global_step += 1
+            scheduler_g.step()
+            scheduler_d.step()
+            if ema is not None:
+                ema.update_parameters(accelerator.unwrap_model(generator))
+
+            progress.update(1)
+            if global_step % args.logging_steps == 0 or global_step == max_train_steps:
+                last_parts = {k: v.item() for k, v in parts.items()}  # syncs the device
+                logs = dict(last_parts, alpha=alpha)
+                logs["lr_generator"] = scheduler_g.get_last_lr()[0]
+                logs["lr_discriminator"] = scheduler_d.get_last_lr()[0]
+                accelerator.log(logs, step=global_step)
+                progress.set_postfix(
+                    g=f"{last_parts['g_total']:.3f}", d=f"{last_parts['d_total']:.3f}",
+                    lm_px=f"{last_parts['landmark_px']:.2f}",
+                )  # fmt: skip
+
+            if global_step % args.checkpointing_steps == 0:
+                if accelerator.is_main_process:
+                    for stale in prune_checkpoints(output_dir, args.checkpoints_total_limit):
+                        logger.info(f"Removed old checkpoint {stale}")
+                accelerator.wait_for_everyone()
+                save_path = output_dir / f"checkpoint-{global_step}"
+                accelerator.save_state(str(save_path))
+                if args.save_at_checkpoints and accelerator.is_main_process:
+                    card = model_card_kwargs(args, dataset, global_step, num_epochs, last_parts)
+                    export_generator = _export_generator(accelerator, generator, ema)
+                    export_models(
+                        accelerator, export_generator, discriminator, save_path / "export", card
+                    )
+                logger.info(f"Saved state to {save_path}")
+            if accelerator.is_main_process and global_step % args.validation_steps == 0:
+                log_validation(
+                    accelerator,
+                    _export_generator(accelerator, generator, ema),
+                    {k: v.to(accelerator.device) for k, v in validation_batch.items()},
+                    alpha,
+                    global_step,
+                    output_dir,
+                )
+            if global_step >= max_train_steps:
+                break
+    progress.close()
+
+    # Export.
+    accelerator.wait_for_everyone()
+    logger.info(f"Data at the end: {describe_skipped(dataset)}")
+    summary = {
+        "global_step": global_step,
+        "epochs": num_epochs,
+        "num_processes": accelerator.num_processes,
+        "final_metrics": last_parts,
+        "skipped_rows": dataset.num_skipped,
+        "skipped_by_reason": dict(dataset.skipped),
+        "args": {k: v for k, v in vars(args).items() if k != "hub_token"},
+    }
+    final_generator = _export_generator(accelerator, generator, ema)
+    if accelerator.is_main_process:
+        export_models(
+            accelerator,
+            final_generator,
+            discriminator,
+            output_dir,
+            model_card_kwargs(args, dataset, global_step, num_epochs, last_parts),
+        )
+        (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        if args.push_to_hub:
+            logger.info(f"Pushed to https://huggingface.co/{push_to_hub(args, output_dir)}")
+    if args.write_rank_summary:
+        rank_info = {
+            "process_index": accelerator.process_index,
+            "num_processes": accelerator.num_processes,
+            "global_step": global_step,
+            "generator_sha256": weights_hash(accelerator.unwrap_model(generator)),
+            "discriminator_sha256": weights_hash(accelerator.unwrap_model(discriminator)),
+        }
+        path = output_dir / f"rank-{accelerator.process_index}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rank_info, indent=2))
+    accelerator.end_training()
+    return summary
+
+
+def _export_generator(accelerator: Accelerator, generator: nn.Module, ema) -> GeoGAN:
+    """The generator to export: the EMA weights when kept, else the trained ones."""
+    return ema.module if ema is not None else accelerator.unwrap_model(generator)
+
+
+if __name__ == "__main__":
+    main(parse_args())
