@@ -10,7 +10,6 @@ successes, failures and latency percentiles as a markdown table with the setting
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import os
 import platform
@@ -21,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from _common import cpu_name
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -34,14 +34,6 @@ def _load_app():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def _write_inputs(folder: Path, source: str, exemplar: str, size: int) -> tuple[Path, Path]:
@@ -110,7 +102,7 @@ def report(stats: dict, settings: dict[str, str]) -> str:
         ("single request (warm-up, alone)", f"{stats['warmup']:.2f} s"),
         ("throughput", f"{len(stats['latencies']) / stats['wall']:.2f} requests/s"),
         ("answers afterwards", "yes" if stats["answers_after"] else "NO"),
-        ("machine", f"{_cpu_model()}, {os.cpu_count()} CPUs"),
+        ("machine", f"{cpu_name()}, {os.cpu_count()} CPUs"),
         (
             "versions",
             f"torch {torch.__version__}, "

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from _common import cpu_name
 from PIL import Image, ImageDraw, ImageFilter
 
 from geogan_hf.align import align_face, paste_back
@@ -61,13 +62,7 @@ def median_ms(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {len(os.sched_getaffinity(0))} usable CPU threads of {os.cpu_count()}"
+    return f"{cpu_name()}, {len(os.sched_getaffinity(0))} usable CPU threads of {os.cpu_count()}"
 
 
 def versions() -> str:

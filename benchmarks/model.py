@@ -20,12 +20,12 @@ float32 matmul throughput measured in the same run tells how busy the machine wa
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from _common import cpu_name
 from torch.utils.flop_counter import FlopCounterMode
 
 from geogan_hf import GeoGAN
@@ -44,16 +44,6 @@ REFERENCE = [
     ("official GeoGAN generator", "1024 (native)", 2.90, None, 6400.0),
     ("StarGAN v2 reference-guided", "256", 70.7, 141.0, 1046.0),
 ]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def face(name: str, size: int, landmarks=None) -> tuple[torch.Tensor, torch.Tensor]:

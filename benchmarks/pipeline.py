@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 from pathlib import Path
 
 import numpy as np
 import torch
+from _common import cpu_name
 from PIL import Image, ImageDraw, ImageOps
 
 from geogan_hf import GeoGAN, TransferPipeline, TransferResult
@@ -37,17 +37,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 STAGES = ("load", "detect", "align", "model", "paste")
 GRID_PAIRS = (("einstein", "Mustache"), ("breakingbad", "Goatee"), ("breakingbad", "Eyeglasses"))
 TILE = 256
-
-
-def cpu_name() -> str:
-    """CPU model from /proc/cpuinfo (falls back to platform.processor())."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def square_pair(side: int) -> tuple[Image.Image, Image.Image]:

@@ -13,7 +13,6 @@ batch 24 in bf16 (the official setting). Official widths: ngf 16, 3 blocks, ndf 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import platform
 import resource
@@ -28,6 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _common import cpu_name  # noqa: E402
 from accelerate import Accelerator  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
@@ -35,14 +35,6 @@ import train_accelerate  # noqa: E402
 from geogan_hf.losses import LossWeights  # noqa: E402
 from geogan_hf.model import GeoGAN, GeoGANDiscriminator  # noqa: E402
 from geogan_hf.samples import load_sample  # noqa: E402
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def _canonical(points: np.ndarray) -> torch.Tensor:
@@ -183,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         f"\nMedian of {args.repeats} runs of {args.steps} steps after one warm-up step; "
         "images/s counts (source, exemplar) pairs; FLOPs from torch.utils.flop_counter "
         "(convolutions and matmuls of forward and backward).\n"
-        f"Machine: {_cpu_model()}, torch {torch.__version__}, "
+        f"Machine: {cpu_name()}, torch {torch.__version__}, "
         f"CUDA {torch.version.cuda if torch.cuda.is_available() else 'n/a'}, "
         f"Python {platform.python_version()}; load average at the end "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."
