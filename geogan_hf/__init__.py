@@ -38,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "BackendUnavailableError": "errors",
     "ModelLoadError": "errors",
     "MissingLandmarksError": "errors",
+    "DatasetError": "errors",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

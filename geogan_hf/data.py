@@ -43,7 +43,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from geogan_hf.align import align_face, flip_landmarks
-from geogan_hf.errors import GeoGANError, InvalidImageError
+from geogan_hf.errors import DatasetError, InvalidImageError
 from geogan_hf.geometry import pixel_to_normalized
 from geogan_hf.imageio import load_image, pil_to_tensor
 from geogan_hf.landmarks import detect_faces
@@ -73,10 +73,6 @@ _MAX_RETRIES = 20  # redraws when images turn out unreadable at draw time
 
 _TRUE_STRINGS = frozenset({"1", "1.0", "+1", "true", "t", "yes", "y"})
 _FALSE_STRINGS = frozenset({"0", "0.0", "-1", "-1.0", "false", "f", "no", "n"})
-
-
-class DatasetError(GeoGANError, ValueError):
-    """A training dataset cannot be used: a missing column or an empty attribute pool."""
 
 
 class Draw(typing.NamedTuple):

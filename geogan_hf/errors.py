@@ -53,3 +53,7 @@ class ModelLoadError(GeoGANError):
 
 class MissingLandmarksError(GeoGANError, ValueError):
     """Landmarks are required (geometry prior) but were not given."""
+
+
+class DatasetError(GeoGANError, ValueError):
+    """A training dataset cannot be used: a missing column or an empty attribute pool."""

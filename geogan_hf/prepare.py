@@ -30,7 +30,7 @@ from typing import Any
 import datasets
 
 from geogan_hf.data import find_image_column, image_source, load_face_dataset
-from geogan_hf.errors import InvalidImageError
+from geogan_hf.errors import DatasetError, InvalidImageError
 from geogan_hf.imageio import load_image
 from geogan_hf.landmarks import LANDMARK_BACKENDS, detect_faces
 
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Runs ``geogan-prepare``; returns the exit code."""
     if args.output_dir is None and args.push_to_hub is None:
-        build_parser().error("give --output_dir and/or --push_to_hub")
+        raise DatasetError("give --output_dir and/or --push_to_hub")
     dataset = load_face_dataset(
         args.dataset_name,
         config_name=args.dataset_config_name,

@@ -11,6 +11,7 @@ import skimage.data
 from PIL import Image
 from test_data import face_rows, small_face, write_imagefolder
 
+from geogan_hf.cli import prepare_main
 from geogan_hf.data import PairedAttributeDataset
 from geogan_hf.prepare import build_parser, run
 
@@ -117,7 +118,6 @@ def test_push_to_hub_is_attempted_with_the_repo_id(
     assert pushed["rows"] == 5 and "landmarks" in pushed["columns"]
 
 
-def test_prepare_needs_a_destination(imagefolder: Path, tmp_path: Path) -> None:
-    with pytest.raises(SystemExit) as info:
-        prepare(imagefolder, tmp_path)
-    assert info.value.code == 2
+def test_prepare_needs_a_destination(imagefolder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert prepare_main(["--dataset_name", str(imagefolder)]) == 2
+    assert capsys.readouterr().err.strip() == "error: give --output_dir and/or --push_to_hub"
