@@ -182,10 +182,15 @@ class UNet(nn.Module):
         )
         self.head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7))
 
-    def zero_head(self) -> None:
-        """Zero the last convolution, so the network outputs exactly 0 until trained."""
+    def scale_head(self, scale: float) -> None:
+        """Scale the last convolution's weights by ``scale`` and zero its bias.
+
+        ``scale=0`` makes the network output exactly 0 until trained; a small scale starts it
+        near 0 while every layer still receives gradients.
+        """
         conv = self.head[-1]
-        nn.init.zeros_(conv.weight)
+        with torch.no_grad():
+            conv.weight.mul_(scale)
         nn.init.zeros_(conv.bias)
 
     def forward(self, *inputs: Tensor, condition: Tensor | None = None) -> Tensor:
