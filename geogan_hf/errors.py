@@ -56,4 +56,4 @@ class MissingLandmarksError(GeoGANError, ValueError):
 
 
 class DatasetError(GeoGANError, ValueError):
-    """A training dataset cannot be used: a missing column or an empty attribute pool."""
+    """A dataset cannot be used: a missing column, an empty attribute pool, no evaluation pairs."""

@@ -40,7 +40,7 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from geogan_hf.align import align_face
-from geogan_hf.errors import GeoGANError, ModelLoadError
+from geogan_hf.errors import DatasetError, ModelLoadError
 from geogan_hf.geometry import (
     flow_jacobian_determinant,
     identity_flow,
@@ -57,7 +57,6 @@ __all__ = [
     "REGION_THRESHOLD",
     "EvalPairs",
     "EvalResult",
-    "EvaluationError",
     "Method",
     "MethodOutput",
     "TransferMethod",
@@ -93,10 +92,6 @@ METRICS: dict[str, bool] = {
     "foldover": False,
 }
 _EYE_CORNERS = (36, 45)
-
-
-class EvaluationError(GeoGANError, ValueError):
-    """Evaluation inputs do not fit: no pairs, or a model that transfers none of their attributes."""
 
 
 # -- metrics -------------------------------------------------------------------------------
@@ -320,18 +315,18 @@ def load_eval_pairs(
         attributes: keep only pairs of these attributes.
 
     Raises:
-        EvaluationError: the data holds no usable pairs.
+        DatasetError: the data holds no usable pairs.
     """
     if isinstance(data, str | os.PathLike):
         data = _load_split(os.fspath(data), split)
     required = {"source", "exemplar", "ground_truth", "ground_truth_mask", "attribute"}
     missing = required - set(data.column_names)
     if missing:
-        raise EvaluationError(f"evaluation data lacks columns: {', '.join(sorted(missing))}")
+        raise DatasetError(f"evaluation data lacks columns: {', '.join(sorted(missing))}")
     wanted = None if attributes is None else {canonical_attribute(a) for a in attributes}
     rows = [r for r in data if wanted is None or r["attribute"] in wanted][:limit]
     if not rows:
-        raise EvaluationError("no evaluation pairs to use")
+        raise DatasetError("no evaluation pairs to use")
 
     fields: dict[str, list] = {f.name: [] for f in dataclasses.fields(EvalPairs)}
     for row in rows:
@@ -567,14 +562,14 @@ def _load_split(path: str, split: str):
     import datasets
 
     if not os.path.isdir(path):
-        raise EvaluationError(f"evaluation data folder not found: {path}")
+        raise DatasetError(f"evaluation data folder not found: {path}")
     try:
         loaded = datasets.load_from_disk(path)
     except (FileNotFoundError, ValueError) as error:
-        raise EvaluationError(f"not a geogan-synth dataset folder: {path} ({error})") from error
+        raise DatasetError(f"not a geogan-synth dataset folder: {path} ({error})") from error
     if isinstance(loaded, datasets.DatasetDict):
         if split not in loaded:
-            raise EvaluationError(f"split {split!r} not in {path}; splits: {', '.join(loaded)}")
+            raise DatasetError(f"split {split!r} not in {path}; splits: {', '.join(loaded)}")
         loaded = loaded[split]
     return loaded
 

@@ -55,7 +55,7 @@ from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from geogan_hf.align import align_face
-from geogan_hf.errors import GeoGANError, NoFaceError
+from geogan_hf.errors import DatasetError, NoFaceError
 from geogan_hf.geometry import pixel_to_normalized, tps_flow, warp_with_flow
 from geogan_hf.landmarks import detect_faces
 from geogan_hf.regions import canonical_attribute
@@ -68,7 +68,6 @@ __all__ = [
     "TRAIN_SPLIT",
     "BaseFace",
     "Instance",
-    "SyntheticDataError",
     "SyntheticGenerator",
     "build_parser",
     "generate_synthetic_dataset",
@@ -92,10 +91,6 @@ _FRAME_COLOURS = (
     (20, 20, 22), (70, 45, 30), (122, 76, 40), (198, 164, 92),
     (180, 180, 186), (150, 30, 36), (32, 42, 92),
 )  # fmt: skip
-
-
-class SyntheticDataError(GeoGANError, ValueError):
-    """The requested synthetic dataset cannot be built (unknown or missing faces, empty split)."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -137,14 +132,14 @@ def load_base_faces(
         landmark_backend: detector for samples without ground truth.
 
     Raises:
-        SyntheticDataError: a name is not an available sample.
+        DatasetError: a name is not an available sample.
         NoFaceError: no face found in a sample without ground truth.
     """
     available = available_samples()
     names = list(available if names is None else names)
     missing = [n for n in names if n not in available]
     if missing:
-        raise SyntheticDataError(
+        raise DatasetError(
             f"base faces not available: {', '.join(missing)}; available: {', '.join(available)}"
         )
     faces = []
@@ -186,12 +181,12 @@ class SyntheticGenerator:
         seed: int = 0,
     ) -> None:
         if not faces:
-            raise SyntheticDataError("no base faces given")
+            raise DatasetError("no base faces given")
         self.faces = list(faces)
         self.size = int(size)
         self.attributes = tuple(_synthetic_attribute(a) for a in attributes)
         if not self.attributes:
-            raise SyntheticDataError("no attributes given")
+            raise DatasetError("no attributes given")
         self.seed = int(seed)
         self.template = np.mean([f.landmarks for f in self.faces], axis=0)
 
@@ -280,7 +275,7 @@ class SyntheticGenerator:
         attribute = self.attributes[index % len(self.attributes)]
         without = [f for f in faces if attribute not in f.attributes]
         if not without:
-            raise SyntheticDataError(f"no evaluation face without {attribute!r}")
+            raise DatasetError(f"no evaluation face without {attribute!r}")
         source = without[int(rng.integers(len(without)))]
         exemplar = without[int(rng.integers(len(without)))]
         instance = Instance(attribute, int(rng.integers(2**31)))
@@ -337,7 +332,7 @@ def generate_synthetic_dataset(
         The :class:`datasets.DatasetDict` with ``train`` and ``eval`` splits.
 
     Raises:
-        SyntheticDataError: unknown faces, or a split without faces.
+        DatasetError: unknown faces, or a split without faces.
     """
     import datasets
 
@@ -345,11 +340,11 @@ def generate_synthetic_dataset(
     base = load_base_faces(size, faces, landmark_backend)
     unknown = sorted(set(eval_faces) - {f.name for f in base})
     if unknown:
-        raise SyntheticDataError(f"eval faces not among the base faces: {', '.join(unknown)}")
+        raise DatasetError(f"eval faces not among the base faces: {', '.join(unknown)}")
     train_faces = [f for f in base if f.name not in eval_faces]
     test_faces = [f for f in base if f.name in eval_faces]
     if not train_faces or not test_faces:
-        raise SyntheticDataError(
+        raise DatasetError(
             f"both splits need base faces; train: {[f.name for f in train_faces]}, "
             f"eval: {[f.name for f in test_faces]}"
         )
@@ -635,7 +630,7 @@ _DRAWERS = {"Mustache": _draw_mustache, "Goatee": _draw_goatee, "Eyeglasses": _d
 def _synthetic_attribute(name: str) -> str:
     attribute = canonical_attribute(name)
     if attribute not in SYNTHETIC_ATTRIBUTES:
-        raise SyntheticDataError(
+        raise DatasetError(
             f"no procedural instances for {attribute!r}; synthetic attributes: "
             f"{', '.join(SYNTHETIC_ATTRIBUTES)}"
         )
@@ -694,9 +689,9 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Runs ``geogan-synth``; returns the exit code."""
     if args.size < 32:
-        raise SyntheticDataError(f"--size must be at least 32 px, got {args.size}")
+        raise DatasetError(f"--size must be at least 32 px, got {args.size}")
     if args.num_train < 1 or args.num_eval < 1:
-        raise SyntheticDataError("--num-train and --num-eval must be at least 1")
+        raise DatasetError("--num-train and --num-eval must be at least 1")
     data = generate_synthetic_dataset(
         args.output,
         size=args.size,

@@ -10,10 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from geogan_hf.errors import ModelLoadError
+from geogan_hf.errors import DatasetError, ModelLoadError
 from geogan_hf.evaluation import (
     METRICS,
-    EvaluationError,
     background_psnr,
     build_parser,
     evaluate,
@@ -183,7 +182,7 @@ def test_cli_evaluates_a_saved_model_and_rejects_a_bad_one(data_dir, tmp_path, c
     (tmp_path / "bad").mkdir()
     with pytest.raises(ModelLoadError):
         run(build_parser().parse_args(["--model", str(tmp_path / "bad"), "--data", str(data_dir)]))
-    with pytest.raises(EvaluationError, match="not a geogan-synth dataset"):
+    with pytest.raises(DatasetError, match="not a geogan-synth dataset"):
         run(build_parser().parse_args(["--model", "prior", "--data", str(tmp_path / "bad")]))
 
 

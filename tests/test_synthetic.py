@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 from geogan_hf.data import PairedAttributeDataset, load_face_dataset
+from geogan_hf.errors import DatasetError
 from geogan_hf.samples import available_samples
 from geogan_hf.synthetic import (
     SYNTHETIC_ATTRIBUTES,
     Instance,
-    SyntheticDataError,
     SyntheticGenerator,
     build_parser,
     generate_synthetic_dataset,
@@ -157,7 +157,7 @@ def test_cli_writes_the_dataset_and_rejects_bad_input(tmp_path, capsys):
     assert run(args) == 0
     assert "train 2 rows" in capsys.readouterr().out
     assert load_face_dataset(str(tmp_path / "out"), split="eval")[0]["attribute"] == "Goatee"
-    with pytest.raises(SyntheticDataError, match="nobody"):
+    with pytest.raises(DatasetError, match="nobody"):
         run(build_parser().parse_args(["--output", str(tmp_path / "x"), "--faces", "nobody"]))
-    with pytest.raises(SyntheticDataError, match="Bangs"):
+    with pytest.raises(DatasetError, match="Bangs"):
         run(build_parser().parse_args(["--output", str(tmp_path / "x"), "--attributes", "bangs"]))
