@@ -235,6 +235,24 @@ def example_rows(attributes: Sequence[str], limit: int = MAX_EXAMPLES) -> list[l
     return rows[:limit]
 
 
+def photo_input(label: str, name: str, face_label: str) -> tuple[gr.Image, gr.Dropdown]:
+    """A photo upload column and its face selector (shown only for photos with several faces)."""
+    with gr.Column():
+        image = gr.Image(
+            label=label,
+            type="filepath",
+            image_mode=None,
+            format="png",
+            sources=INPUT_SOURCES,
+            height=INPUT_HEIGHT,
+            elem_id=f"{name}-image",
+        )
+        face = gr.Dropdown(
+            [("Face 1", 0)], value=0, label=face_label, visible=False, elem_id=f"{name}-face"
+        )
+    return image, face
+
+
 def build_demo(pipe: TransferPipeline) -> gr.Blocks:
     """The page: inputs, Transfer button, outputs, "inside the model" row and examples."""
 
@@ -258,40 +276,10 @@ def build_demo(pipe: TransferPipeline) -> gr.Blocks:
             "at the photo's full resolution."
         )
         with gr.Row():
-            with gr.Column():
-                source = gr.Image(
-                    label="Source face",
-                    type="filepath",
-                    image_mode=None,
-                    format="png",
-                    sources=INPUT_SOURCES,
-                    height=INPUT_HEIGHT,
-                    elem_id="source-image",
-                )
-                source_face = gr.Dropdown(
-                    [("Face 1", 0)],
-                    value=0,
-                    label="Source face to edit",
-                    visible=False,
-                    elem_id="source-face",
-                )
-            with gr.Column():
-                exemplar = gr.Image(
-                    label="Exemplar face (has the attribute)",
-                    type="filepath",
-                    image_mode=None,
-                    format="png",
-                    sources=INPUT_SOURCES,
-                    height=INPUT_HEIGHT,
-                    elem_id="exemplar-image",
-                )
-                exemplar_face = gr.Dropdown(
-                    [("Face 1", 0)],
-                    value=0,
-                    label="Exemplar face to copy from",
-                    visible=False,
-                    elem_id="exemplar-face",
-                )
+            source, source_face = photo_input("Source face", "source", "Source face to edit")
+            exemplar, exemplar_face = photo_input(
+                "Exemplar face (has the attribute)", "exemplar", "Exemplar face to copy from"
+            )
         with gr.Row():
             attribute = gr.Dropdown(
                 [(name.replace("_", " "), name) for name in attributes],
