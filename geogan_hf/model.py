@@ -314,6 +314,18 @@ class GeoGAN(nn.Module, _HubMixin):
             # initialised flow head scrambles the exemplar (worse than no warp at all)
             self.flow_net.scale_head(FLOW_HEAD_INIT_SCALE)
 
+    @property
+    def is_pure_prior(self) -> bool:
+        """True for a geometry-prior model whose learned heads are all zero.
+
+        Such a model computes exactly :func:`geogan_hf.prior.geometric_transfer`, so callers
+        may run that instead of three networks whose outputs are zero.
+        """
+        if not self.geometry_prior:
+            return False
+        heads = (self.flow_net, self.mask_net, self.refine_net)
+        return not any(p.any() for net in heads for p in net.head[-1].parameters())
+
     def attribute_index(self, attribute: Any, n: int, device: torch.device) -> Tensor:
         """Attribute indices ``(N,)`` from a name, one name per sample, indices, or None (first)."""
         if attribute is None:

@@ -213,14 +213,6 @@ def _load_model(model: GeoGAN | str | os.PathLike | None) -> tuple[GeoGAN, str |
     return GeoGAN.from_pretrained(str(path) if looks_local else name), name
 
 
-def _is_pure_prior(model: GeoGAN) -> bool:
-    """A geometry-prior model whose learned heads are zero: the pure landmark transfer."""
-    if not model.geometry_prior:
-        return False
-    heads = (model.flow_net.head[-1], model.mask_net.head[-1], model.refine_net.head[-1])
-    return not any(p.any() for head in heads for p in head.parameters())
-
-
 def _work_size(natural: float, image_size: int, cap: int) -> int:
     """Side of the high-resolution crop: the natural face crop size, rounded and clamped."""
     rounded = _CROP_MULTIPLE * round(natural / _CROP_MULTIPLE)
@@ -290,7 +282,7 @@ class TransferPipeline:
     @property
     def mode(self) -> str:
         """``"geometry prior"`` (a prior model whose learned heads are still zero) or ``"learned"``."""
-        return MODE_PRIOR if _is_pure_prior(self.model) else MODE_LEARNED
+        return MODE_PRIOR if self.model.is_pure_prior else MODE_LEARNED
 
     @property
     def attributes(self) -> tuple[str, ...]:
@@ -497,7 +489,7 @@ class TransferPipeline:
 
         a, a_points = to_model(src)
         b, b_points = to_model(ex)
-        if _is_pure_prior(self.model):
+        if self.model.is_pure_prior:
             # What the model computes, without running three networks that output zeros.
             return geometric_transfer(
                 a, b, a_points, b_points, attribute, self.image_size, self.model.stride
