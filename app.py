@@ -37,6 +37,7 @@ from PIL import Image, ImageDraw
 from geogan_hf.errors import GeoGANError
 from geogan_hf.imageio import load_image
 from geogan_hf.pipeline import TransferPipeline, TransferResult
+from geogan_hf.runtime import configure_cpu_runtime
 from geogan_hf.samples import Sample, available_samples, load_sample
 
 try:  # Hugging Face ZeroGPU: a GPU is attached only while a decorated call runs.
@@ -412,6 +413,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_cpu_runtime()
     try:
         pipe = load_pipeline(args.model)
     except GeoGANError as err:  # e.g. a corrupt checkpoint: one line, no traceback

@@ -50,7 +50,12 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from accelerate.utils import (
+    DataLoaderConfiguration,
+    ProjectConfiguration,
+    gather_object,
+    set_seed,
+)
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
@@ -354,6 +359,14 @@ def weights_hash(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
+def record_unreadable(dataset: PairedAttributeDataset, reported: list[torch.Tensor]) -> None:
+    """Counts the unreadable rows that batches reported (DataLoader workers find them in
+    their own dataset copies) in ``dataset``, and empties ``reported``."""
+    if reported:
+        dataset.record_unreadable(torch.cat([r.flatten() for r in reported]).unique().tolist())
+        reported.clear()
+
+
 def describe_skipped(dataset: PairedAttributeDataset) -> str:
     """One log line about the rows the dataset skipped."""
     reasons = ", ".join(f"{k}: {v}" for k, v in sorted(dataset.skipped.items()) if v) or "none"
@@ -591,6 +604,7 @@ def main(args: argparse.Namespace) -> dict:
         disable=not accelerator.is_local_main_process,
     )
     last_parts: dict[str, float] = {}
+    reported: list[torch.Tensor] = []  # items' unreadable rows, read at logging steps
     for epoch in range(first_epoch, num_epochs):
         if global_step >= max_train_steps:
             break
@@ -602,6 +616,7 @@ def main(args: argparse.Namespace) -> dict:
         generator.train()
         discriminator.train()
         for batch in batches:
+            reported.append(batch["unreadable_rows"])
             alpha = refinement_alpha(global_step, warmup, args.alpha)
             with accelerator.accumulate(generator, discriminator):
                 parts, _ = training_step(
@@ -618,6 +633,7 @@ def main(args: argparse.Namespace) -> dict:
 
             progress.update(1)
             if global_step % args.logging_steps == 0 or global_step == max_train_steps:
+                record_unreadable(dataset, reported)
                 last_parts = {k: v.item() for k, v in parts.items()}  # syncs the device
                 logs = dict(last_parts, alpha=alpha)
                 logs["lr_generator"] = scheduler_g.get_last_lr()[0]
@@ -656,6 +672,9 @@ def main(args: argparse.Namespace) -> dict:
     progress.close()
 
     # Export.
+    record_unreadable(dataset, reported)
+    if accelerator.num_processes > 1:
+        dataset.record_unreadable(gather_object(sorted(dataset.unreadable_rows)))
     accelerator.wait_for_everyone()
     logger.info(f"Data at the end: {describe_skipped(dataset)}")
     summary = {

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/model.py [--runs 15] [--threads 2] [--prior-check]
+    python benchmarks/model.py [--runs 15] [--threads 2] [--default-allocator] [--prior-check]
 
 Prints a markdown table: transfer-path parameters (flow + mask + refinement networks;
 the removal module F is training-only), forward GFLOPs (convolutions and matmuls, counted
@@ -11,7 +11,9 @@ of ``model(source, exemplar, ...)`` at batch 1 with random weights, for a 256 px
 for a 1024 px input through the high-resolution path, plus the mean CPU time per run
 (all threads; it does not grow while the process waits for a busy CPU). A 2048x2048
 float32 matmul throughput measured in the same run tells how busy the machine was
-(about 190 GFLOP/s with 2 threads on an idle machine of our kind).
+(about 190 GFLOP/s with 2 threads on an idle machine of our kind). The process is set up
+with :func:`geogan_hf.runtime.configure_cpu_runtime`, as the app and the CLI are;
+``--default-allocator`` leaves glibc's malloc untuned, for comparison.
 
 ``--prior-check`` also writes ``benchmarks/results/prior_check.png``: the geometry prior
 (a fresh ``GeoGAN(geometry_prior=True)``) on real faces, for looking at.
@@ -33,6 +35,7 @@ from geogan_hf.align import align_face
 from geogan_hf.geometry import pixel_to_normalized
 from geogan_hf.imageio import pil_to_tensor, tensor_to_pil
 from geogan_hf.nets import count_parameters
+from geogan_hf.runtime import configure_cpu_runtime
 from geogan_hf.samples import load_sample
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -136,15 +139,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--default-allocator", action="store_true", help="do not tune glibc's malloc"
+    )
     parser.add_argument("--prior-check", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    runtime = configure_cpu_runtime(args.threads, allocator=not args.default_allocator)
 
     throughput = matmul_gflops()
     rows = benchmark(args.runs)
     print(
         f"GeoGAN generator forward, batch 1, random weights, {args.threads} threads, "
-        f"median of {args.runs} runs; {cpu_name()}, torch {torch.__version__}; "
+        f"median of {args.runs} runs, "
+        f"{'tuned' if runtime['tuned_allocator'] else 'default'} glibc allocator; "
+        f"{cpu_name()}, torch {torch.__version__}; "
         f"2048x2048 matmul at {throughput:.0f} GFLOP/s during this run\n"
     )
     print(

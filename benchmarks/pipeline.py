@@ -31,6 +31,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from geogan_hf import GeoGAN, TransferPipeline, TransferResult
 from geogan_hf.regions import SUPPORTED_ATTRIBUTES
+from geogan_hf.runtime import configure_cpu_runtime
 from geogan_hf.samples import load_sample
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -128,7 +129,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--no-grids", action="store_true", help="skip the result grids")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    configure_cpu_runtime(args.threads)
     torch.manual_seed(0)
 
     pipes = {

@@ -7,8 +7,9 @@ Usage::
 Steps (all on the CPU):
 
 1. ``geogan_hf.synthetic`` generates the benchmark: training rows from takeo, einstein,
-   breakingbad and lenna; evaluation quadruples from the held-out astronaut (whole
-   identities held out, see that module's docstring for why this split is fair).
+   breakingbad and grace_hopper; evaluation quadruples from the held-out astronaut and
+   lenna, each pair's source and exemplar two different people (whole identities held
+   out, see that module's docstring for why this split is fair).
 2. Four methods are measured on the evaluation pairs with ``geogan_hf.evaluation``:
    (1) naive paste (identity flow + landmark region mask), (2) the geometry prior,
    (3) GeoGAN paper mode (RGB-only flow) trained from scratch, (4) GeoGAN with the
@@ -116,6 +117,17 @@ def train_arguments(args, data: str, mode: str, steps: int, output_dir: Path) ->
         "--seed", str(args.seed), "--output_dir", str(output_dir),
     ]  # fmt: skip
     return [*argv, "--geometry_prior"] if mode == "prior" else argv
+
+
+def held_out_faces(data: str) -> str:
+    """The evaluation split's faces, as "source -> exemplar" counts."""
+    from collections import Counter
+
+    import datasets
+
+    rows = datasets.load_from_disk(data)["eval"].select_columns(["source_face", "exemplar_face"])
+    pairs = Counter(f"{r['source_face']} -> {r['exemplar_face']}" for r in rows)
+    return ", ".join(f"{k}: {v}" for k, v in sorted(pairs.items()))
 
 
 def calibrate(args, data: str, mode: str, repeats: int = 3) -> float:
@@ -294,7 +306,8 @@ def main() -> None:
         f"Python {platform.python_version()}\n"
     )
     print(
-        f"Settings: {args.size} px; {len(pairs)} held-out evaluation pairs (astronaut) of "
+        f"Settings: {args.size} px; {len(pairs)} held-out evaluation pairs "
+        f"({held_out_faces(data)}) of "
         f"{', '.join(args.attributes)}; training: batch {args.batch_size}, ngf {args.ngf}, "
         f"n_blocks {args.n_blocks}, ndf {args.ndf}, n_scales {args.n_scales}, lr "
         f"{args.learning_rate}, {args.train_minutes:g} min budget per run; steps "

@@ -55,6 +55,9 @@ def _run_cli(
 
     parser.error = error  # argparse would print the usage block too
     args = parser.parse_args(argv)
+    from .runtime import configure_cpu_runtime  # after parsing: --help stays fast
+
+    configure_cpu_runtime()
     try:
         return int(run(args) or 0)
     except GeoGANError as err:

@@ -30,7 +30,7 @@ import logging
 import os
 import typing
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ from geogan_hf.regions import canonical_attribute
 __all__ = [
     "DEFAULT_STREAMING_ROWS",
     "SKIP_REASONS",
+    "UNREADABLE_SLOTS",
     "DatasetError",
     "Draw",
     "PairedAttributeDataset",
@@ -70,6 +71,7 @@ DEFAULT_STREAMING_ROWS = 10_000
 SKIP_REASONS = ("unreadable_image", "no_face", "missing_label", "bad_landmarks")
 NUM_LANDMARKS = 68
 _MAX_RETRIES = 20  # redraws when images turn out unreadable at draw time
+UNREADABLE_SLOTS = 2 * _MAX_RETRIES  # length of an item's "unreadable_rows"
 
 _TRUE_STRINGS = frozenset({"1", "1.0", "+1", "true", "t", "yes", "y"})
 _FALSE_STRINGS = frozenset({"0", "0.0", "-1", "-1.0", "false", "f", "no", "n"})
@@ -371,7 +373,9 @@ class PairedAttributeDataset(torch.utils.data.Dataset):
 
     Items are dicts: ``"source"``, ``"exemplar"``: float32 ``(3, R, R)`` in [-1, 1];
     ``"source_landmarks"``, ``"exemplar_landmarks"``: float32 ``(68, 2)`` normalized;
-    ``"attribute"``: int64 scalar, index into :attr:`attributes`.
+    ``"attribute"``: int64 scalar, index into :attr:`attributes`; ``"unreadable_rows"``:
+    int64 ``(UNREADABLE_SLOTS,)``, the rows this draw found unreadable, padded with -1 (see
+    :meth:`record_unreadable`).
     """
 
     def __init__(
@@ -452,7 +456,8 @@ class PairedAttributeDataset(torch.utils.data.Dataset):
 
     @property
     def num_skipped(self) -> int:
-        """Rows skipped so far (at construction, plus images found unreadable in this process)."""
+        """Rows skipped so far: at construction, plus images found unreadable in this process
+        or reported through :meth:`record_unreadable`."""
         return sum(self.skipped.values())
 
     def describe(self) -> str:
@@ -541,24 +546,55 @@ class PairedAttributeDataset(torch.utils.data.Dataset):
         draw = self.draw(index)
         rng = np.random.default_rng([self.seed, self.epoch, index, 3])
         k = draw.attribute
+        found: list[int] = []
         source, source_points = self._load(
-            draw.source_row, draw.flip_source, self.pools_without[k], rng
+            draw.source_row, draw.flip_source, self.pools_without[k], rng, found
         )
         exemplar, exemplar_points = self._load(
-            draw.exemplar_row, draw.flip_exemplar, self.pools_with[k], rng
+            draw.exemplar_row, draw.flip_exemplar, self.pools_with[k], rng, found
         )
+        unreadable = torch.full((UNREADABLE_SLOTS,), -1, dtype=torch.long)
+        unreadable[: len(found)] = torch.as_tensor(found, dtype=torch.long)
         return {
             "source": source,
             "exemplar": exemplar,
             "source_landmarks": source_points,
             "exemplar_landmarks": exemplar_points,
             "attribute": torch.tensor(k, dtype=torch.long),
+            "unreadable_rows": unreadable,
         }
 
+    @property
+    def unreadable_rows(self) -> frozenset[int]:
+        """Rows known to hold unreadable images (found here or recorded)."""
+        return frozenset(self._unreadable)
+
+    def record_unreadable(self, rows: Iterable[int]) -> int:
+        """Counts rows found unreadable in another copy of this dataset; returns how many were new.
+
+        DataLoader workers decode images in their own copies, so their findings never reach
+        this object's :attr:`skipped` by themselves; each item reports them instead, as
+        ``item["unreadable_rows"]`` (row indices, padded with -1). Pass those here (a
+        training loop does it for its batches); rows already known count once.
+        """
+        new = {int(r) for r in rows if r >= 0} - self._unreadable
+        self._unreadable |= new
+        if new:
+            self.skipped["unreadable_image"] += len(new)
+        return len(new)
+
     def _load(
-        self, row: int, flip: bool, pool: np.ndarray, rng: np.random.Generator
+        self,
+        row: int,
+        flip: bool,
+        pool: np.ndarray,
+        rng: np.random.Generator,
+        found: list[int],
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Aligned, optionally flipped crop of ``row``; redraws from ``pool`` if it is unreadable."""
+        """Aligned, optionally flipped crop of ``row``; redraws from ``pool`` if it is unreadable.
+
+        Rows found unreadable here are appended to ``found``.
+        """
         for _ in range(_MAX_RETRIES):
             if row not in self._unreadable:
                 try:
@@ -566,6 +602,7 @@ class PairedAttributeDataset(torch.utils.data.Dataset):
                 except InvalidImageError as error:
                     self._unreadable.add(row)
                     self.skipped["unreadable_image"] += 1
+                    found.append(row)
                     logger.warning("skipping row %d: %s", row, error)
             row = int(pool[rng.integers(len(pool))])
         raise DatasetError(f"{_MAX_RETRIES} draws in a row found unreadable images")

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .geometry import sample_flow_at, warp_with_flow
+from .prior import TransferOutput
 
 __all__ = [
     "CycleOutputs",
@@ -41,6 +42,8 @@ __all__ = [
     "inverse_flow",
     "landmark_error_pixels",
     "landmark_loss",
+    "learned_flow",
+    "learned_mask",
     "lsgan_discriminator_loss",
     "lsgan_generator_loss",
     "mask_sparsity_loss",
@@ -191,6 +194,26 @@ def mask_sparsity_loss(mask: Tensor) -> Tensor:
     return mask.float().abs().mean()
 
 
+def learned_flow(output: TransferOutput) -> Tensor:
+    """The part of a transfer's flow its network predicted: with the geometry prior, the
+    residual on top of the landmark TPS flow, else the whole flow.
+
+    The TV term regularizes this part only: the TPS flow is smooth by construction, and
+    penalizing its variation would pull the residual against the landmarks.
+    """
+    return output.flow if output.prior_flow is None else output.flow - output.prior_flow
+
+
+def learned_mask(output: TransferOutput) -> Tensor:
+    """The part of a transfer's mask its network predicted: with the geometry prior, the
+    (signed) residual on top of the prior mask, else the whole mask.
+
+    The sparsity term regularizes this part only: without a prior it keeps the mask small,
+    with one it keeps the mask at the prior unless the images say otherwise.
+    """
+    return output.mask if output.prior_mask is None else output.mask - output.prior_mask
+
+
 def inverse_flow(flow: Tensor, iterations: int = 3) -> Tensor:
     """Approximate inverse of a backward flow by fixed-point iteration.
 
@@ -230,7 +253,8 @@ def generator_loss(
     ``fake_ax`` -> 0); cycle L1 (``fake_ax`` vs ``a``, ``fake_by`` vs ``b_y``); landmark
     (averaged over both flows, so the weight keeps the official magnitude, which supervised
     the first flow only) and TV (summed over both flows, as official); mask sparsity
-    (summed over both masks).
+    (summed over both masks). With the geometry prior, TV and sparsity apply to what the
+    networks add to the prior (:func:`learned_flow`, :func:`learned_mask`).
 
     Args:
         generator: a :class:`~geogan_hf.model.GeoGAN` (possibly wrapped, e.g. by DDP).
@@ -274,8 +298,8 @@ def generator_loss(
             landmark_loss(transfer.flow, source_landmarks, exemplar_landmarks)
             + landmark_loss(back.flow, exemplar_landmarks, source_landmarks)
         ),
-        "tv": flow_tv_loss(transfer.flow) + flow_tv_loss(back.flow),
-        "mask": mask_sparsity_loss(transfer.mask) + mask_sparsity_loss(back.mask),
+        "tv": flow_tv_loss(learned_flow(transfer)) + flow_tv_loss(learned_flow(back)),
+        "mask": mask_sparsity_loss(learned_mask(transfer)) + mask_sparsity_loss(learned_mask(back)),
     }
     total = _weighted_sum(parts, weights)
     return total, {k: v.detach() for k, v in parts.items()}, outputs

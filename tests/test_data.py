@@ -471,3 +471,29 @@ def test_streaming_materialises_the_first_max_rows(tmp_path: Path, caplog) -> No
     assert isinstance(saved_stream, datasets.IterableDataset)
     everything = PairedAttributeDataset(saved_stream, ["Mustache"], RESOLUTION, show_progress=False)
     assert everything.num_rows == 10
+
+
+def test_unreadable_rows_found_in_dataloader_workers_reach_the_main_copy() -> None:
+    dataset = in_memory_dataset(face_rows(mirrored=False)[:-1]).cast_column(
+        "image", datasets.Image(decode=False)
+    )
+    corrupt = {**dataset[0], "name": "corrupt", "image": {"bytes": b"garbage", "path": None}}
+    dataset = datasets.concatenate_datasets(
+        [dataset, datasets.Dataset.from_list([corrupt], features=dataset.features)]
+    ).cast_column("image", datasets.Image())
+    corrupt_row = list(dataset["name"]).index("corrupt")
+    paired = PairedAttributeDataset(dataset, ["Mustache"], RESOLUTION, show_progress=False)
+    loader = torch.utils.data.DataLoader(paired, batch_size=2, num_workers=2)
+    reported = set()
+    for epoch in range(8):
+        paired.set_epoch(epoch)
+        for batch in loader:
+            assert batch["unreadable_rows"].shape == (2, data_module.UNREADABLE_SLOTS)
+            reported |= {r for r in batch["unreadable_rows"].flatten().tolist() if r >= 0}
+    assert reported == {corrupt_row}
+    assert paired.num_skipped == 0  # the workers' copies counted it, not this one
+    assert paired.record_unreadable(sorted(reported)) == 1
+    assert paired.record_unreadable([corrupt_row, -1]) == 0  # counted once
+    assert dict(paired.skipped) == {"unreadable_image": 1}
+    assert paired.unreadable_rows == {corrupt_row}
+    assert (paired[0]["unreadable_rows"] == -1).all()  # never drawn again in this copy

@@ -247,3 +247,24 @@ def test_landmark_loss_of_prior_model_is_small(face_landmarks):
     )
     # The prior's TPS flow (zero learned residual) carries the landmarks.
     assert parts["landmark"].item() < 0.02 * identity.item()
+
+
+def test_prior_model_regularizers_see_only_the_learned_residuals(face_landmarks):
+    generator, discriminator = _models(True)
+    b = _batch(face_landmarks)
+    with torch.no_grad():
+        _, parts, out = losses.generator_loss(
+            generator, discriminator, b["source"], b["exemplar"], b["source_landmarks"],
+            b["exemplar_landmarks"], b["attribute"], alpha=0.0,
+        )  # fmt: skip
+    transfer = out.transfer
+    # Fresh heads add nothing: TV sits at its floor (eps per flow) and sparsity at 0, while
+    # the same terms on the whole TPS flow and prior mask would pull the residuals off it.
+    assert parts["tv"].item() == pytest.approx(2e-3)
+    assert parts["mask"].item() == 0.0
+    assert losses.flow_tv_loss(transfer.flow).item() > 2e-3
+    assert losses.mask_sparsity_loss(transfer.mask).item() > 0.01
+    # Without the prior, the whole flow and mask are learned and regularized.
+    plain = type(transfer)(**{**vars(transfer), "prior_flow": None, "prior_mask": None})
+    assert torch.equal(losses.learned_flow(plain), transfer.flow)
+    assert torch.equal(losses.learned_mask(plain), transfer.mask)

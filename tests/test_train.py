@@ -227,6 +227,35 @@ def test_bad_rows_are_skipped_and_reported(tmp_path):
     assert "2 bad rows skipped" in (out / "README.md").read_text()
 
 
+@pytest.mark.slow
+def test_unreadable_images_found_in_dataloader_workers_are_counted(tmp_path):
+    data = _write_folder(tmp_path / "dirty", 1, landmarks=True)
+    metadata = data / "metadata.jsonl"
+    rows = [json.loads(line) for line in metadata.read_text().splitlines()]
+    # Its landmarks look fine, so only decoding the image (in the worker) finds it bad; as
+    # the third exemplar in a batch of 3 it is drawn in the first step.
+    (data / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 8)
+    exemplar = next(r for r in rows if r["Mustache"] == 1)
+    rows.append({**exemplar, "file_name": "corrupt.png"})
+    metadata.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "run"
+    args = ["--dataset_name", str(data), "--output_dir", str(out), *TINY]
+    _run(
+        [
+            *args,
+            "--train_batch_size",
+            "3",
+            "--dataloader_num_workers",
+            "1",
+            "--max_train_steps",
+            "1",
+        ]
+    )
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["skipped_by_reason"] == {"unreadable_image": 1}
+    assert summary["skipped_rows"] == 1
+
+
 def test_schedules_and_arguments():
     args = train_accelerate.parse_args(["--dataset_name", "x", "--lambda_landmark", "100"])
     assert train_accelerate.loss_weights(args).landmark == 100

@@ -1,0 +1,57 @@
+"""CPU inference settings for processes that run GeoGAN: threads and the glibc allocator.
+
+GeoGAN's full-resolution layers allocate and free tensors of several MB at every forward.
+glibc's malloc serves such blocks with ``mmap`` and returns them to the OS on ``free``, so
+every forward pays page faults on fresh memory: about 15 % of the 256 px forward's time on
+our 2-core machine (``benchmarks/model.py``). Raising the mmap and trim thresholds keeps
+those blocks in the heap for reuse. This is process-wide, so the library never does it on
+import: the app, the CLI and the benchmarks call :func:`configure_cpu_runtime` at start-up,
+and so can any program that embeds the pipeline.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import platform
+
+import torch
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_TOP_PAD = -2
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 * 1024**2  # glibc's maximum on 64-bit: blocks below it come from the heap
+TRIM_THRESHOLD = 512 * 1024**2  # free heap kept before returning memory to the OS
+TOP_PAD = 64 * 1024**2  # extra heap requested at each growth
+
+
+def tune_allocator() -> bool:
+    """Keep freed large blocks in glibc's heap for reuse; return whether it applied.
+
+    A no-op (returns False) where the C library is not glibc (macOS, Windows, musl).
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    settings = (
+        (_M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+        (_M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+        (_M_TOP_PAD, TOP_PAD),
+    )
+    return all(libc.mallopt(option, value) == 1 for option, value in settings)
+
+
+def configure_cpu_runtime(threads: int | None = None, allocator: bool = True) -> dict[str, object]:
+    """Settings for CPU inference; returns what was set (for logs and benchmark tables).
+
+    Args:
+        threads: torch intra-op threads; None keeps torch's default (one per core).
+        allocator: apply :func:`tune_allocator`.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return {
+        "threads": torch.get_num_threads(),
+        "tuned_allocator": tune_allocator() if allocator else False,
+    }
