@@ -1,10 +1,11 @@
 """CPU inference settings for processes that run GeoGAN: threads and the glibc allocator.
 
 GeoGAN's full-resolution layers allocate and free tensors of several MB at every forward.
-glibc's malloc serves such blocks with ``mmap`` and returns them to the OS on ``free``, so
-every forward pays page faults on fresh memory: about 15 % of the 256 px forward's time on
-our 2-core machine (``benchmarks/model.py``). Raising the mmap and trim thresholds keeps
-those blocks in the heap for reuse. This is process-wide, so the library never does it on
+glibc's malloc serves such blocks with ``mmap`` (or trims them off the heap) and returns
+them to the OS on ``free``, so a forward can pay page faults on fresh memory again and
+again: in fresh processes on our 2-core machine the 256 px paper-mode forward took 179-223
+ms (best of 15, four processes) untuned and 175-189 ms tuned. Raising the mmap and trim
+thresholds keeps those blocks in the heap for reuse. This is process-wide, so the library never does it on
 import: the app, the CLI and the benchmarks call :func:`configure_cpu_runtime` at start-up,
 and so can any program that embeds the pipeline.
 """

@@ -309,7 +309,10 @@ def test_items_have_the_contract_shapes_dtypes_and_ranges(paired_dataset) -> Non
         "source_landmarks",
         "exemplar_landmarks",
         "attribute",
+        "unreadable_rows",
     }
+    assert item["unreadable_rows"].dtype == torch.long
+    assert (item["unreadable_rows"] == -1).all()  # nothing unreadable in this data
     for key in ("source", "exemplar"):
         assert item[key].shape == (3, RESOLUTION, RESOLUTION) and item[key].dtype == torch.float32
         assert item[key].min() >= -1 and item[key].max() <= 1 and item[key].std() > 0.1
