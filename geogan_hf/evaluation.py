@@ -18,8 +18,8 @@ peak 1). The *ground-truth region* is where the ground-truth mask exceeds
 included; identical pixels give a PSNR of ``inf``. ``landmark_nme`` is the standard
 normalized mean error: the mean distance in pixels divided by the source's outer-eye-corner
 distance (points 36 and 45). On real photos without ground truth the applicable subset is
-``landmark_nme``, ``foldover`` and ``background_psnr`` outside the attribute's landmark
-region (:func:`evaluate_without_ground_truth`).
+``landmark_nme`` (against detected landmarks), ``foldover`` and ``background_psnr`` outside
+the attribute's landmark region (:func:`load_photo_pairs`, then :func:`evaluate`).
 
 The evaluation data is the ``eval`` split of :mod:`geogan_hf.synthetic`; each quadruple is
 aligned like training data (:func:`geogan_hf.align.align_face`, the ground truth and its
@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -54,6 +56,7 @@ from geogan_hf.regions import canonical_attribute, region_mask
 __all__ = [
     "IOU_THRESHOLD",
     "METRICS",
+    "NO_GROUND_TRUTH_METRICS",
     "REGION_THRESHOLD",
     "EvalPairs",
     "EvalResult",
@@ -63,13 +66,13 @@ __all__ = [
     "background_psnr",
     "build_parser",
     "evaluate",
-    "evaluate_without_ground_truth",
     "foldover_ratio",
     "format_table",
     "geometry_prior_method",
     "landmark_nme",
     "load_eval_pairs",
     "load_method",
+    "load_photo_pairs",
     "mask_iou",
     "model_method",
     "naive_paste",
@@ -91,6 +94,8 @@ METRICS: dict[str, bool] = {
     "background_psnr": True,
     "foldover": False,
 }
+NO_GROUND_TRUTH_METRICS = ("landmark_nme", "background_psnr", "foldover")
+DEFAULT_PHOTO_SIZE = 256  # alignment size for photo pairs when the method has none
 _EYE_CORNERS = (36, 45)
 
 
@@ -267,24 +272,32 @@ def load_method(spec: str) -> TransferMethod:
 
 @dataclasses.dataclass
 class EvalPairs:
-    """Aligned evaluation quadruples; images ``(N, 3, S, S)`` in [-1, 1], landmarks normalized."""
+    """Aligned evaluation pairs; images ``(N, 3, S, S)`` in [-1, 1], landmarks normalized.
+
+    Synthetic quadruples carry the ground truth and its mask; real photo pairs
+    (:func:`load_photo_pairs`) have ``None`` there and get the metrics that need none.
+    """
 
     source: Tensor
     exemplar: Tensor
-    ground_truth: Tensor
-    ground_truth_mask: Tensor
     source_landmarks: Tensor
     exemplar_landmarks: Tensor
     attributes: list[str]
+    ground_truth: Tensor | None = None
+    ground_truth_mask: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.attributes)
+
+    @property
+    def has_ground_truth(self) -> bool:
+        return self.ground_truth is not None and self.ground_truth_mask is not None
 
     def select(self, indices: Sequence[int]) -> EvalPairs:
         """The pairs at ``indices``."""
         index = torch.as_tensor(list(indices), dtype=torch.long)
         tensors = {
-            f.name: getattr(self, f.name)[index]
+            f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index]
             for f in dataclasses.fields(self)
             if f.name != "attributes"
         }
@@ -292,8 +305,17 @@ class EvalPairs:
 
     @property
     def region(self) -> Tensor:
-        """Binary ground-truth region ``(N, 1, S, S)``: ``ground_truth_mask > REGION_THRESHOLD``."""
-        return (self.ground_truth_mask > REGION_THRESHOLD).double()
+        """Binary region ``(N, 1, S, S)`` the transfer may change: where the ground-truth mask
+        exceeds :data:`REGION_THRESHOLD`, or without ground truth, where the attribute's
+        landmark region (:func:`geogan_hf.regions.region_mask`) does."""
+        if self.has_ground_truth:
+            return (self.ground_truth_mask > REGION_THRESHOLD).double()
+        size = tuple(self.source.shape[-2:])
+        masks = [
+            region_mask(a, self.source_landmarks[i : i + 1], size)
+            for i, a in enumerate(self.attributes)
+        ]
+        return (torch.cat(masks) > REGION_THRESHOLD).double()
 
 
 def load_eval_pairs(
@@ -346,6 +368,87 @@ def load_eval_pairs(
     return EvalPairs(**tensors, attributes=fields["attributes"])
 
 
+def load_photo_pairs(
+    path: str | os.PathLike,
+    size: int,
+    *,
+    attributes: Sequence[str] | None = None,
+    landmark_backend: str = "dlib",
+) -> EvalPairs:
+    """Real photo pairs (no ground truth) listed in a JSON Lines file, aligned at ``size``.
+
+    Each line is ``{"source": PATH, "exemplar": PATH, "attribute": NAME}``, paths relative to
+    the file. The largest face of each photo is detected with ``landmark_backend`` and
+    aligned like training data; ``landmark_nme`` is then measured against the detected
+    landmarks.
+
+    Args:
+        path: the JSON Lines file.
+        size: side of the aligned crops.
+        attributes: the attributes the evaluated method transfers (``None``: any supported).
+
+    Raises:
+        DatasetError: a missing or empty file, a line that is not such an object.
+        UnknownAttributeError: an attribute that is unknown or not among ``attributes``.
+        InvalidImageError: an unreadable photo.
+        NoFaceError: a photo without a face (``role`` says which side).
+    """
+    from geogan_hf.errors import NoFaceError, UnknownAttributeError
+    from geogan_hf.imageio import load_image
+    from geogan_hf.landmarks import detect_faces
+
+    listing = Path(path)
+    if not listing.is_file():
+        raise DatasetError(f"photo pair list not found: {listing}")
+    rows = []
+    for number, line in enumerate(listing.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            rows.append((row["source"], row["exemplar"], canonical_attribute(row["attribute"])))
+        except (ValueError, KeyError, TypeError) as error:
+            if isinstance(error, UnknownAttributeError):
+                raise
+            raise DatasetError(
+                f'{listing}:{number}: expected {{"source": ..., "exemplar": ..., '
+                f'"attribute": ...}}, got {line.strip()[:80]!r}'
+            ) from error
+    if not rows:
+        raise DatasetError(f"no photo pairs in {listing}")
+    allowed = None if attributes is None else {canonical_attribute(a) for a in attributes}
+    aligned: dict[tuple[str, str], tuple[Tensor, Tensor]] = {}
+
+    def face(name: str, role: str) -> tuple[Tensor, Tensor]:
+        if (name, role) not in aligned:
+            image = load_image(listing.parent / name)
+            found = detect_faces(image, backend=landmark_backend)
+            if not found:
+                raise NoFaceError(f"no face found in the {role} photo {name}", role=role)
+            crop = align_face(image, found[0].landmarks, size)
+            points = torch.as_tensor(crop.landmarks, dtype=torch.float32)
+            aligned[name, role] = (
+                pil_to_tensor(crop.image),
+                pixel_to_normalized(points, (size, size))[None],
+            )
+        return aligned[name, role]
+
+    fields: dict[str, list] = {
+        k: [] for k in ("source", "exemplar", "source_landmarks", "exemplar_landmarks")
+    }
+    for source, exemplar, attribute in rows:
+        if allowed is not None and attribute not in allowed:
+            raise UnknownAttributeError(
+                f"the evaluated method transfers {sorted(allowed)}, not {attribute!r}"
+            )
+        for role, name in (("source", source), ("exemplar", exemplar)):
+            image, points = face(name, role)
+            fields[role].append(image)
+            fields[f"{role}_landmarks"].append(points)
+    tensors = {k: torch.cat(v) for k, v in fields.items()}
+    return EvalPairs(**tensors, attributes=[attribute for _, _, attribute in rows])
+
+
 # -- evaluation ----------------------------------------------------------------------------
 
 
@@ -366,15 +469,19 @@ def evaluate(
     batch_size: int = 16,
     keep: Sequence[int] = (),
 ) -> EvalResult:
-    """Runs ``method`` on every pair and measures every metric of :data:`METRICS`.
+    """Runs ``method`` on every pair and measures the metrics of :data:`METRICS` that apply.
+
+    With ground truth, all of them; without (real photos), ``landmark_nme``, ``foldover``
+    and ``background_psnr`` outside the attribute's landmark region.
 
     Args:
         method: see :data:`Method`.
-        pairs: aligned quadruples.
+        pairs: aligned pairs (see :class:`EvalPairs`).
         batch_size: pairs per call.
         keep: pair indices whose result image and mask are kept (for :func:`save_grid`).
     """
-    values: dict[str, list[Tensor]] = {name: [] for name in METRICS}
+    names = METRICS if pairs.has_ground_truth else NO_GROUND_TRUTH_METRICS
+    values: dict[str, list[Tensor]] = {name: [] for name in names}
     outputs = {}
     for start in range(0, len(pairs), batch_size):
         batch = pairs.select(range(start, min(start + batch_size, len(pairs))))
@@ -383,9 +490,10 @@ def evaluate(
             batch.attributes,
         )  # fmt: skip
         region = batch.region
-        values["region_l1"].append(region_l1(out.image, batch.ground_truth, region))
-        values["region_psnr"].append(region_psnr(out.image, batch.ground_truth, region))
-        values["mask_iou"].append(mask_iou(out.mask, batch.ground_truth_mask))
+        if batch.has_ground_truth:
+            values["region_l1"].append(region_l1(out.image, batch.ground_truth, region))
+            values["region_psnr"].append(region_psnr(out.image, batch.ground_truth, region))
+            values["mask_iou"].append(mask_iou(out.mask, batch.ground_truth_mask))
         values["landmark_nme"].append(
             landmark_nme(out.flow, batch.source_landmarks, batch.exemplar_landmarks)
         )
@@ -396,32 +504,6 @@ def evaluate(
                 outputs[i] = (out.image[i - start].float(), out.mask[i - start].float())
     metrics = {name: torch.cat(v).numpy() for name, v in values.items()}
     return EvalResult(metrics, list(pairs.attributes), outputs)
-
-
-@torch.no_grad()
-def evaluate_without_ground_truth(
-    method: Method,
-    source: Tensor,
-    exemplar: Tensor,
-    source_landmarks: Tensor,
-    exemplar_landmarks: Tensor,
-    attributes: Sequence[str],
-) -> dict[str, np.ndarray]:
-    """The metrics that apply to real photos: landmark error, fold-over, background PSNR.
-
-    The background is everything outside the attribute's landmark region
-    (:func:`geogan_hf.regions.region_mask` > :data:`REGION_THRESHOLD`).
-    """
-    out = method(source, exemplar, source_landmarks, exemplar_landmarks, attributes)
-    h, w = source.shape[-2:]
-    region = torch.cat(
-        [region_mask(a, source_landmarks[i : i + 1], (h, w)) for i, a in enumerate(attributes)]
-    )
-    return {
-        "landmark_nme": landmark_nme(out.flow, source_landmarks, exemplar_landmarks).numpy(),
-        "foldover": foldover_ratio(out.flow).numpy(),
-        "background_psnr": background_psnr(out.image, source, region > REGION_THRESHOLD).numpy(),
-    }
 
 
 def summarize(result: EvalResult, attribute: str | None = None) -> dict[str, float]:
@@ -468,7 +550,8 @@ def save_grid(
     results: dict[str, EvalResult],
     indices: Sequence[int],
 ) -> None:
-    """PNG grid, one row per pair: source | exemplar | ground truth | (result | mask) per method.
+    """PNG grid, one row per pair: source | exemplar | ground truth (when known) | (result |
+    mask) per method.
 
     Args:
         path: PNG file to write.
@@ -476,12 +559,14 @@ def save_grid(
         results: method name -> its :class:`EvalResult` (with ``indices`` kept).
         indices: pairs to show.
     """
-    labels = ["source", "exemplar", "ground truth"]
+    labels = ["source", "exemplar"] + (["ground truth"] if pairs.has_ground_truth else [])
     for name in results:
         labels += [f"{name}: result" if len(results) > 1 else "result", "mask"]
     rows = []
     for i in indices:
-        tiles = [_tile(pairs.source[i]), _tile(pairs.exemplar[i]), _tile(pairs.ground_truth[i])]
+        tiles = [_tile(pairs.source[i]), _tile(pairs.exemplar[i])]
+        if pairs.has_ground_truth:
+            tiles.append(_tile(pairs.ground_truth[i]))
         for result in results.values():
             image, mask = result.outputs[i]
             tiles += [_tile(image), _tile(mask)]
@@ -519,7 +604,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", required=True,
         help='GeoGAN model id or folder, "prior" (geometry prior) or "naive" (naive paste)',
     )  # fmt: skip
-    parser.add_argument("--data", required=True, help="folder written by geogan-synth")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="folder written by geogan-synth (with ground truth)")
+    source.add_argument(
+        "--pairs",
+        help='real photos, no ground truth: a JSON Lines file of {"source": PATH, '
+        '"exemplar": PATH, "attribute": NAME} (paths relative to it)',
+    )
     parser.add_argument(
         "--split", default="eval", help="split holding the quadruples (default eval)"
     )
@@ -539,17 +630,27 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Runs ``geogan-eval``; returns the exit code."""
     method = load_method(args.model)
-    size = args.size or method.image_size or _data_size(args.data, args.split)
-    pairs = load_eval_pairs(
-        args.data, size, split=args.split, limit=args.num_pairs, attributes=method.attributes
-    )
+    if args.pairs:
+        size = args.size or method.image_size or DEFAULT_PHOTO_SIZE
+        pairs = load_photo_pairs(args.pairs, size, attributes=method.attributes)
+        if args.num_pairs is not None:
+            pairs = pairs.select(range(min(args.num_pairs, len(pairs))))
+        where = args.pairs
+    else:
+        size = args.size or method.image_size or _data_size(args.data, args.split)
+        pairs = load_eval_pairs(
+            args.data, size, split=args.split, limit=args.num_pairs, attributes=method.attributes
+        )
+        where = f"{args.data} ({args.split})"
     indices = list(range(min(args.grid_pairs, len(pairs))))
     result = evaluate(method, pairs, batch_size=args.batch_size, keep=indices)
     rows = {"all": summarize(result)}
     for attribute in sorted(set(pairs.attributes)):
         rows[attribute] = summarize(result, attribute)
     print(
-        f"{method.name} on {len(pairs)} pairs of {args.data} ({args.split}), aligned at {size} px\n"
+        f"{method.name} on {len(pairs)} pairs of {where}, aligned at {size} px"
+        + ("" if pairs.has_ground_truth else " (real photos: metrics without ground truth)")
+        + "\n"
     )
     print(format_table(rows, title="pairs"))
     save_grid(args.grid, pairs, {method.name: result}, indices)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -13,10 +14,11 @@ from PIL import Image
 from geogan_hf.errors import DatasetError, ModelLoadError
 from geogan_hf.evaluation import (
     METRICS,
+    NO_GROUND_TRUTH_METRICS,
+    EvalPairs,
     background_psnr,
     build_parser,
     evaluate,
-    evaluate_without_ground_truth,
     foldover_ratio,
     format_table,
     geometry_prior_method,
@@ -138,12 +140,18 @@ def test_prior_beats_naive_paste_on_ground_truth(data_dir):
     assert prior["landmark_nme"] < 0.2 * naive["landmark_nme"]
     assert prior["region_l1"] < naive["region_l1"]
     assert prior["foldover"] < 0.01
-    real = evaluate_without_ground_truth(
-        geometry_prior_method, pairs.source, pairs.exemplar, pairs.source_landmarks,
-        pairs.exemplar_landmarks, pairs.attributes,
+    # The same pairs without their ground truth: the metrics that need none, same values
+    # for the flow metrics, background measured outside the (larger) landmark region.
+    photos = EvalPairs(
+        pairs.source, pairs.exemplar, pairs.source_landmarks, pairs.exemplar_landmarks,
+        pairs.attributes,
     )  # fmt: skip
-    assert set(real) == {"landmark_nme", "foldover", "background_psnr"}
-    assert real["landmark_nme"].shape == (6,)
+    assert not photos.has_ground_truth and photos.region.sum() > pairs.region.sum()
+    real = evaluate(geometry_prior_method, photos).metrics
+    assert tuple(real) == NO_GROUND_TRUTH_METRICS and real["landmark_nme"].shape == (6,)
+    with_truth = evaluate(geometry_prior_method, pairs).metrics
+    np.testing.assert_allclose(real["landmark_nme"], with_truth["landmark_nme"])
+    assert np.all(real["background_psnr"] > 30)
 
 
 @needs_samples
@@ -189,3 +197,53 @@ def test_console_script_reports_bad_data_in_one_line(tmp_path, capsys):
     assert eval_main(["--model", "prior", "--data", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: evaluation data folder not found") and "\n" not in err
+
+
+def _write_pairs(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.samples("astronaut", "einstein", "lenna")
+def test_cli_evaluates_real_photo_pairs_without_ground_truth(tmp_path, capsys):
+    from geogan_hf.samples import load_sample
+
+    astronaut, einstein, lenna = (load_sample(n).path for n in ("astronaut", "einstein", "lenna"))
+    listing = _write_pairs(
+        tmp_path / "pairs.jsonl",
+        [
+            {"source": str(astronaut), "exemplar": str(einstein), "attribute": "Mustache"},
+            {"source": str(lenna), "exemplar": str(einstein), "attribute": "mustache"},
+        ],
+    )
+    grid = tmp_path / "grid.png"
+    args = ["--model", "prior", "--pairs", str(listing), "--size", str(SIZE), "--grid", str(grid)]
+    assert run(build_parser().parse_args(args)) == 0
+    out = capsys.readouterr().out
+    assert "real photos" in out and "| landmark_nme ↓ |" in out and "region_l1" not in out
+    row = next(line for line in out.splitlines() if line.startswith("| all |"))
+    nme = float(row.split("|")[2])
+    assert 0 < nme < 0.05  # the TPS carries the detected landmarks
+    with Image.open(grid) as image:  # source | exemplar | result | mask
+        assert image.width == 4 * SIZE and image.height > 2 * SIZE
+
+
+@pytest.mark.samples("astronaut")
+def test_photo_pairs_report_bad_input_in_one_line(tmp_path, capsys):
+    from geogan_hf.cli import eval_main
+    from geogan_hf.samples import load_sample
+
+    Image.new("RGB", (200, 200), "gray").save(tmp_path / "blank.png")
+    face = str(load_sample("astronaut").path)
+    cases = [
+        ([{"source": face, "exemplar": "blank.png", "attribute": "Mustache"}],
+         "error: no face found in the exemplar photo blank.png"),
+        ([{"source": face, "exemplar": face, "attribute": "Mohawk"}], "error: unknown attribute"),
+        ([{"source": face}], "error: "),
+        ([], "error: no photo pairs in"),
+    ]  # fmt: skip
+    for rows, message in cases:
+        listing = _write_pairs(tmp_path / "pairs.jsonl", rows)
+        assert eval_main(["--model", "prior", "--pairs", str(listing), "--size", "64"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(message) and "\n" not in err, err
