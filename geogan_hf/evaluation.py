@@ -42,7 +42,7 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from geogan_hf.align import align_face
-from geogan_hf.errors import DatasetError, ModelLoadError
+from geogan_hf.errors import DatasetError, ModelLoadError, NoFaceError, UnknownAttributeError
 from geogan_hf.geometry import (
     flow_jacobian_determinant,
     identity_flow,
@@ -50,7 +50,8 @@ from geogan_hf.geometry import (
     pixel_to_normalized,
     warp_points_backward,
 )
-from geogan_hf.imageio import pil_to_tensor
+from geogan_hf.imageio import load_image, pil_to_tensor
+from geogan_hf.landmarks import detect_faces
 from geogan_hf.regions import canonical_attribute, region_mask
 
 __all__ = [
@@ -393,10 +394,6 @@ def load_photo_pairs(
         InvalidImageError: an unreadable photo.
         NoFaceError: a photo without a face (``role`` says which side).
     """
-    from geogan_hf.errors import NoFaceError, UnknownAttributeError
-    from geogan_hf.imageio import load_image
-    from geogan_hf.landmarks import detect_faces
-
     listing = Path(path)
     if not listing.is_file():
         raise DatasetError(f"photo pair list not found: {listing}")
@@ -406,14 +403,15 @@ def load_photo_pairs(
             continue
         try:
             row = json.loads(line)
-            rows.append((row["source"], row["exemplar"], canonical_attribute(row["attribute"])))
-        except (ValueError, KeyError, TypeError) as error:
-            if isinstance(error, UnknownAttributeError):
-                raise
+        except ValueError:
+            row = None
+        keys = ("source", "exemplar", "attribute")
+        if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in keys):
             raise DatasetError(
-                f'{listing}:{number}: expected {{"source": ..., "exemplar": ..., '
-                f'"attribute": ...}}, got {line.strip()[:80]!r}'
-            ) from error
+                f'{listing}:{number}: expected {{"source": PATH, "exemplar": PATH, '
+                f'"attribute": NAME}}, got {line.strip()[:80]!r}'
+            )
+        rows.append((row["source"], row["exemplar"], canonical_attribute(row["attribute"])))
     if not rows:
         raise DatasetError(f"no photo pairs in {listing}")
     allowed = None if attributes is None else {canonical_attribute(a) for a in attributes}

@@ -238,12 +238,14 @@ def test_photo_pairs_report_bad_input_in_one_line(tmp_path, capsys):
     cases = [
         ([{"source": face, "exemplar": "blank.png", "attribute": "Mustache"}],
          "error: no face found in the exemplar photo blank.png"),
-        ([{"source": face, "exemplar": face, "attribute": "Mohawk"}], "error: unknown attribute"),
-        ([{"source": face}], "error: "),
+        ([{"source": face, "exemplar": face, "attribute": "Mohawk"}],
+         "error: unknown attribute 'Mohawk'"),
+        ([{"source": face}], 'pairs.jsonl:1: expected {"source": PATH'),
+        ([{"source": face, "exemplar": 3, "attribute": "Mustache"}], "pairs.jsonl:1: expected"),
         ([], "error: no photo pairs in"),
     ]  # fmt: skip
     for rows, message in cases:
         listing = _write_pairs(tmp_path / "pairs.jsonl", rows)
         assert eval_main(["--model", "prior", "--pairs", str(listing), "--size", "64"]) == 2
         err = capsys.readouterr().err.strip()
-        assert err.startswith(message) and "\n" not in err, err
+        assert err.startswith("error: ") and message in err and "\n" not in err, err
