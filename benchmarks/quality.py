@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 import torch
+from _common import cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -63,16 +64,6 @@ from geogan_hf.model import GeoGAN  # noqa: E402
 from geogan_hf.synthetic import SYNTHETIC_ATTRIBUTES, generate_synthetic_dataset  # noqa: E402
 
 MODES = {"paper": "GeoGAN paper mode (scratch)", "prior": "GeoGAN + prior (fine-tuned)"}
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def parse_args() -> argparse.Namespace:
@@ -207,7 +198,7 @@ def training_pair_nme(args, data: str, model: GeoGAN, count: int = 96) -> tuple[
     batch = {k: torch.stack([item[k] for item in items]) for k in items[0]}
     model.eval()
     with torch.no_grad():
-        flow = model.flow_scale * model.flow_net(batch["source"], batch["exemplar"])
+        flow = model(batch["source"], batch["exemplar"], attribute=batch["attribute"]).flow
     points = batch["source_landmarks"], batch["exemplar_landmarks"]
     identity = landmark_nme(torch.zeros_like(flow), *points).mean().item()
     return identity, landmark_nme(flow, *points).mean().item()

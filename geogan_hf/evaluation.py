@@ -415,21 +415,21 @@ def load_photo_pairs(
     if not rows:
         raise DatasetError(f"no photo pairs in {listing}")
     allowed = None if attributes is None else {canonical_attribute(a) for a in attributes}
-    aligned: dict[tuple[str, str], tuple[Tensor, Tensor]] = {}
+    aligned: dict[str, tuple[Tensor, Tensor]] = {}  # one detection per photo
 
     def face(name: str, role: str) -> tuple[Tensor, Tensor]:
-        if (name, role) not in aligned:
+        if name not in aligned:
             image = load_image(listing.parent / name)
             found = detect_faces(image, backend=landmark_backend)
             if not found:
                 raise NoFaceError(f"no face found in the {role} photo {name}", role=role)
             crop = align_face(image, found[0].landmarks, size)
             points = torch.as_tensor(crop.landmarks, dtype=torch.float32)
-            aligned[name, role] = (
+            aligned[name] = (
                 pil_to_tensor(crop.image),
                 pixel_to_normalized(points, (size, size))[None],
             )
-        return aligned[name, role]
+        return aligned[name]
 
     fields: dict[str, list] = {
         k: [] for k in ("source", "exemplar", "source_landmarks", "exemplar_landmarks")

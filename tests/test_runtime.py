@@ -23,5 +23,3 @@ def test_configure_cpu_runtime_sets_threads_and_reports_the_allocator():
 def test_allocator_tuning_applies_on_glibc_only():
     glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert tune_allocator() is glibc
-    x = torch.randn(1024, 1024)  # large blocks still allocate and compute after tuning
-    assert torch.allclose((x @ torch.eye(1024)), x)
