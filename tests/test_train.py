@@ -193,9 +193,19 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(faces, full_run, tmp_p
 
 @pytest.mark.slow
 def test_two_process_run_keeps_ranks_identical(faces, tmp_path):
+    """Two gloo ranks, prior mode with its flow and mask parts frozen (parameters that
+    take no gradient must not trip DDP)."""
     out = tmp_path / "ddp"
     args = ["--dataset_name", str(faces), "--output_dir", str(out), *TINY]
     args += ["--max_train_steps", "1", "--checkpointing_steps", "1", "--write_rank_summary"]
+    args += [
+        "--geometry_prior",
+        "--freeze_generator_parts",
+        "flow",
+        "mask",
+        "--alpha_warmup_steps",
+        "0",
+    ]
     # On a CPU-only machine "--cpu --num_processes 2" silently starts one process; this
     # starts two gloo ranks (ACCELERATE_USE_CPU is set in _env).
     launcher = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2"]
@@ -208,9 +218,15 @@ def test_two_process_run_keeps_ranks_identical(faces, tmp_path):
     assert [r["global_step"] for r in ranks] == [1, 1]
     assert ranks[0]["generator_sha256"] == ranks[1]["generator_sha256"]
     assert ranks[0]["discriminator_sha256"] == ranks[1]["discriminator_sha256"]
-    exported = train_accelerate.weights_hash(GeoGAN.from_pretrained(out))
-    assert exported == ranks[0]["generator_sha256"]
+    model = GeoGAN.from_pretrained(out)
+    assert train_accelerate.weights_hash(model) == ranks[0]["generator_sha256"]
     assert (out / "checkpoint-1" / "random_states_1.pkl").is_file()
+    torch.manual_seed(0)  # the script's seed: the frozen parts are the fresh model's
+    fresh = GeoGAN(image_size=64, attributes=("Mustache",), ngf=4, n_blocks=1, geometry_prior=True)
+    for part, frozen in (("flow", True), ("mask", True), ("refine", False), ("remove", False)):
+        trained, initial = getattr(model, f"{part}_net"), getattr(fresh, f"{part}_net")
+        same = all(torch.equal(a, b) for a, b in zip(trained.parameters(), initial.parameters()))
+        assert same == frozen, part
 
 
 @pytest.mark.slow
