@@ -82,8 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-scales", type=int, default=2, help="discriminator scales (official 3)")
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument(
-        "--prior-frozen-parts", nargs="*", default=[], choices=ta.GENERATOR_PARTS,
-        help="generator parts kept at the prior in the fine-tune (chosen by prior_selection.py)",
+        "--prior-frozen-parts", nargs="*", default=["flow", "mask"], choices=ta.GENERATOR_PARTS,
+        help="generator parts kept at the prior in the fine-tune (default: the choice of "
+        "prior_selection.py on the validation split, results/prior_selection.md)",
     )  # fmt: skip
     parser.add_argument("--curve-points", type=int, default=6, help="checkpoints per run")
     parser.add_argument("--threads", type=int, default=2)
@@ -349,7 +350,9 @@ def main() -> None:
         f"{', '.join(args.attributes)}; training: batch {args.batch_size}, ngf {args.ngf}, "
         f"n_blocks {args.n_blocks}, ndf {args.ndf}, n_scales {args.n_scales}, lr "
         f"{args.learning_rate}, {args.train_minutes:g} min budget per run; steps "
-        f"{json.dumps(steps_run)}; seed {args.seed}; single runs (deterministic metrics)\n"
+        f"{json.dumps(steps_run)}; prior fine-tune frozen parts: "
+        f"{', '.join(args.prior_frozen_parts) or 'none'}; seed {args.seed}; single runs "
+        "(deterministic metrics)\n"
     )
     print(format_table(summary))
     for attribute in args.attributes:

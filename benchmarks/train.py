@@ -42,8 +42,8 @@ from geogan_hf.samples import load_sample  # noqa: E402
 GPU_VARIANTS = {
     "nchw": {},
     "channels_last": {"channels_last": True},
-    "compiled_nchw": {"compile": True},
-    "compiled_channels_last": {"channels_last": True, "compile": True},
+    "compiled_nchw": {"compiled": True},
+    "compiled_channels_last": {"channels_last": True, "compiled": True},
 }
 
 
@@ -77,10 +77,11 @@ def bench(
     repeats: int,
     geometry_prior: bool,
     channels_last: bool = False,
-    compile: bool = False,
+    compiled: bool = False,
     profile: Path | None = None,
 ) -> dict:
-    """Median images/s over ``repeats`` runs of ``steps`` steps, after one warm-up step."""
+    """Median images/s over ``repeats`` runs of ``steps`` steps, after a FLOP-counting step
+    and two warm-up steps (``compiled``: both networks compiled after the FLOP count)."""
     accelerator = Accelerator(cpu=cpu, mixed_precision=precision)
     torch.manual_seed(0)
     generator = GeoGAN(image_size=resolution, geometry_prior=geometry_prior)
@@ -111,7 +112,7 @@ def bench(
     with FlopCounterMode(display=False) as counter:  # eager: the count needs aten ops
         step()
     flops = counter.get_total_flops()
-    if compile:
+    if compiled:
         for net in (generator, discriminator):
             accelerator.unwrap_model(net).compile()
     warmup_start = time.perf_counter()
@@ -153,7 +154,7 @@ def bench(
         "precision": precision,
         "prior": geometry_prior,
         "layout": ("channels_last" if channels_last else "NCHW")
-        + (", compiled" if compile else ""),
+        + (", compiled" if compiled else ""),
         "warmup_s": warmup,
         "step_ms": seconds * 1000,
         "images_per_s": batch / seconds,
