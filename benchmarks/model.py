@@ -90,28 +90,32 @@ def forward_gflops(fn) -> float:
 
 
 def interleaved(fns: dict[str, object], runs: int) -> dict[str, dict[str, float]]:
-    """Time several forwards round-robin, so that the machine's load falls on all alike.
+    """Time several forwards in rounds, so that the machine's load falls on all alike.
 
-    Returns per name: median and best wall-clock ms, mean CPU ms (process time, all threads)
-    and ``ratio``, the median over rounds of this forward's time / the first one's.
+    Each round runs every forward once, the order rotating from round to round (no forward
+    always follows the same one). Returns per name: median and best wall-clock ms, mean CPU
+    ms (process time, all threads) and ``ratio``, the median over rounds of this forward's
+    time / the first forward's (the baseline) in the same round.
     """
+    names = list(fns)
     for fn in fns.values():
         fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    cpu = dict.fromkeys(fns, 0.0)
-    for _ in range(runs):
-        for name, fn in fns.items():
+    times: dict[str, list[float]] = {name: [] for name in names}
+    cpu = dict.fromkeys(names, 0.0)
+    for round_index in range(runs):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
             cpu_start, start = time.process_time(), time.perf_counter()
-            fn()
+            fns[name]()
             times[name].append((time.perf_counter() - start) * 1000)
             cpu[name] += (time.process_time() - cpu_start) * 1000 / runs
-    first = times[next(iter(fns))]
+    baseline = times[names[0]]
     return {
         name: {
             "median": statistics.median(t),
             "best": min(t),
             "cpu": cpu[name],
-            "ratio": statistics.median(x / y for x, y in zip(t, first)),
+            "ratio": statistics.median(x / y for x, y in zip(t, baseline)),
         }
         for name, t in times.items()
     }
@@ -215,7 +219,7 @@ def main() -> None:
     rows = benchmark(args.runs)
     print(
         f"GeoGAN generator forward, batch 1, random weights, {args.threads} threads, "
-        f"median of {args.runs} rounds (the models timed in turn within each round), "
+        f"median of {args.runs} rounds (each model once per round, in rotating order), "
         f"{'tuned' if runtime['tuned_allocator'] else 'default'} glibc allocator; "
         f"{cpu_name()}, torch {torch.__version__}; "
         f"2048x2048 matmul at {throughput:.0f} GFLOP/s before the run\n"
