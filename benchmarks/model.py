@@ -12,8 +12,8 @@ for a 1024 px input through the high-resolution path, plus the mean CPU time per
 
 The baseline is measured, not only quoted: ``official_generator.py`` rebuilds the official
 generator's transfer path (same parameters and FLOPs as the issue's figures), and every
-round times it, paper mode and prior mode one after the other, so the machine's load falls
-on all three alike. Issue 3's latency targets (150 ms at 256 and 200 ms on the 1024 path
+round times it, paper mode and prior mode once each, in rotating order, so the machine's
+load falls on all three alike. Issue 3's latency targets (150 ms at 256 and 200 ms on the 1024 path
 where the official generator takes 222 and 250 ms) are checked as ratios to it; the
 machine's own speed (a 2048x2048 float32 matmul, ~190 GFLOP/s with 2 threads on the
 reference machine) is printed for context. The process is set up with
