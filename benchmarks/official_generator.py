@@ -80,6 +80,8 @@ class OfficialDecoder(nn.Module):
 
 
 class OfficialResBlock(nn.Module):
+    """pix2pixHD residual block: two reflect-padded 3x3 convs with instance norm."""
+
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
@@ -97,7 +99,9 @@ class OfficialResBlock(nn.Module):
 class OfficialTwoStream(nn.Module):
     """Flow or mask network: shared encoder on both inputs, bottleneck, ResBlocks, decoder."""
 
-    def __init__(self, out_channels: int, ngf: int = 16, n_downsample: int = 3, n_blocks: int = 3):
+    def __init__(
+        self, out_channels: int, ngf: int = 16, n_downsample: int = 3, n_blocks: int = 3
+    ) -> None:
         super().__init__()
         deep = ngf * 2**n_downsample
         self.encoder = OfficialEncoder(3, ngf, n_downsample)
@@ -148,7 +152,8 @@ class OfficialGenerator(nn.Module):
 
 
 def identity(flow: Tensor) -> Tensor:
-    """Identity grid ``(N, 2, H, W)`` (x, y) in [-1, 1], like the flow."""
+    """Identity grid ``(N, 2, H, W)`` (x, y) from -1 to 1 at the corner pixels' centres, as the
+    official code builds it (the package's own convention is ``align_corners=False``)."""
     n, _, h, w = flow.shape
     ys = torch.linspace(-1, 1, h, dtype=flow.dtype)
     xs = torch.linspace(-1, 1, w, dtype=flow.dtype)
