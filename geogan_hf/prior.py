@@ -251,14 +251,15 @@ def apply_tone(warped: Tensor, source: Tensor, tone: tuple[Tensor, Tensor] | Non
     if tone is None:
         return warped
     gain, luma_gain = tone
-    b01 = (warped + 1) / 2
+    # in [0, 2] units, i.e. 2x intensity: the halving is folded into the small maps
+    warped2, source2 = warped + 1, source + 1
     size = tuple(warped.shape[-2:])
     small = work_size(*size, TONE_GRID, 1)
-    skin_distance = (gain * b01 - (source + 1) / 2).abs().mean(dim=1, keepdim=True)
+    skin_distance = (gain * warped2 - source2).abs().mean(dim=1, keepdim=True) / 2
     skin = torch.exp(-((resize_image(skin_distance, small) / SKIN_SCALE) ** 2))
     skin = upsample(gaussian_blur(skin, DIFF_SIGMA * min(small)), size)
     tint = HAIR_TINT + (1 - HAIR_TINT) * skin
-    return ((luma_gain + tint * (gain - luma_gain)) * b01 * 2 - 1).clamp(-1, 1)
+    return (torch.lerp(luma_gain, gain, tint) * warped2 - 1).clamp(-1, 1)
 
 
 def _local_contrast(image: Tensor, sigma: float) -> Tensor:
@@ -341,7 +342,7 @@ def warp_exemplar(
     if mirror is None:
         return warped
     mirror_flow, weight = mirror
-    return warped + weight * (warp_with_flow(exemplar, mirror_flow) - warped)
+    return torch.lerp(warped, warp_with_flow(exemplar, mirror_flow), weight)
 
 
 def geometric_prior(
@@ -400,7 +401,7 @@ def blend(
         ``(warped, blended)`` with ``blended = mask * warped + (1 - mask) * source``.
     """
     warped = apply_tone(warp_exemplar(exemplar, flow, mirror), source, tone)
-    return warped, mask * warped + (1 - mask) * source
+    return warped, torch.lerp(source, warped, mask)
 
 
 def upsample(x: Tensor, size: tuple[int, int]) -> Tensor:
@@ -446,9 +447,7 @@ def geometric_transfer(
         exemplar_landmarks,
         attributes,
     )
-    return finish_transfer(
-        source, exemplar, prior.flow, prior.mask, torch.zeros_like(prior.warped), prior
-    )
+    return finish_transfer(source, exemplar, prior.flow, prior.mask, None, prior)
 
 
 def finish_transfer(
@@ -456,7 +455,7 @@ def finish_transfer(
     exemplar: Tensor,
     flow: Tensor,
     mask: Tensor,
-    residual: Tensor,
+    residual: Tensor | None,
     prior: GeometricPrior | None = None,
     work: tuple[Tensor, Tensor] | None = None,
 ) -> TransferOutput:
@@ -464,32 +463,39 @@ def finish_transfer(
 
     Args:
         source, exemplar: full-resolution inputs.
-        flow, mask, residual: network (or prior) outputs at the work resolution.
+        flow, mask, residual: network (or prior) outputs at the work resolution;
+            ``residual=None`` means no refinement (zeros, not upsampled or added).
         prior: the geometry prior (tone match, mirror warp, prior flow and mask), if used;
             its mirror flow must include any learned flow residual.
         work: ``(warped, blended)`` already computed by :func:`blend` on these very inputs
             (same size), reused instead of recomputed.
     """
     size = tuple(source.shape[-2:])
+    full_flow, full_mask = resize_flow(flow, size), upsample(mask, size)
     if work is None:
-        flow, mask, residual = (
-            resize_flow(flow, size),
-            upsample(mask, size),
-            upsample(residual, size),
-        )
         tone = mirror = None
         if prior is not None:
             tone = prior.tone
             mirror = (resize_flow(prior.mirror[0], size), upsample(prior.mirror[1], size))
-        work = blend(source, exemplar, flow, mask, tone, mirror)
+        work = blend(source, exemplar, full_flow, full_mask, tone, mirror)
     warped, blended = work
+    if residual is None:
+        image, residual = blended.clamp(-1, 1), torch.zeros_like(blended)
+    else:
+        residual = upsample(residual, size)
+        image = (blended + residual).clamp(-1, 1)
+    prior_flow = prior_mask = None
+    if prior is not None:
+        # the pure prior's flow and mask are the prior's: upsampled once
+        prior_flow = full_flow if prior.flow is flow else resize_flow(prior.flow, size)
+        prior_mask = full_mask if prior.mask is mask else upsample(prior.mask, size)
     return TransferOutput(
-        image=(blended + residual).clamp(-1, 1),
+        image=image,
         blended=blended,
         warped=warped,
-        mask=mask,
-        flow=flow,
+        mask=full_mask,
+        flow=full_flow,
         residual=residual,
-        prior_flow=None if prior is None else resize_flow(prior.flow, size),
-        prior_mask=None if prior is None else upsample(prior.mask, size),
+        prior_flow=prior_flow,
+        prior_mask=prior_mask,
     )
