@@ -251,7 +251,8 @@ def apply_tone(warped: Tensor, source: Tensor, tone: tuple[Tensor, Tensor] | Non
     if tone is None:
         return warped
     gain, luma_gain = tone
-    # in [0, 2] units, i.e. 2x intensity: the halving is folded into the small maps
+    # twice the [0, 1] intensities: the 1/2 moves onto the one-channel distance, and
+    # gain x (warped + 1) - 1 is 2 x (gain x the [0, 1] image) - 1: back in [-1, 1]
     warped2, source2 = warped + 1, source + 1
     size = tuple(warped.shape[-2:])
     small = work_size(*size, TONE_GRID, 1)
