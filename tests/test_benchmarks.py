@@ -42,7 +42,7 @@ def test_rebuild_high_resolution_path_keeps_the_input_size(official):
 
 def rows(ratio_256: float, ratio_hr: float, gflops: float) -> list[dict]:
     official = model_benchmark.OFFICIAL
-    paper = "geogan_hf, paper mode"
+    paper = model_benchmark.PAPER
     return [
         {"model": official, "input": "256", "ratio": 1.0, "gflops": 14.6},
         {"model": paper, "input": "256", "ratio": ratio_256, "gflops": gflops},
