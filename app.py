@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,8 @@ from PIL import Image, ImageDraw
 
 from geogan_hf.errors import GeoGANError
 from geogan_hf.imageio import load_image
-from geogan_hf.pipeline import TransferPipeline, TransferResult
+from geogan_hf.pipeline import MODE_UNTRAINED, TransferPipeline, TransferResult
+from geogan_hf.regions import EXPERIMENTAL_ATTRIBUTES
 from geogan_hf.runtime import configure_cpu_runtime
 from geogan_hf.samples import Sample, available_samples, load_sample
 
@@ -110,9 +112,22 @@ def draw_landmarks(image: Image.Image, landmarks: np.ndarray) -> Image.Image:
     return out
 
 
+def attribute_label(name: str) -> str:
+    """The attribute as the dropdown shows it: ``"Bushy Eyebrows"``, ``"Bangs (experimental)"``."""
+    label = name.replace("_", " ")
+    return f"{label} (experimental)" if name in EXPERIMENTAL_ATTRIBUTES else label
+
+
 def model_panel(pipe: TransferPipeline, timings: dict[str, float] | None = None) -> str:
     """Markdown naming the loaded model and, after a run, how long each stage took."""
     lines = [f"**Model:** {pipe.describe()}", ""]
+    if pipe.mode == MODE_UNTRAINED:
+        lines = [
+            "⚠️ **This model was never trained: its results are noise.** "
+            "Load trained weights with `--model`, or run without it for the geometry prior.",
+            "",
+            *lines,
+        ]
     if timings:
         lines += ["| stage | time |", "|---|---:|"]
         lines += [f"| {stage} | {seconds * 1000:.0f} ms |" for stage, seconds in timings.items()]
@@ -176,17 +191,20 @@ def transfer(
             "Upload an exemplar face image that has the attribute.", print_exception=False
         )
     try:
-        result: TransferResult = pipe(
-            source,
-            exemplar,
-            attribute=attribute,
-            strength=float(strength),
-            source_face=int(source_face or 0),
-            exemplar_face=int(exemplar_face or 0),
-        )
+        with warnings.catch_warnings(record=True) as notes:
+            warnings.simplefilter("always")
+            result: TransferResult = pipe(
+                source,
+                exemplar,
+                attribute=attribute,
+                strength=float(strength),
+                source_face=int(source_face or 0),
+                exemplar_face=int(exemplar_face or 0),
+            )
     except GeoGANError as err:
-        message = str(err)
-        raise gr.Error(message[:1].upper() + message[1:], print_exception=False) from err
+        raise gr.Error(_sentence(str(err)), print_exception=False) from err
+    for note in notes:  # e.g. an experimental attribute: shown, the result still comes back
+        gr.Warning(_sentence(str(note.message)))
     folder = output_folder()
     return (
         save_output(result.image, folder / "result.png"),
@@ -208,6 +226,10 @@ def transfer(
     )
 
 
+def _sentence(message: str) -> str:
+    return message[:1].upper() + message[1:]
+
+
 def example_value(sample: Sample) -> str | Image.Image:
     """A sample as a Gradio example: its file when browsers show that format, else the image.
 
@@ -226,7 +248,7 @@ def example_rows(attributes: Sequence[str], limit: int = MAX_EXAMPLES) -> list[l
     samples = [load_sample(name) for name in available_samples()]
     rows: list[list[Any]] = []
     turn = 0
-    for attribute in attributes:
+    for attribute in (a for a in attributes if a not in EXPERIMENTAL_ATTRIBUTES):
         for exemplar in samples:
             sources = [s for s in samples if s is not exemplar and attribute not in s.attributes]
             if attribute in exemplar.attributes and sources:
@@ -283,7 +305,7 @@ def build_demo(pipe: TransferPipeline) -> gr.Blocks:
             )
         with gr.Row():
             attribute = gr.Dropdown(
-                [(name.replace("_", " "), name) for name in attributes],
+                [(attribute_label(name), name) for name in attributes],
                 value=attributes[0],
                 label="Attribute",
                 elem_id="attribute",

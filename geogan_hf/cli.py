@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -59,13 +60,22 @@ def _run_cli(
 
     configure_cpu_runtime()
     try:
-        return int(run(args) or 0)
+        with warnings.catch_warnings():
+            # the library's own notes (experimental attribute, untrained model): one line each
+            warnings.simplefilter("always")
+            warnings.showwarning = _show_note
+            return int(run(args) or 0)
     except GeoGANError as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def _show_note(message, category, *args, **kwargs) -> None:
+    """Warnings as ``note: <message>`` on one line (no file name, no source line)."""
+    print(f"note: {_one_line(message)}", file=sys.stderr)
 
 
 def _module_main(module: str, argv: Sequence[str] | None) -> int:

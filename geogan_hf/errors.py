@@ -43,6 +43,10 @@ class UnknownAttributeError(GeoGANError, ValueError):
     """An attribute name is not supported (the message lists the supported ones)."""
 
 
+class AttributeNotFoundError(GeoGANError):
+    """The exemplar does not show the attribute to transfer (no instance in its region)."""
+
+
 class BackendUnavailableError(GeoGANError, RuntimeError):
     """A landmark backend cannot be used on this machine (the message names the fallback)."""
 
@@ -57,3 +61,11 @@ class MissingLandmarksError(GeoGANError, ValueError):
 
 class DatasetError(GeoGANError, ValueError):
     """A dataset cannot be used: a missing column, an empty attribute pool, no evaluation pairs."""
+
+
+class ExperimentalAttributeWarning(UserWarning):
+    """The attribute is transferred below the quality bar the others reach on real photos."""
+
+
+class UntrainedModelWarning(UserWarning):
+    """A paper-mode model whose weights were never loaded or trained: its output is noise."""

@@ -8,6 +8,9 @@ Every metric returns one value per pair, ``(N,)`` float64:
 | ``region_l1``: mean absolute error against the ground truth | inside the ground-truth region | lower |
 | ``region_psnr``: PSNR against the ground truth (dB) | inside the ground-truth region | higher |
 | ``mask_iou``: IoU of the predicted and the ground-truth masks | both thresholded at 0.5 | higher |
+| ``alpha_sad``: sum of absolute alpha errors / 1000 (matting SAD) | whole image | lower |
+| ``alpha_mse``: mean squared alpha error | the attribute's landmark region, grown | lower |
+| ``skin_leakage``: mean absolute change against the source | that region outside the ground-truth instance | lower |
 | ``landmark_nme``: where the flow fetches each source landmark vs the exemplar's | 68 points | lower |
 | ``background_psnr``: PSNR against the source (dB) | outside the ground-truth region | higher |
 | ``foldover``: fraction of flow cells with a negative Jacobian determinant | whole image | lower |
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -64,6 +68,8 @@ __all__ = [
     "Method",
     "MethodOutput",
     "TransferMethod",
+    "alpha_mse",
+    "alpha_sad",
     "background_psnr",
     "build_parser",
     "evaluate",
@@ -81,16 +87,21 @@ __all__ = [
     "region_psnr",
     "run",
     "save_grid",
+    "skin_leakage",
     "summarize",
 ]
 
 REGION_THRESHOLD = 0.05
 IOU_THRESHOLD = 0.5
+LEAKAGE_GROW = 0.1
 # metric -> True when higher is better
 METRICS: dict[str, bool] = {
     "region_l1": False,
     "region_psnr": True,
     "mask_iou": True,
+    "alpha_sad": False,
+    "alpha_mse": False,
+    "skin_leakage": False,
     "landmark_nme": False,
     "background_psnr": True,
     "foldover": False,
@@ -139,6 +150,27 @@ def mask_iou(predicted: Tensor, target: Tensor, threshold: float = IOU_THRESHOLD
     inter = (a & b).sum((1, 2, 3)).double()
     union = (a | b).sum((1, 2, 3)).double()
     return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+
+
+def alpha_sad(predicted: Tensor, target: Tensor) -> Tensor:
+    """Sum of absolute alpha differences over the image, in thousands (matting benchmarks' SAD).
+
+    Computed at the evaluation resolution: compare values measured at one size.
+    """
+    return (predicted.double() - target.double()).abs().sum((1, 2, 3)) / 1000
+
+
+def alpha_mse(predicted: Tensor, target: Tensor, region: Tensor) -> Tensor:
+    """Mean squared alpha error inside ``region`` (the attribute's landmark region)."""
+    return _masked_mean((predicted.double() - target.double()).square(), region)
+
+
+def skin_leakage(result: Tensor, source: Tensor, truth_mask: Tensor, region: Tensor) -> Tensor:
+    """Mean absolute change of ``result`` against ``source`` ([0, 1] scale) on the skin:
+    inside the attribute's ``region`` but outside the ground-truth instance (its mask at most
+    :data:`REGION_THRESHOLD`), where a perfect transfer changes nothing."""
+    skin = region.double() * (truth_mask <= REGION_THRESHOLD).double()
+    return _masked_mean(_unit_error(result, source), skin)
 
 
 def landmark_nme(flow: Tensor, source_landmarks: Tensor, exemplar_landmarks: Tensor) -> Tensor:
@@ -206,14 +238,19 @@ def geometry_prior_method(
     exemplar_landmarks: Tensor,
     attributes: Sequence[str],
 ) -> MethodOutput:
-    """The geometry prior (:func:`geogan_hf.prior.geometric_transfer`), no learned weights."""
-    from geogan_hf.prior import geometric_transfer
-
-    out = geometric_transfer(
-        source, exemplar, source_landmarks, exemplar_landmarks, list(attributes),
-        image_size=max(source.shape[-2:]),
-    )  # fmt: skip
+    """The geometry prior: a :class:`~geogan_hf.model.GeoGAN` with no learned weights."""
+    out = _prior_model()(
+        source, exemplar, source_landmarks, exemplar_landmarks, list(attributes)
+    )
     return MethodOutput(out.image, out.mask, out.flow)
+
+
+@functools.lru_cache(maxsize=1)
+def _prior_model() -> torch.nn.Module:
+    from geogan_hf.model import GeoGAN
+    from geogan_hf.regions import SUPPORTED_ATTRIBUTES
+
+    return GeoGAN(geometry_prior=True, attributes=SUPPORTED_ATTRIBUTES).eval()
 
 
 @dataclasses.dataclass
@@ -314,6 +351,17 @@ class EvalPairs:
         size = tuple(self.source.shape[-2:])
         masks = [
             region_mask(a, self.source_landmarks[i : i + 1], size)
+            for i, a in enumerate(self.attributes)
+        ]
+        return (torch.cat(masks) > REGION_THRESHOLD).double()
+
+    @property
+    def attribute_region(self) -> Tensor:
+        """Binary ``(N, 1, S, S)``: the attributes' landmark regions on the sources, grown by
+        :data:`LEAKAGE_GROW` inter-ocular distances (where a transfer could leak skin)."""
+        size = tuple(self.source.shape[-2:])
+        masks = [
+            region_mask(a, self.source_landmarks[i : i + 1], size, grow=LEAKAGE_GROW)
             for i, a in enumerate(self.attributes)
         ]
         return (torch.cat(masks) > REGION_THRESHOLD).double()
@@ -489,9 +537,15 @@ def evaluate(
         )  # fmt: skip
         region = batch.region
         if batch.has_ground_truth:
-            values["region_l1"].append(region_l1(out.image, batch.ground_truth, region))
-            values["region_psnr"].append(region_psnr(out.image, batch.ground_truth, region))
-            values["mask_iou"].append(mask_iou(out.mask, batch.ground_truth_mask))
+            truth, truth_mask, around = batch.ground_truth, batch.ground_truth_mask, batch.attribute_region
+            values["region_l1"].append(region_l1(out.image, truth, region))
+            values["region_psnr"].append(region_psnr(out.image, truth, region))
+            values["mask_iou"].append(mask_iou(out.mask, truth_mask))
+            values["alpha_sad"].append(alpha_sad(out.mask, truth_mask))
+            values["alpha_mse"].append(alpha_mse(out.mask, truth_mask, around))
+            values["skin_leakage"].append(
+                skin_leakage(out.image, batch.source, truth_mask, around)
+            )
         values["landmark_nme"].append(
             landmark_nme(out.flow, batch.source_landmarks, batch.exemplar_landmarks)
         )

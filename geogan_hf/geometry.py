@@ -261,3 +261,42 @@ def flow_jacobian_determinant(flow: torch.Tensor) -> torch.Tensor:
     dy = (px[:, :, 1:, :] - px[:, :, :-1, :]).narrow(3, 0, w - 1)
     dy = (dy + (px[:, :, 1:, 1:] - px[:, :, :-1, 1:])) / 2
     return ((1 + dx[:, 0]) * (1 + dy[:, 1]) - dx[:, 1] * dy[:, 0]).unsqueeze(1)
+
+
+def resize_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize (antialiased when shrinking); returns ``image`` itself at its own size."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    shrink = image.shape[-2] > size[0] or image.shape[-1] > size[1]
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur with reflect padding; ``sigma`` in pixels (no-op below 0.3)."""
+    if sigma < 0.3:
+        return x
+    radius = min(math.ceil(3 * sigma), min(x.shape[-2:]) - 1)
+    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    c = x.shape[1]
+    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def resample_box(
+    field: torch.Tensor, box: tuple[int, int, int, int], size: tuple[int, int]
+) -> torch.Tensor:
+    """``field`` (any size) resampled bilinearly at the pixels ``box = (y0, y1, x0, x1)`` of a ``size`` image.
+
+    The same as resizing ``field`` to ``size`` (no antialiasing) and cropping ``box``,
+    without computing the rest: normalized coordinates address the same place at any size.
+    """
+    y0, y1, x0, x1 = box
+    h, w = size
+    ys = (2 * torch.arange(y0, y1, device=field.device, dtype=field.dtype) + 1) / h - 1
+    xs = (2 * torch.arange(x0, x1, device=field.device, dtype=field.dtype) + 1) / w - 1
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)
+    grid = grid[None].expand(field.shape[0], -1, -1, -1)
+    return F.grid_sample(field, grid, mode="bilinear", padding_mode="border", align_corners=False)

@@ -18,7 +18,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
+import os
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -124,14 +127,50 @@ def _shape_predictor_path() -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=1)
-def _dlib_models() -> tuple[Any, Any]:
-    """(HOG frontal face detector, 68-point shape predictor)."""
+def _import_dlib() -> Any:
     try:
         import dlib
     except ImportError as err:
         raise BackendUnavailableError('backend="dlib" needs dlib (pip install dlib-bin)') from err
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(_shape_predictor_path()))
+    return dlib
+
+
+@functools.lru_cache(maxsize=1)
+def _dlib_predictor() -> Any:
+    """The 68-point shape predictor (one, shared: calls hold :data:`_PREDICTOR_LOCK`)."""
+    return _import_dlib().shape_predictor(str(_shape_predictor_path()))
+
+
+# dlib's detector and predictor objects are not safe to call from several threads at once
+# (concurrent calls crash the process). Each scan runs on a worker thread of a small pool
+# with a detector of its own; the predictor, a few ms per face, is shared under a lock.
+_PREDICTOR_LOCK = threading.Lock()
+_WORKER = threading.local()
+
+
+@functools.lru_cache(maxsize=1)
+def _scan_pool() -> ThreadPoolExecutor:
+    """Threads the detector passes run on (one per pass scale: they run at once)."""
+    return ThreadPoolExecutor(max_workers=len(_PASS_SCALES), thread_name_prefix="geogan-dlib")
+
+
+def _reset_after_fork() -> None:
+    # a forked child (datasets.map with num_proc) has none of the parent's threads: it
+    # needs its own pool, and a lock that no thread of the parent may be holding
+    global _PREDICTOR_LOCK
+    _PREDICTOR_LOCK = threading.Lock()
+    _scan_pool.cache_clear()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _worker_detector() -> Any:
+    """This worker thread's own HOG face detector."""
+    detector = getattr(_WORKER, "detector", None)
+    if detector is None:
+        detector = _WORKER.detector = _import_dlib().get_frontal_face_detector()
+    return detector
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -147,24 +186,12 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 def _dlib_boxes(
     gray: Image.Image, scale: float, upsample: int
 ) -> list[tuple[tuple[float, float, float, float], float]]:
-    """Boxes (in ``gray``'s pixels) and scores of both detector passes, duplicates merged."""
-    detector, _ = _dlib_models()
-    found = []
-    for pass_scale in _PASS_SCALES:
-        s = scale * pass_scale
-        size = (max(1, round(gray.width * s)), max(1, round(gray.height * s)))
-        scaled = gray if size == gray.size else gray.resize(size, Image.Resampling.BILINEAR)
-        sx, sy = size[0] / gray.width, size[1] / gray.height
-        rects, scores, _ = detector.run(np.asarray(scaled), upsample, 0.0)
-        for rect, score in zip(rects, scores):
-            # pixel centres: x_full = (x_scaled + 0.5) / s - 0.5
-            box = (
-                (rect.left() + 0.5) / sx - 0.5,
-                (rect.top() + 0.5) / sy - 0.5,
-                (rect.right() + 0.5) / sx - 0.5,
-                (rect.bottom() + 0.5) / sy - 0.5,
-            )
-            found.append((box, float(score)))
+    """Boxes (in ``gray``'s pixels) and scores of both detector passes, duplicates merged.
+
+    The passes run at the same time, on the threads of :func:`_scan_pool`.
+    """
+    passes = [_scan_pool().submit(_scan, gray, scale * s, upsample) for s in _PASS_SCALES]
+    found = [item for future in passes for item in future.result()]
     kept: list[tuple[tuple[float, float, float, float], float]] = []
     for box, score in sorted(found, key=lambda item: -item[1]):
         if all(_iou(box, other) <= _DUPLICATE_IOU for other, _ in kept):
@@ -172,10 +199,32 @@ def _dlib_boxes(
     return kept
 
 
-def _dlib_detect(rgb: Image.Image, upsample: int | None) -> list[Face]:
-    import dlib
+def _scan(
+    gray: Image.Image, scale: float, upsample: int
+) -> list[tuple[tuple[float, float, float, float], float]]:
+    """One detector pass over ``gray`` resized by ``scale``: boxes in ``gray``'s pixels."""
+    size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
+    scaled = gray if size == gray.size else gray.resize(size, Image.Resampling.BILINEAR)
+    sx, sy = size[0] / gray.width, size[1] / gray.height
+    rects, scores, _ = _worker_detector().run(np.asarray(scaled), upsample, 0.0)
+    # pixel centres: x_full = (x_scaled + 0.5) / s - 0.5
+    return [
+        (
+            (
+                (rect.left() + 0.5) / sx - 0.5,
+                (rect.top() + 0.5) / sy - 0.5,
+                (rect.right() + 0.5) / sx - 0.5,
+                (rect.bottom() + 0.5) / sy - 0.5,
+            ),
+            float(score),
+        )
+        for rect, score in zip(rects, scores)
+    ]
 
-    _, predictor = _dlib_models()
+
+def _dlib_detect(rgb: Image.Image, upsample: int | None) -> list[Face]:
+    dlib = _import_dlib()
+    predictor = _dlib_predictor()
     gray = rgb.convert("L")
     scale = min(1.0, DETECT_LONG_SIDE / max(gray.size))
     # pixels of the largest scan at a given upsampling level
@@ -197,7 +246,8 @@ def _dlib_detect(rgb: Image.Image, upsample: int | None) -> list[Face]:
     faces = []
     for box, score in boxes:
         rect = dlib.rectangle(*(round(v) for v in box))
-        shape = predictor(pixels, rect)
+        with _PREDICTOR_LOCK:
+            shape = predictor(pixels, rect)
         points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
         faces.append(Face(box=box, landmarks=points, score=score))
     return faces

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from .errors import ModelLoadError, UnknownAttributeError
+from .geometry import resize_image
 from .nets import NORMS, PatchDiscriminator, UNet
 from .prior import (
     TransferOutput,
@@ -46,9 +47,10 @@ from .prior import (
     check_image,
     check_images,
     check_landmarks,
+    compose_transfer,
     finish_transfer,
     geometric_prior,
-    resize_image,
+    upsample,
     work_size,
 )
 from .regions import canonical_attribute
@@ -288,6 +290,7 @@ class GeoGAN(nn.Module, _HubMixin):
         self.geometry_prior = bool(geometry_prior)
         self.flow_scale = float(flow_scale)
         self.alpha = float(alpha)
+        self.weights_loaded = False  # set by load_state_dict (from_pretrained, resume)
         self._hub_mixin_config = {
             "image_size": self.image_size,
             "attributes": list(self.attributes),
@@ -314,12 +317,26 @@ class GeoGAN(nn.Module, _HubMixin):
             # initialised flow head scrambles the exemplar (worse than no warp at all)
             self.flow_net.scale_head(FLOW_HEAD_INIT_SCALE)
 
+    def load_state_dict(self, state_dict: Any, *args: Any, **kwargs: Any) -> Any:
+        """:meth:`torch.nn.Module.load_state_dict`, remembering that weights were loaded."""
+        result = super().load_state_dict(state_dict, *args, **kwargs)
+        self.weights_loaded = True
+        return result
+
+    @property
+    def is_untrained(self) -> bool:
+        """True for a paper-mode model whose weights were never loaded: random networks.
+
+        (A geometry-prior model is never untrained: with zero heads it is the prior.)
+        """
+        return not self.geometry_prior and not self.weights_loaded
+
     @property
     def is_pure_prior(self) -> bool:
         """True for a geometry-prior model whose learned heads are all zero.
 
-        Such a model computes exactly :func:`geogan_hf.prior.geometric_transfer`, so callers
-        may run that instead of three networks whose outputs are zero.
+        Such a model is exactly the geometry prior (:mod:`geogan_hf.prior`); in eval mode its
+        forward skips the three networks, whose outputs would be zero.
         """
         if not self.geometry_prior:
             return False
@@ -381,37 +398,70 @@ class GeoGAN(nn.Module, _HubMixin):
         index = self.attribute_index(attribute, n, source.device)
         alpha = self.alpha if alpha is None else alpha
         size = work_size(*source.shape[-2:], self.image_size, self.stride)
-        a, b = resize_image(source, size), resize_image(exemplar, size)
-        prior = None
-        if self.geometry_prior:
-            prior = geometric_prior(
-                a,
-                b,
-                check_landmarks(source_landmarks, n, "source").to(a),
-                check_landmarks(exemplar_landmarks, n, "exemplar").to(a),
-                [self.attributes[i] for i in index.tolist()],
-            )
+        a = resize_image(source, size)
+        if not self.geometry_prior:
+            return self._paper_forward(source, exemplar, a, index, alpha, size)
+        prior = geometric_prior(
+            source,
+            exemplar,
+            check_landmarks(source_landmarks, n, "source").to(a),
+            check_landmarks(exemplar_landmarks, n, "exemplar").to(a),
+            [self.attributes[i] for i in index.tolist()],
+            size,
+        )
+        flow, mirror, correction = prior.flow, prior.mirror, None
+        timings = dict(prior.timings)
+        start = time.perf_counter()
+        learned = self.training or not self.is_pure_prior
+        if learned:
             # the learned flow residual lives in the source frame: it moves both warps
             flow_residual = self.flow_scale * self.flow_net(a, prior.warped)
-            mirror_flow, mirror_weight = prior.mirror
-            flow = prior.flow + flow_residual
-            mirror = (mirror_flow + flow_residual, mirror_weight)
-            mask_residual = torch.tanh(self.mask_net(a, prior.warped, condition=index))
-            # the learned correction stays inside the (grown) attribute region
-            mask = (prior.mask + mask_residual * prior.region).clamp(0, 1)
-            prior = replace(prior, mirror=mirror)
-            tone = prior.tone
+            flow = flow + flow_residual
+            mirror = (mirror[0] + flow_residual, mirror[1])
+            correction = torch.tanh(self.mask_net(a, prior.warped, condition=index))
+        networks = time.perf_counter() - start
+        blended, mask, prior_mask = compose_transfer(source, prior, flow, mirror, correction)
+        timings["compose"] = time.perf_counter() - start - networks
+        full = tuple(source.shape[-2:])
+        start = time.perf_counter()
+        if learned:
+            small_mask = resize_image(mask, size)
+            refined = self.refine_net(
+                torch.cat([resize_image(blended, size), small_mask.detach()], 1), condition=index
+            )
+            residual = upsample(2 * torch.tanh(refined) * alpha, full) * mask
+            image = (blended + residual).clamp(-1, 1)
+            timings["networks"] = networks + time.perf_counter() - start
         else:
-            flow = self.flow_scale * self.flow_net(a, b)
-            mask = torch.sigmoid(self.mask_net(a, b, condition=index))
-            tone = mirror = None
-        work = blend(a, b, flow, mask, tone, mirror)
+            residual, image = torch.zeros_like(blended), blended.clamp(-1, 1)
+        flow_full = upsample(flow, full)
+        return GeoGANOutput(
+            image=image,
+            blended=blended,
+            warped=prior.warped if size == full else upsample(prior.warped, full),
+            mask=mask,
+            flow=flow_full,
+            residual=residual,
+            prior_flow=flow_full if not learned else upsample(prior.flow, full),
+            prior_mask=prior_mask,
+            coverage=prior.exemplar.coverage,
+            source_coverage=prior.source.coverage,
+            timings=timings,
+        )
+
+    def _paper_forward(
+        self, source: Tensor, exemplar: Tensor, a: Tensor, index: Tensor, alpha: float,
+        size: tuple[int, int],
+    ) -> GeoGANOutput:  # fmt: skip
+        """The paper's generator: flow and mask from the networks, warped exemplar pixels."""
+        b = resize_image(exemplar, size)
+        flow = self.flow_scale * self.flow_net(a, b)
+        mask = torch.sigmoid(self.mask_net(a, b, condition=index))
+        work = blend(a, b, flow, mask)
         refined = self.refine_net(torch.cat([work[1], mask.detach()], 1), condition=index)
         residual = 2 * torch.tanh(refined) * alpha * mask
         native = a is source and b is exemplar
-        out = finish_transfer(
-            source, exemplar, flow, mask, residual, prior, work if native else None
-        )
+        out = finish_transfer(source, exemplar, flow, mask, residual, work if native else None)
         return GeoGANOutput(**vars(out))
 
     def remove(

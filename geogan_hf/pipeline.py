@@ -5,17 +5,20 @@
     photo -> load_image -> detect_faces -> align_face -> GeoGAN -> paste_back -> photo
 
 1. Both photos are loaded (EXIF rotation, RGB, size limit) and faces are detected with
-   68 landmarks on a copy whose long side is at most :data:`DETECT_SIZE` (the full photo is
-   searched only when that copy shows no face, e.g. small faces in large photos).
+   68 landmarks by :func:`~geogan_hf.landmarks.detect_faces` (its detection policy: every
+   face it finds can be edited or copied from).
 2. Each face is aligned to the FFHQ square at one *work size* ``S``: the face's natural crop
    size in the source photo, rounded, capped at ``work_size`` (1024) and never below the
    model's ``image_size``. The exemplar is aligned at the same ``S``.
-3. The model runs its networks at ``image_size`` and applies the flow, mask and residual to
-   the ``S`` x ``S`` crops (see :class:`geogan_hf.model.GeoGAN`).
-4. The edited crop is pasted back into the source photo with a *paste weight*: the model's
-   mask support, dilated by the feather radius, times ``strength``, then feathered by
-   :func:`geogan_hf.align.paste_back`. Inside the mask the photo receives exactly the
-   model's blend (scaled by ``strength``); pixels whose weight is 0 stay bit-identical.
+3. The model transfers the attribute on the ``S`` x ``S`` crops (the geometry prior: the
+   exemplar's instance matted, warped, relit and composited at ``S``; networks, when
+   trained, at ``image_size``; see :class:`geogan_hf.model.GeoGAN`). An exemplar that
+   shows no instance of the attribute is refused (:class:`AttributeNotFoundError`).
+4. The edited crop is pasted back into the source photo with a *paste weight*: where the
+   model changed the crop (alpha and the removal of the source's own instance), dilated
+   by the feather radius, times ``strength``, then feathered by
+   :func:`geogan_hf.align.paste_back`. Inside it the photo receives exactly the model's
+   result (scaled by ``strength``); pixels whose weight is 0 stay bit-identical.
 
 ``strength`` is the paste weight: 0 returns the source photo, 1 the model's edit, values in
 between interpolate linearly between the two.
@@ -27,7 +30,9 @@ import hashlib
 import json
 import math
 import os
+import threading
 import time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,22 +45,23 @@ from scipy import ndimage
 
 from .align import AlignedFace, align_face, face_crop_size, paste_back
 from .errors import (
+    AttributeNotFoundError,
+    ExperimentalAttributeWarning,
     FaceIndexError,
     FaceTooSmallError,
     ModelLoadError,
     NoFaceError,
     UnknownAttributeError,
+    UntrainedModelWarning,
 )
 from .geometry import flow_to_rgb, pixel_to_normalized, resize_flow
 from .imageio import DEFAULT_MAX_PIXELS, ImageInput, load_image, pil_to_tensor, tensor_to_pil
 from .landmarks import LANDMARK_BACKENDS, Face, detect_faces
 from .model import GeoGAN
-from .prior import geometric_transfer
-from .regions import SUPPORTED_ATTRIBUTES, canonical_attribute
+from .regions import ATTRIBUTE_SPECS, SUPPORTED_ATTRIBUTES, canonical_attribute
 
 __all__ = [
     "DEFAULT_WORK_SIZE",
-    "DETECT_SIZE",
     "MIN_FACE_SIZE",
     "TransferPipeline",
     "TransferResult",
@@ -63,9 +69,6 @@ __all__ = [
 
 DEFAULT_WORK_SIZE = 1024
 """Default cap of the high-resolution crop side (pixels)."""
-
-DETECT_SIZE = 512
-"""Faces are first searched on a copy of the photo whose long side is at most this."""
 
 MIN_FACE_SIZE = 64
 """Smallest editable face: side of its FFHQ crop square in the photo, in pixels."""
@@ -75,6 +78,7 @@ FEATHER = 0.01
 
 MODE_PRIOR = "geometry prior"
 MODE_LEARNED = "learned"
+MODE_UNTRAINED = "untrained (random weights)"
 
 _CROP_MULTIPLE = 16  # work sizes are rounded to a multiple of this
 _CACHE_SIZE = 8  # photos whose detections are remembered
@@ -99,11 +103,17 @@ class TransferResult:
             the networks' resolution (``image_size``).
         source_landmarks: ``(68, 2)`` landmarks in :attr:`source_crop` pixels.
         exemplar_landmarks: ``(68, 2)`` landmarks in :attr:`exemplar_crop` pixels.
-        mode: ``"geometry prior"`` or ``"learned"``.
+        mode: ``"geometry prior"``, ``"learned"`` or ``"untrained (random weights)"``.
         attribute: canonical name of the transferred attribute.
         strength: the paste weight used.
-        timings: seconds per stage (``load``, ``detect``, ``align``, ``model``, ``paste``);
-            their sum is the end-to-end time.
+        timings: seconds per stage (``load``, ``detect``, ``align``; the model's ``flow``,
+            ``instance``, ``compose`` and ``networks`` (when it runs them) and ``outputs``,
+            or ``model`` as one stage in paper mode; ``paste``); their sum is the end-to-end
+            time.
+        coverage: how much of the attribute's region the exemplar's instance covers
+            (geometry prior; ``None`` in paper mode).
+        source_coverage: the same for the source's own instance, removed before the
+            exemplar's is composited when it clearly has one.
         source_faces: every face found in the source photo, largest first (photo pixels).
         exemplar_faces: every face found in the exemplar photo, largest first.
         source_face: index of the edited face in :attr:`source_faces`.
@@ -136,6 +146,13 @@ class TransferResult:
     flow: torch.Tensor | None = None
     paste_weight: np.ndarray | None = None
     aligned: AlignedFace | None = None
+    coverage: float | None = None
+    source_coverage: float | None = None
+
+    @property
+    def experimental(self) -> bool:
+        """The attribute is experimental (:data:`~geogan_hf.regions.EXPERIMENTAL_ATTRIBUTES`)."""
+        return ATTRIBUTE_SPECS[self.attribute].experimental
 
     @property
     def total_time(self) -> float:
@@ -213,6 +230,12 @@ def _load_model(model: GeoGAN | str | os.PathLike | None) -> tuple[GeoGAN, str |
     return GeoGAN.from_pretrained(str(path) if looks_local else name), name
 
 
+def _described(attribute: str) -> str:
+    """``"a mustache"``, ``"eyeglasses"``: the attribute in a sentence."""
+    words = attribute.replace("_", " ").lower()
+    return f"a {words}" if attribute in ("Mustache", "Goatee") else words
+
+
 def _work_size(natural: float, image_size: int, cap: int) -> int:
     """Side of the high-resolution crop: the natural face crop size, rounded and clamped."""
     rounded = _CROP_MULTIPLE * round(natural / _CROP_MULTIPLE)
@@ -272,17 +295,30 @@ class TransferPipeline:
         self.device = _resolve_device(device)
         model, self.model_id = _load_model(model)
         self.model = model.to(self.device).eval()
+        if self.model.is_untrained:
+            warnings.warn(
+                "this GeoGAN model was never trained nor loaded (paper mode, random weights): "
+                "its results are noise; load trained weights with GeoGAN.from_pretrained, or "
+                "use the geometry prior (TransferPipeline())",
+                UntrainedModelWarning,
+                stacklevel=2,
+            )
         self.landmark_backend = landmark_backend
         self.work_size = DEFAULT_WORK_SIZE if work_size is None else int(work_size)
         if self.work_size < 1:
             raise ValueError(f"work_size must be positive, got {work_size}")
         self.max_pixels = max_pixels
         self._faces: OrderedDict[tuple[str, tuple[int, int]], list[Face]] = OrderedDict()
+        self._lock = threading.Lock()
 
     @property
     def mode(self) -> str:
-        """``"geometry prior"`` (a prior model whose learned heads are still zero) or ``"learned"``."""
-        return MODE_PRIOR if self.model.is_pure_prior else MODE_LEARNED
+        """``"geometry prior"`` (a prior model whose learned heads are still zero), ``"learned"``,
+        or ``"untrained (random weights)"`` (a paper-mode model whose weights were never
+        loaded: its results are noise)."""
+        if self.model.is_pure_prior:
+            return MODE_PRIOR
+        return MODE_UNTRAINED if self.model.is_untrained else MODE_LEARNED
 
     @property
     def attributes(self) -> tuple[str, ...]:
@@ -300,7 +336,7 @@ class TransferPipeline:
         source = self.model_id or ("no learned weights" if self.mode == MODE_PRIOR else "in memory")
         arch = f"ngf={config['ngf']}, n_blocks={config['n_blocks']}"
         if self.mode == MODE_PRIOR:
-            what = "TPS flow from landmarks, difference-sharpened mask, tone-matched blend"
+            what = "TPS flow from landmarks, instance matte from the exemplar, relit composite"
         else:
             what = f"GeoGAN {arch}, geometry_prior={config['geometry_prior']}"
         return (
@@ -322,38 +358,20 @@ class TransferPipeline:
     def detect(self, photo: Image.Image) -> list[Face]:
         """Faces in ``photo`` (largest first, photo pixel coordinates).
 
-        Detection runs on a copy whose long side is at most :data:`DETECT_SIZE`; when that
-        copy shows no face, on the full photo (with upsampling for small faces). Results
-        for the last few photos are remembered, so an exemplar used again costs nothing.
+        Exactly :func:`~geogan_hf.landmarks.detect_faces` (its one detection policy), with
+        the results for the last few photos remembered, so an exemplar used again costs
+        nothing. Safe to call from several threads.
         """
         key = (hashlib.blake2b(photo.tobytes(), digest_size=16).hexdigest(), photo.size)
-        if key in self._faces:
-            self._faces.move_to_end(key)
-            return list(self._faces[key])
-        scale = min(1.0, DETECT_SIZE / max(photo.size))
-        faces: list[Face] = []
-        if scale < 1:
-            small_size = (max(1, round(photo.width * scale)), max(1, round(photo.height * scale)))
-            small = photo.resize(small_size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-            sx, sy = photo.width / small.width, photo.height / small.height
-            faces = [
-                Face(
-                    box=(
-                        (f.box[0] + 0.5) * sx - 0.5,
-                        (f.box[1] + 0.5) * sy - 0.5,
-                        (f.box[2] + 0.5) * sx - 0.5,
-                        (f.box[3] + 0.5) * sy - 0.5,
-                    ),
-                    landmarks=(f.landmarks + 0.5) * (sx, sy) - 0.5,
-                    score=f.score,
-                )
-                for f in detect_faces(small, self.landmark_backend, upsample=0)
-            ]
-        if not faces:
-            faces = detect_faces(photo, self.landmark_backend)
-        self._faces[key] = faces
-        while len(self._faces) > _CACHE_SIZE:
-            self._faces.popitem(last=False)
+        with self._lock:
+            if key in self._faces:
+                self._faces.move_to_end(key)
+                return list(self._faces[key])
+        faces = detect_faces(photo, self.landmark_backend)
+        with self._lock:
+            self._faces[key] = faces
+            while len(self._faces) > _CACHE_SIZE:
+                self._faces.popitem(last=False)
         return list(faces)
 
     def _pick_face(self, photo: Image.Image, index: int, role: str) -> tuple[list[Face], Face]:
@@ -415,10 +433,21 @@ class TransferPipeline:
             FaceIndexError: face index out of range (the message gives the face count).
             FaceTooSmallError: face crop below :data:`MIN_FACE_SIZE` pixels.
             UnknownAttributeError: the model does not transfer ``attribute``.
+            AttributeNotFoundError: the exemplar shows no instance of ``attribute``.
+
+        Warns:
+            ExperimentalAttributeWarning: ``attribute`` is experimental.
         """
         if not 0.0 <= float(strength) <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
         name = self._check_attribute(attribute)
+        if ATTRIBUTE_SPECS[name].experimental and self.model.geometry_prior:
+            warnings.warn(
+                f"{name} is experimental: its transfers are often not believable yet "
+                "(see the README)",
+                ExperimentalAttributeWarning,
+                stacklevel=2,
+            )
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -442,6 +471,8 @@ class TransferPipeline:
         lap("align")
 
         out = self._run_model(src, ex, name)
+        if out.coverage is not None and self.model.is_pure_prior:
+            self._check_coverage(float(out.coverage[0]), name)
         mask = out.mask[0, 0].float().cpu().numpy()
         edited = tensor_to_pil(out.image)
         warped = tensor_to_pil(out.warped)
@@ -449,8 +480,13 @@ class TransferPipeline:
         flow = out.flow.float().cpu()
         flow_rgb = tensor_to_pil(flow_to_rgb(resize_flow(flow, (self.image_size,) * 2)))
         lap("model")
+        if out.timings:  # the model's own stages, and the conversions around them
+            model_time = timings.pop("model")
+            timings.update(out.timings)
+            timings["outputs"] = max(0.0, model_time - sum(out.timings.values()))
 
-        weight = _paste_weight(mask, float(strength))
+        changed = (out.image != pil_to_tensor(src.image).to(out.image)).any(1)[0].cpu().numpy()
+        weight = _paste_weight(np.maximum(mask, changed), float(strength))
         image = paste_back(photo, edited, src, weight, feather=FEATHER)
         lap("paste")
 
@@ -476,7 +512,19 @@ class TransferPipeline:
             flow=flow,
             paste_weight=weight,
             aligned=src,
+            coverage=None if out.coverage is None else float(out.coverage[0]),
+            source_coverage=None if out.source_coverage is None else float(out.source_coverage[0]),
         )
+
+    def _check_coverage(self, coverage: float, attribute: str) -> None:
+        """Raise :class:`AttributeNotFoundError` when the exemplar shows no instance."""
+        spec = ATTRIBUTE_SPECS[attribute]
+        if spec.kind in ("hair", "accessory") and coverage < spec.coverage[0]:
+            raise AttributeNotFoundError(
+                f"the exemplar does not seem to have {_described(attribute)}: what it shows "
+                f"covers {coverage:.0%} of the region, at least {spec.coverage[0]:.0%} expected; "
+                f"choose an exemplar photo where it is clearly visible"
+            )
 
     def _run_model(self, src: AlignedFace, ex: AlignedFace, attribute: str) -> Any:
         """The model on the two crops: networks at ``image_size``, outputs at crop size."""
@@ -489,9 +537,4 @@ class TransferPipeline:
 
         a, a_points = to_model(src)
         b, b_points = to_model(ex)
-        if self.model.is_pure_prior:
-            # What the model computes, without running three networks that output zeros.
-            return geometric_transfer(
-                a, b, a_points, b_points, attribute, self.image_size, self.model.stride
-            )
         return self.model(a, b, a_points, b_points, attribute=attribute)

@@ -46,6 +46,76 @@ SUPPORTED_ATTRIBUTES: tuple[str, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class AttributeSpec:
+    """How an attribute is transferred by the geometry prior.
+
+    Attributes:
+        kind: ``"hair"`` (hair on skin: matted from the exemplar), ``"accessory"``
+            (glasses: matted, eyes and brows kept), ``"colour"`` (the lips' colour, not
+            their pixels) or ``"expression"`` (the exemplar's region, pasted whole).
+        skin_parts: face parts (:data:`FACE_PARTS`) that show the face's own skin when it
+            wears the attribute: the skin model's reference.
+        excluded_parts: face parts that are never the instance.
+        lookalike_parts: face parts whose pixels are not the instance where they look like
+            the part itself (its own typical colour): lips under a mustache's overhang
+            are still the mustache where they are hair-coloured.
+        face_margin: how far (inter-ocular distances) the instance may reach outside the
+            face outline; ``None``: no limit.
+        coverage: ``(absent, present)`` instance coverages (:class:`~geogan_hf.instance.InstanceLayers`):
+            an exemplar below ``absent`` does not show the attribute; a source's own
+            instance is removed fully above ``present``, not at all below ``absent``.
+            Measured on the labelled real photos (``benchmarks/coverage.py``).
+        experimental: below the quality bar on real photos (README, ``benchmarks/results/real_pairs.md``).
+    """
+
+    kind: str
+    skin_parts: tuple[str, ...] = ("cheeks", "nose")
+    excluded_parts: tuple[str, ...] = ("eyes", "mouth", "nostrils")
+    lookalike_parts: tuple[str, ...] = ("lips",)
+    face_margin: float | None = 0.05
+    coverage: tuple[float, float] = (0.1, 0.35)
+    experimental: bool = False
+
+
+ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
+    "Mustache": AttributeSpec("hair", coverage=(0.05, 0.35)),
+    "Goatee": AttributeSpec("hair", face_margin=0.05, coverage=(0.12, 0.55)),
+    "Eyeglasses": AttributeSpec(
+        "accessory", skin_parts=("cheeks", "nose", "forehead"),
+        face_margin=0.3, coverage=(0.12, 0.3),
+    ),
+    "Bangs": AttributeSpec(
+        "hair", skin_parts=("cheeks", "nose"), excluded_parts=("eyes",), lookalike_parts=(),
+        face_margin=None, experimental=True,
+    ),
+    "Smiling": AttributeSpec(
+        "expression", excluded_parts=("eyes",), lookalike_parts=(), experimental=True
+    ),
+    "Bushy_Eyebrows": AttributeSpec(
+        "hair", skin_parts=("cheeks", "nose", "forehead"), excluded_parts=("eyes",),
+        lookalike_parts=(),
+    ),
+    "Sideburns": AttributeSpec(
+        "hair", excluded_parts=("eyes",), lookalike_parts=(), face_margin=0.15
+    ),
+    "Wearing_Lipstick": AttributeSpec(
+        "colour", excluded_parts=("eyes",), lookalike_parts=(), experimental=True
+    ),
+}  # fmt: skip
+"""Per attribute: its kind, skin reference and exclusions (see :class:`AttributeSpec`)."""
+
+EXPERIMENTAL_ATTRIBUTES: tuple[str, ...] = tuple(
+    name for name, spec in ATTRIBUTE_SPECS.items() if spec.experimental
+)
+"""Attributes offered below the quality bar (see ``benchmarks/results/real_pairs.md``)."""
+
+FACE_PARTS: tuple[str, ...] = (
+    "cheeks", "nose", "forehead", "eyes", "brows", "lips", "mouth", "nostrils", "face",
+)  # fmt: skip
+"""Landmark-defined face parts (:func:`part_mask`): skin references and never-instance areas."""
+
+
 def _key(name: str) -> str:
     return re.sub(r"[\s_\-]+", "", name).lower()
 
@@ -72,7 +142,8 @@ def _segment_distance(points: torch.Tensor, a: torch.Tensor, b: torch.Tensor) ->
     ab = b - a
     ap = points[:, None] - a[None]
     t = ((ap * ab).sum(-1) / ab.square().sum(-1).clamp_min(1e-12)).clamp(0, 1)
-    return (ap - t[..., None] * ab).norm(dim=-1)
+    d = ap - t[..., None] * ab
+    return (d[..., 0].square() + d[..., 1].square()).sqrt()
 
 
 def _polygon_sdf(points: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
@@ -101,7 +172,8 @@ class _Shape:
 
 
 def _region_shapes(attribute: str, lm: torch.Tensor) -> tuple[list[_Shape], list[_Shape]]:
-    """Shapes whose union, minus the second list's union, is ``attribute``'s region."""
+    """Shapes whose union, minus the second list's union, is ``attribute``'s region
+    (an attribute name or a face part of :data:`FACE_PARTS`)."""
     eye_l, eye_r = lm[36:42].mean(0), lm[42:48].mean(0)
     iod = (eye_r - eye_l).norm().clamp_min(1e-6)
     right = (eye_r - eye_l) / iod
@@ -153,8 +225,50 @@ def _region_shapes(attribute: str, lm: torch.Tensor) -> tuple[list[_Shape], list
             (at(0, 0.08, -0.5), at(range(4), 0.08)),
             (at(16, -0.08, -0.5), at(range(16, 12, -1), -0.08)),
         ), []
-    # Wearing_Lipstick
-    return poly(lm[48:60]), poly(lm[60:68])
+    if attribute == "Wearing_Lipstick":
+        return poly(lm[48:60]), poly(lm[60:68])
+    return _part_shapes(attribute, at, poly, lines)
+
+
+def _part_shapes(part: str, at, poly, lines) -> tuple[list[_Shape], list[_Shape]]:
+    """Face parts (see :data:`FACE_PARTS`), built with the helpers of :func:`_region_shapes`."""
+    if part == "cheeks":
+        # the cheek apples: between the jaw (2, 14), the nose wings (31, 35) and the eyes
+        return [
+            *poly(at(41, -0.05, 0.32), at(31, -0.12, -0.05), at(31, -0.15, 0.1),
+                  at(2, 0.22, -0.05), at(1, 0.25, -0.2), at(36, 0.0, 0.3)),
+            *poly(at(46, 0.05, 0.32), at(45, 0.0, 0.3), at(15, -0.25, -0.2),
+                  at(14, -0.22, -0.05), at(35, 0.15, 0.1), at(35, 0.12, -0.05)),
+        ], []  # fmt: skip
+    if part == "nose":
+        return lines(0.07, (at(27, 0.0, 0.1), at(range(28, 31)))), []
+    if part == "forehead":
+        return poly(
+            at(19, 0.0, -0.2), at(24, 0.0, -0.2), at(24, 0.0, -0.45), at(19, 0.0, -0.45)
+        ), []  # fmt: skip
+    if part == "eyes":
+        return poly(
+            at(36, -0.06), at(37, 0.0, -0.05), at(38, 0.0, -0.05), at(39, 0.06),
+            at(40, 0.0, 0.05), at(41, 0.0, 0.05),
+        ) + poly(
+            at(42, -0.06), at(43, 0.0, -0.05), at(44, 0.0, -0.05), at(45, 0.06),
+            at(46, 0.0, 0.05), at(47, 0.0, 0.05),
+        ), []  # fmt: skip
+    if part == "brows":
+        return lines(0.07, (at(range(17, 22), 0.0, 0.02),), (at(range(22, 27), 0.0, 0.02),)), []
+    if part == "lips":
+        return poly(at(48, -0.02), at(range(49, 54), 0.0, 0.02), at(54, 0.02),
+                    at(range(55, 60), 0.0, 0.03)), []  # fmt: skip
+    if part == "mouth":  # the opening between the lips
+        return poly(at(60, -0.02), at(range(61, 64)), at(64, 0.02), at(range(65, 68))), []
+    if part == "nostrils":
+        # the nose above the line 31-35: nostrils and wings, dark like hair
+        return poly(at(31, -0.1, 0.02), at(range(32, 35), 0.0, 0.03), at(35, 0.1, 0.02),
+                    at(35, 0.1, -0.3), at(31, -0.1, -0.3)), []  # fmt: skip
+    # face: the jaw line closed over the forehead (0.6 iod above the brows)
+    return poly(
+        at(range(17)), at(26, 0.0, -0.6), at(range(25, 17, -1), 0.0, -0.6), at(17, 0.0, -0.6)
+    ), []  # fmt: skip
 
 
 def _smoothstep(t: torch.Tensor) -> torch.Tensor:
@@ -167,6 +281,7 @@ def region_mask(
     landmarks: torch.Tensor,
     size: tuple[int, int],
     softness: float = 0.1,
+    grow: float = 0.0,
 ) -> torch.Tensor:
     """Soft masks of an attribute's region, rasterised from landmarks.
 
@@ -177,6 +292,8 @@ def region_mask(
         size: ``(height, width)`` of the masks.
         softness: width of the soft edge as a fraction of the inter-ocular distance
             (0 = hard edge).
+        grow: the region grown (> 0) or shrunk (< 0) by this fraction of the
+            inter-ocular distance.
 
     Returns:
         ``(N, 1, H, W)`` masks in ``[0, 1]`` (landmarks' dtype and device).
@@ -184,23 +301,44 @@ def region_mask(
     Raises:
         UnknownAttributeError: an attribute name is not supported.
     """
+    names = [attribute] * len(landmarks) if isinstance(attribute, str) else list(attribute)
+    return _rasterize([canonical_attribute(n) for n in names], landmarks, size, softness, grow)
+
+
+def part_mask(
+    part: str, landmarks: torch.Tensor, size: tuple[int, int], softness: float = 0.1,
+    grow: float = 0.0,
+) -> torch.Tensor:  # fmt: skip
+    """Soft masks ``(N, 1, H, W)`` of a face part of :data:`FACE_PARTS` (as :func:`region_mask`).
+
+    >>> lm = torch.zeros(1, 68, 2)
+    >>> part_mask("nose", lm, (8, 8)).shape
+    torch.Size([1, 1, 8, 8])
+    """
+    if part not in FACE_PARTS:
+        raise ValueError(f"unknown face part {part!r}; choose one of {', '.join(FACE_PARTS)}")
+    return _rasterize([part] * len(landmarks), landmarks, size, softness, grow)
+
+
+def _rasterize(
+    names: list[str], landmarks: torch.Tensor, size: tuple[int, int], softness: float,
+    grow: float,
+) -> torch.Tensor:  # fmt: skip
     if landmarks.ndim != 3 or landmarks.shape[1:] != (68, 2):
         raise ValueError(f"expected (N, 68, 2) landmarks, got shape {tuple(landmarks.shape)}")
     n = landmarks.shape[0]
-    names = [attribute] * n if isinstance(attribute, str) else list(attribute)
     if len(names) != n:
         raise ValueError(f"got {len(names)} attributes for {n} faces")
-    names = [canonical_attribute(name) for name in names]
-
     h, w = size
     dtype = landmarks.dtype if landmarks.is_floating_point() else torch.float32
     pixels = normalized_to_pixel(landmarks.to(dtype), size)
     masks = torch.zeros(n, 1, h, w, dtype=dtype, device=landmarks.device)
     for i, (name, lm) in enumerate(zip(names, pixels)):
-        width = float(softness * (lm[42:48].mean(0) - lm[36:42].mean(0)).norm())
+        iod = float((lm[42:48].mean(0) - lm[36:42].mean(0)).norm())
+        width, offset = softness * iod, grow * iod
         union, minus = _region_shapes(name, lm)
         # Beyond half the soft width outside the union the mask is exactly 0: skip those pixels.
-        reach = width / 2 + max(shape.radius or 0.0 for shape in union) + 1
+        reach = width / 2 + max(shape.radius or 0.0 for shape in union) + max(offset, 0) + 1
         lo = torch.cat([shape.vertices for shape in union]).amin(0) - reach
         hi = torch.cat([shape.vertices for shape in union]).amax(0) + reach
         x0, y0 = (max(0, int(v)) for v in lo.floor().tolist())
@@ -216,6 +354,7 @@ def region_mask(
         sdf = torch.stack([shape.sdf(grid) for shape in union]).amin(0)
         if minus:
             sdf = torch.maximum(sdf, -torch.stack([shape.sdf(grid) for shape in minus]).amin(0))
+        sdf = sdf - offset
         mask = _smoothstep(0.5 - sdf / width) if width > 0 else (sdf <= 0).to(dtype)
         masks[i, 0, y0:y1, x0:x1] = mask.reshape(y1 - y0, x1 - x0)
     return masks

@@ -64,7 +64,7 @@ import torch
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from geogan_hf.align import align_face
+from geogan_hf.align import align_face, paste_back
 from geogan_hf.errors import DatasetError, NoFaceError
 from geogan_hf.geometry import pixel_to_normalized, tps_flow, warp_with_flow
 from geogan_hf.landmarks import detect_faces
@@ -74,6 +74,7 @@ from geogan_hf.samples import available_samples, load_sample
 __all__ = [
     "DEFAULT_EVAL_FACES",
     "EVAL_SPLIT",
+    "LIGHTING",
     "SYNTHETIC_ATTRIBUTES",
     "TRAIN_SPLIT",
     "VALIDATION_SPLIT",
@@ -84,11 +85,13 @@ __all__ = [
     "generate_synthetic_dataset",
     "load_base_faces",
     "run",
+    "wear_instance",
 ]
 
 SYNTHETIC_ATTRIBUTES: tuple[str, ...] = ("Mustache", "Goatee", "Eyeglasses")
 DEFAULT_EVAL_FACES: tuple[str, ...] = ("astronaut", "lenna")
 TRAIN_SPLIT, EVAL_SPLIT, VALIDATION_SPLIT = "train", "eval", "validation"
+LIGHTING: tuple[str, ...] = ("hard", "mild")
 _SPLIT_IDS = {TRAIN_SPLIT: 0, EVAL_SPLIT: 1, VALIDATION_SPLIT: 2}
 _DRAW_SCALE = 2  # instances are drawn at 2x the layer size, then box-filtered (anti-aliasing)
 _LAYER_SCALE = 2  # instance layers are kept at 2x the output size before warping
@@ -182,6 +185,9 @@ class SyntheticGenerator:
         size: side of every image.
         attributes: synthetic attributes to draw (subset of :data:`SYNTHETIC_ATTRIBUTES`).
         seed: seed of every random draw.
+        lighting: ``"hard"`` (default): source and exemplar also differ in exposure
+            (+-0.7 stop), white balance, shading direction and skin tone; ``"mild"``: the
+            benchmark before those were added (small gamma / colour / contrast jitter).
     """
 
     def __init__(
@@ -190,7 +196,11 @@ class SyntheticGenerator:
         size: int,
         attributes: Sequence[str] = SYNTHETIC_ATTRIBUTES,
         seed: int = 0,
+        lighting: str = "hard",
     ) -> None:
+        if lighting not in LIGHTING:
+            raise DatasetError(f"lighting must be one of {', '.join(LIGHTING)}, got {lighting!r}")
+        self.lighting = lighting
         if not faces:
             raise DatasetError("no base faces given")
         self.faces = list(faces)
@@ -217,7 +227,7 @@ class SyntheticGenerator:
 
     def photometric(self, rng: np.random.Generator) -> _Photometric:
         """Draws a random lighting / camera change (applied to a whole row's images alike)."""
-        return _Photometric.sample(rng, self.size)
+        return _Photometric.sample(rng, self.size, self.lighting)
 
     # -- instances -------------------------------------------------------------------------
 
@@ -266,6 +276,8 @@ class SyntheticGenerator:
         face = faces[index % len(faces)]
         image, landmarks = self.augment(face, rng)
         flow, drawn = self.template_flow(landmarks), []
+        tone = _skin_tone(rng, self.lighting)
+        image = tone(image)
         for attribute in self.attributes:
             draw = rng.random() < _DRAW_PROB
             seed = int(rng.integers(2**31))
@@ -297,6 +309,8 @@ class SyntheticGenerator:
         source_light = self.photometric(rng)
         exemplar_image, exemplar_landmarks = self.augment(exemplar, rng)
         exemplar_light = self.photometric(rng)
+        source_image = _skin_tone(rng, self.lighting)(source_image)
+        exemplar_image = _skin_tone(rng, self.lighting)(exemplar_image)
         truth, alpha = self.draw(source_image, instance, self.template_flow(source_landmarks))
         worn, _ = self.draw(exemplar_image, instance, self.template_flow(exemplar_landmarks))
         return {
@@ -313,6 +327,37 @@ class SyntheticGenerator:
         }
 
 
+def wear_instance(
+    photo: Image.Image, landmarks: np.ndarray, attribute: str, seed: int = 0, size: int = 256
+) -> tuple[Image.Image, np.ndarray]:
+    """``photo`` with a procedural instance of ``attribute`` drawn on one face.
+
+    The instance is drawn on the face's aligned ``size`` crop (in that face's own frame) and
+    pasted back with its alpha, so the rest of the photo is untouched: a real photo wearing
+    a known instance, for tests and examples.
+
+    Args:
+        photo: the photo (RGB).
+        landmarks: ``(68, 2)`` photo pixel landmarks of the face.
+        attribute: one of :data:`SYNTHETIC_ATTRIBUTES`.
+        seed: selects the instance's shape, colour and texture.
+        size: side of the crop the instance is drawn on.
+
+    Returns:
+        ``(photo wearing the instance, alpha (size, size) in the aligned crop)``.
+    """
+    aligned = align_face(photo, landmarks, size=size)
+    face = BaseFace("photo", _pil_to_unit(aligned.image), aligned.landmarks, frozenset())
+    generator = SyntheticGenerator([face], size, [attribute], seed, lighting="mild")
+    colour, alpha = generator.render(
+        Instance(_synthetic_attribute(attribute), seed), generator.template_flow(face.landmarks)
+    )
+    worn = colour + (1 - alpha) * face.image
+    crop = Image.fromarray((worn.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+    weight = (alpha[0] > 0).numpy().astype(np.float32)
+    return paste_back(photo, crop, aligned, weight, feather=0.0), alpha[0].numpy()
+
+
 def generate_synthetic_dataset(
     output_dir: str | os.PathLike | None = None,
     *,
@@ -326,6 +371,7 @@ def generate_synthetic_dataset(
     seed: int = 0,
     landmark_backend: str = "dlib",
     show_progress: bool = True,
+    lighting: str = "hard",
 ):
     """Generates the synthetic benchmark (see the module docstring for its layout).
 
@@ -343,6 +389,7 @@ def generate_synthetic_dataset(
         seed: seed of the whole dataset.
         landmark_backend: detector for samples without ground-truth landmarks.
         show_progress: show tqdm bars.
+        lighting: ``"hard"`` or ``"mild"`` photometric differences (:class:`SyntheticGenerator`).
 
     Returns:
         The :class:`datasets.DatasetDict` with ``train``, ``eval`` and (when asked for)
@@ -365,7 +412,7 @@ def generate_synthetic_dataset(
             f"both splits need base faces; train: {[f.name for f in train_faces]}, "
             f"eval: {[f.name for f in test_faces]}"
         )
-    generator = SyntheticGenerator(base, size, attributes, seed)
+    generator = SyntheticGenerator(base, size, attributes, seed, lighting)
     with torch.inference_mode():
         train = [
             generator.train_row(i, train_faces)
@@ -462,7 +509,8 @@ def _deform_landmarks(points: np.ndarray, size: int, rng: np.random.Generator) -
 
 @dataclasses.dataclass(frozen=True)
 class _Photometric:
-    """A per-pixel colour change: gamma, white balance, saturation, contrast, brightness, noise."""
+    """A per-pixel colour change: gamma, white balance, saturation, contrast, brightness, noise;
+    in ``"hard"`` lighting also an exposure change and a shading gradient (in linear light)."""
 
     gamma: float
     gains: tuple[float, float, float]
@@ -470,11 +518,13 @@ class _Photometric:
     contrast: float
     brightness: float
     noise: torch.Tensor
+    exposure: float = 1.0  # multiplies linear light (2 ** stops)
+    shading: tuple[float, float] = (0.0, 0.0)  # linear-light gradient across the image (x, y)
 
     @classmethod
-    def sample(cls, rng: np.random.Generator, size: int) -> _Photometric:
+    def sample(cls, rng: np.random.Generator, size: int, lighting: str = "mild") -> _Photometric:
         sigma = rng.uniform(0, 0.012)
-        return cls(
+        mild = cls(
             gamma=rng.uniform(0.85, 1.15),
             gains=tuple(rng.uniform(0.92, 1.08, 3).tolist()),
             saturation=rng.uniform(0.8, 1.2),
@@ -482,13 +532,43 @@ class _Photometric:
             brightness=rng.uniform(-0.06, 0.06),
             noise=torch.from_numpy(rng.normal(0, sigma, (3, size, size)).astype(np.float32)),
         )
+        if lighting == "mild":
+            return mild
+        angle = rng.uniform(0, 2 * math.pi)
+        strength = rng.uniform(0.2, 0.6)
+        return dataclasses.replace(
+            mild,
+            gains=tuple(rng.uniform(0.85, 1.15, 3).tolist()),  # white balance
+            exposure=float(2 ** rng.uniform(-0.7, 0.7)),
+            shading=(strength * math.cos(angle), strength * math.sin(angle)),
+        )
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        x = image.clamp(0, 1) ** self.gamma * torch.tensor(self.gains).view(3, 1, 1)
+        x = image.clamp(0, 1)
+        if self.exposure != 1.0 or self.shading != (0.0, 0.0):
+            side = image.shape[-1]
+            ramp = torch.linspace(-1, 1, side)
+            light = 1 + self.shading[0] * ramp[None, :] + self.shading[1] * ramp[:, None]
+            x = ((x**2.2) * self.exposure * light.clamp_min(0.2)).clamp(0, 1) ** (1 / 2.2)
+        x = x**self.gamma * torch.tensor(self.gains).view(3, 1, 1)
         grey = x.mean(0, keepdim=True)
         x = grey + self.saturation * (x - grey)
         x = (x - 0.5) * self.contrast + 0.5 + self.brightness + self.noise
         return x.clamp(0, 1)
+
+
+def _skin_tone(rng: np.random.Generator, lighting: str):
+    """A random change of the face's skin tone (``"hard"`` lighting; identity when mild).
+
+    Darker skin reflects less light and relatively more red: linear-light gains
+    ``(t, t^1.15, t^1.3)`` with ``t`` in [0.3, 1.1]. Applied to the face before an instance
+    is drawn, so the instance keeps its own colour.
+    """
+    if lighting == "mild":
+        return lambda image: image
+    t = rng.uniform(0.3, 1.1)
+    gains = torch.tensor([t, t**1.15, t**1.3], dtype=torch.float32).view(3, 1, 1)
+    return lambda image: ((image.clamp(0, 1) ** 2.2 * gains).clamp(0, 1)) ** (1 / 2.2)
 
 
 # -- procedural instances (drawn in template pixel coordinates) ----------------------------
@@ -710,6 +790,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
+        "--lighting", choices=LIGHTING, default="hard",
+        help="hard (default): source and exemplar differ in exposure, white balance, shading "
+        "and skin tone; mild: only small colour jitter (the benchmark before 2026-11)",
+    )  # fmt: skip
+    parser.add_argument(
         "--landmark-backend", default="dlib", help="detector for faces without ground truth"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -736,6 +821,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         landmark_backend=args.landmark_backend,
         show_progress=not args.no_progress,
+        lighting=args.lighting,
     )
     train, test = data[TRAIN_SPLIT], data[EVAL_SPLIT]
     print(

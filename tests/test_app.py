@@ -17,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+from geogan_hf.regions import EXPERIMENTAL_ATTRIBUTES
 from geogan_hf.samples import available_samples, load_sample
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,6 +126,23 @@ def test_checkpoint_model_is_described(app, tmp_path, images):
     assert Image.open(outputs[0]).size == Image.open(images["astronaut"]).size
     with pytest.raises(gr.Error, match="Mustache"):
         app.transfer(pipe, str(images["astronaut"]), str(images["einstein"]), "Mustache", 1.0)
+
+
+def test_experimental_attributes_and_untrained_models_are_said(app, pipe, images, monkeypatch):
+    from geogan_hf import GeoGAN, TransferPipeline
+
+    assert app.attribute_label("Bangs") == "Bangs (experimental)"
+    assert app.attribute_label("Bushy_Eyebrows") == "Bushy Eyebrows"
+    assert all(row[2] not in EXPERIMENTAL_ATTRIBUTES for row in app.example_rows(pipe.attributes))
+    shown = []
+    monkeypatch.setattr(app.gr, "Warning", lambda message, *a, **k: shown.append(message))
+    outputs = app.transfer(pipe, str(images["astronaut"]), str(images["einstein"]), "Bangs", 1.0)
+    assert Path(outputs[0]).is_file()
+    assert len(shown) == 1 and shown[0].startswith("Bangs is experimental")
+    with pytest.warns(UserWarning):
+        untrained = TransferPipeline(GeoGAN(ngf=4, image_size=64), device="cpu")
+    assert "never trained" in app.model_panel(untrained)
+    assert "never trained" not in app.model_panel(pipe)
 
 
 def test_corrupt_checkpoint_exits_with_one_line(app, tmp_path, capsys):

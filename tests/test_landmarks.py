@@ -209,12 +209,12 @@ def test_missing_landmark_model_is_reported(
         "find_spec",
         lambda name, *a: None if name == "face_recognition_models" else real_find_spec(name, *a),
     )
-    landmarks._dlib_models.cache_clear()
+    landmarks._dlib_predictor.cache_clear()
     try:
         with pytest.raises(BackendUnavailableError, match="face-recognition-models"):
             detect_faces(lenna_face[0])
     finally:
-        landmarks._dlib_models.cache_clear()
+        landmarks._dlib_predictor.cache_clear()
 
 
 def test_import_is_light() -> None:

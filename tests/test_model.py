@@ -8,9 +8,9 @@ import torch
 from geogan_hf import GeoGAN, GeoGANDiscriminator, GeoGANOutput
 from geogan_hf.align import align_face
 from geogan_hf.errors import InvalidImageError, MissingLandmarksError, UnknownAttributeError
-from geogan_hf.geometry import pixel_to_normalized, resize_flow
+from geogan_hf.geometry import pixel_to_normalized, resize_flow, resize_image
 from geogan_hf.imageio import pil_to_tensor
-from geogan_hf.prior import geometric_transfer, landmark_flow, mirror_warp, resize_image
+from geogan_hf.prior import landmark_flow, mirror_warp
 from geogan_hf.samples import load_sample
 
 TINY = {"ngf": 4, "n_blocks": 1, "image_size": 64}
@@ -135,20 +135,26 @@ def test_attribute_conditions_the_mask():
         model(a, b, attribute=torch.tensor([2]))
 
 
-def test_fresh_prior_model_is_the_geometric_transfer(pair64):
+def test_fresh_prior_model_is_the_geometric_prior(pair64):
+    """Zero learned heads add nothing: running the networks (train mode) changes no output
+    of the prior (eval mode skips them), at the native size and on the high-resolution path."""
     a, b, la, lb = pair64
-    model = GeoGAN(**TINY, geometry_prior=True, attributes=("Mustache", "Goatee")).eval()
+    model = GeoGAN(**TINY, geometry_prior=True, attributes=("Mustache", "Goatee"))
+    assert model.is_pure_prior and not model.is_untrained
     with torch.no_grad():
-        for size in (64, 128):  # native and high-resolution path
+        for size in (64, 128):
             src, ex = resize_image(a, (size, size)), resize_image(b, (size, size))
-            out = model(src, ex, la, lb, attribute="Goatee")
-            ref = geometric_transfer(src, ex, la, lb, "Goatee", image_size=64)
+            prior = model.eval()(src, ex, la, lb, attribute="Goatee")
+            networks = model.train()(src, ex, la, lb, attribute="Goatee")
+            assert "networks" in networks.timings and "networks" not in prior.timings
             for name in FIELDS:
-                assert torch.equal(getattr(out, name), getattr(ref, name)), (size, name)
-            assert torch.equal(out.flow, out.prior_flow)
-            assert torch.equal(out.mask, out.prior_mask)
-            assert torch.equal(out.image, out.blended)
-            assert 0.005 < out.mask.mean() < 0.3  # a part of the face, not nothing nor everything
+                torch.testing.assert_close(
+                    getattr(networks, name), getattr(prior, name), atol=1e-6, rtol=0
+                )
+            assert torch.equal(prior.flow, prior.prior_flow)
+            assert torch.equal(prior.mask, prior.prior_mask)
+            assert torch.equal(prior.image, prior.blended)
+            assert 0 < prior.mask.mean() < 0.3  # a part of the face, not nothing nor everything
 
 
 def test_prior_mask_depends_on_the_attribute(pair64):

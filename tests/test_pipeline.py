@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from geogan_hf import GeoGAN, TransferPipeline
+from geogan_hf import GeoGAN, TransferPipeline, detect_faces
+from geogan_hf.align import paste_back
 from geogan_hf.errors import (
+    AttributeNotFoundError,
+    ExperimentalAttributeWarning,
     FaceIndexError,
     FaceTooSmallError,
     ImageTooLargeError,
@@ -16,10 +21,12 @@ from geogan_hf.errors import (
     ModelLoadError,
     NoFaceError,
     UnknownAttributeError,
+    UntrainedModelWarning,
 )
 from geogan_hf.geometry import pixel_to_normalized, warp_points_backward
-from geogan_hf.pipeline import MIN_FACE_SIZE
-from geogan_hf.regions import SUPPORTED_ATTRIBUTES
+from geogan_hf.imageio import pil_to_tensor, tensor_to_pil
+from geogan_hf.pipeline import FEATHER, MIN_FACE_SIZE
+from geogan_hf.regions import EXPERIMENTAL_ATTRIBUTES, SUPPORTED_ATTRIBUTES
 from geogan_hf.samples import load_sample
 
 VISIBLE = 8  # a pixel "changed" visibly when a channel moved by more than this
@@ -143,7 +150,8 @@ def test_intermediates_have_consistent_shapes(quick):
     assert result.mask.mode == "L"
     assert result.source_landmarks.shape == result.exemplar_landmarks.shape == (68, 2)
     assert result.flow.shape == (1, 2, side, side)
-    assert set(result.timings) == {"load", "detect", "align", "model", "paste"}
+    stages = {"load", "detect", "align", "flow", "instance", "compose", "outputs", "paste"}
+    assert set(result.timings) == stages
     assert result.total_time == pytest.approx(sum(result.timings.values()))
 
 
@@ -297,3 +305,96 @@ def test_geometry_prior_model_with_trained_heads_is_learned():
     with torch.no_grad():
         model.mask_net.head[-1].bias.fill_(0.1)
     assert TransferPipeline(model).mode == "learned"
+
+
+# --- the transfer's contract (issue 13) and concurrency ------------------------------------
+
+
+def test_pipeline_result_is_the_models_output_pasted_back(quick):
+    """One path: the pipeline's edit is exactly what the model makes of the aligned crops."""
+    source, exemplar = small_astronaut(), small_einstein()
+    result = quick(source, exemplar, "Mustache")
+    size = (result.source_crop.height, result.source_crop.width)
+
+    def model_input(crop, points):
+        normalized = pixel_to_normalized(torch.tensor(points, dtype=torch.float32), size)
+        return pil_to_tensor(crop), normalized[None]
+
+    a, la = model_input(result.source_crop, result.source_landmarks)
+    b, lb = model_input(result.exemplar_crop, result.exemplar_landmarks)
+    with torch.no_grad():
+        out = quick.model(a, b, la, lb, attribute="Mustache")
+    expected = paste_back(
+        result.source, tensor_to_pil(out.image), result.aligned, result.paste_weight, feather=FEATHER
+    )
+    assert np.array_equal(np.asarray(expected), np.asarray(result.image))
+    assert result.coverage == pytest.approx(float(out.coverage[0]))
+
+
+def test_exemplar_without_the_attribute_is_refused(prior):
+    with pytest.raises(AttributeNotFoundError, match="does not seem to have a mustache"):
+        prior(small_astronaut(), sample("takeo"), "Mustache")
+
+
+def test_untrained_and_experimental_are_said(quick):
+    with pytest.warns(UntrainedModelWarning, match="never trained"):
+        untrained = TransferPipeline(GeoGAN(ngf=4, image_size=64), device="cpu")
+    assert untrained.mode == "untrained (random weights)"
+    assert "untrained" in untrained.describe()
+    assert "Bangs" in EXPERIMENTAL_ATTRIBUTES and "Mustache" not in EXPERIMENTAL_ATTRIBUTES
+    with pytest.warns(ExperimentalAttributeWarning, match="Bangs is experimental"):
+        result = quick(small_astronaut(), small_einstein(), "Bangs")
+    assert result.experimental
+
+
+def group_photo() -> Image.Image:
+    """Ten faces (five sample photos and their mirror images) in a 1500 x 640 photo."""
+    cuts = {
+        "astronaut": (120, 20, 320, 260),
+        "lenna": (143, 143, 457, 457),
+        "takeo": None,
+        "grace_hopper": (80, 0, 440, 430),
+        "breakingbad": None,
+    }
+    canvas = Image.new("RGB", (1500, 640), (90, 100, 110))
+    for i, (name, box) in enumerate(cuts.items()):
+        photo = sample(name) if box is None else sample(name).crop(box)
+        photo.thumbnail((280, 300))
+        for row, image in enumerate((photo, photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT))):
+            canvas.paste(image, (10 + 300 * i, 10 + 320 * row))
+    return canvas
+
+
+@pytest.mark.samples("takeo", "grace_hopper", "breakingbad")
+def test_every_face_of_a_group_photo_is_reachable(quick):
+    photo = group_photo()
+    faces = quick.detect(photo)
+    direct = detect_faces(photo)
+    assert [f.box for f in faces] == [f.box for f in direct]  # one detection policy
+    assert len(faces) >= 8
+    index = len(faces) - 1  # the smallest
+    result = quick(photo, small_einstein(), "Mustache", source_face=index)
+    ys, xs = np.nonzero(changes(result, photo))
+    x0, y0, x1, y1 = faces[index].box
+    assert xs.size and x0 - 20 < xs.mean() < x1 + 20 and y0 - 20 < ys.mean() < y1 + 20
+
+
+def test_concurrent_calls_match_sequential_ones(quick):
+    """Four threads transferring onto different photos at once get exactly the sequential
+    results (dlib's detector and predictor are not thread-safe by themselves)."""
+    sources = [
+        small_astronaut(),
+        face_closeup("lenna", (143, 143, 457, 457), 200),
+        group_photo().crop((0, 0, 300, 320)),
+        small_astronaut().transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+    ]
+    exemplar = small_einstein()
+    expected = []
+    for source in sources:
+        quick.clear_cache()
+        expected.append(np.asarray(quick(source, exemplar, "Mustache").image))
+    quick.clear_cache()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda s: np.asarray(quick(s, exemplar, "Mustache").image), sources))
+    for a, b in zip(expected, got):
+        assert np.array_equal(a, b)

@@ -1,0 +1,190 @@
+"""Transfers on real photo pairs, as contact sheets for people to look at and score.
+
+Runs every pair of a ``pairs.jsonl`` file (default ``../shared/faces/pairs.jsonl``, paths
+relative to the file) through :class:`~geogan_hf.pipeline.TransferPipeline` and writes, to
+an output folder that is never committed (``outputs/real_pairs`` by default, ignored by
+git: the photos' terms forbid redistributing them or pictures made from them):
+
+- ``<attribute>.png``: one row per pair: source | exemplar | result | source zoom | result
+  zoom (3x the edited region, capped) | alpha matte (the model's mask on the source crop);
+- ``pairs/<NN>_<attribute>.png``: one file per pair, larger: source | exemplar | alpha over
+  source zoom | result zoom | exemplar zoom (the exemplar's own region, for comparison);
+- a markdown skeleton of the score table on stdout (pair, files, time, coverage), to be
+  filled in by someone who looked at every sheet (``benchmarks/results/real_pairs.md``).
+
+Usage::
+
+    python benchmarks/real_pairs.py [--pairs PATH] [--output DIR] [--attribute NAME] [--tile 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import cpu_name
+from PIL import Image, ImageDraw, ImageOps
+
+from geogan_hf import GeoGANError, TransferPipeline, TransferResult
+from geogan_hf.runtime import configure_cpu_runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PAIRS = ROOT.parent / "shared" / "faces" / "pairs.jsonl"
+DEFAULT_OUTPUT = ROOT / "outputs" / "real_pairs"
+ZOOM = 3
+COLUMNS = ("source", "exemplar", "result", "source zoom", "result zoom", "alpha")
+
+
+def fit(image: Image.Image, side: int, label: str) -> Image.Image:
+    """``image`` fitted into a ``side`` x ``side`` tile with a caption."""
+    image = ImageOps.contain(image.convert("RGB"), (side, side - 14), Image.Resampling.LANCZOS)
+    tile = Image.new("RGB", (side, side), "white")
+    tile.paste(image, ((side - image.width) // 2, 14))
+    ImageDraw.Draw(tile).text((3, 1), label, fill="black")
+    return tile
+
+
+def edit_box(result: TransferResult, side: int) -> tuple[int, int, int, int]:
+    """Photo box around the edited region, square, at most ``side / ZOOM``-ish padded."""
+    region = result.edit_region()
+    if not region.any():
+        x0, y0, x1, y1 = result.source_faces[result.source_face].box
+    else:
+        ys, xs = np.nonzero(region)
+        x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    half = max(x1 - x0, y1 - y0) * 0.6 + 4
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return (round(cx - half), round(cy - half), round(cx + half), round(cy + half))
+
+
+def zoom(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    """``box`` of ``image`` enlarged ``ZOOM`` times (nearest: shows the real pixels)."""
+    crop = image.crop(box)
+    return crop.resize((crop.width * ZOOM, crop.height * ZOOM), Image.Resampling.NEAREST)
+
+
+def sheet_row(result: TransferResult, side: int, title: str) -> Image.Image:
+    box = edit_box(result, side)
+    tiles = [
+        fit(result.source, side, "source"),
+        fit(result.exemplar, side, "exemplar"),
+        fit(result.image, side, "result"),
+        fit(zoom(result.source, box), side, "source zoom"),
+        fit(zoom(result.image, box), side, f"result zoom ({ZOOM}x)"),
+        fit(result.mask, side, "alpha (source crop)"),
+    ]
+    row = Image.new("RGB", (side * len(tiles), side + 16), "white")
+    ImageDraw.Draw(row).text((3, 2), title, fill="black")
+    for i, t in enumerate(tiles):
+        row.paste(t, (i * side, 16))
+    return row
+
+
+def pair_sheet(result: TransferResult, side: int, title: str) -> Image.Image:
+    """Two rows of three ``side`` tiles: the photos and alpha, then the zooms."""
+    box = edit_box(result, side)
+    ex_face = result.exemplar_faces[result.exemplar_face].box
+    src_face = result.source_faces[result.source_face].box
+    # the exemplar's box: the source's edit box moved and scaled with the face boxes
+    scale = (ex_face[2] - ex_face[0]) / max(src_face[2] - src_face[0], 1)
+    ex_box = tuple(
+        round(ex_face[i % 2] + (box[i] - src_face[i % 2]) * scale) for i in range(4)
+    )
+    tiles = [
+        fit(result.source, side, "source"),
+        fit(result.exemplar, side, "exemplar"),
+        fit(result.mask, side, "alpha (source crop)"),
+        fit(zoom(result.source, box), side, "source zoom"),
+        fit(zoom(result.image, box), side, "result zoom"),
+        fit(zoom(result.exemplar, ex_box), side, "exemplar zoom"),
+    ]
+    sheet = Image.new("RGB", (3 * side, 2 * side + 16), "white")
+    ImageDraw.Draw(sheet).text((3, 2), title, fill="black")
+    for i, t in enumerate(tiles):
+        sheet.paste(t, ((i % 3) * side, 16 + (i // 3) * side))
+    return sheet
+
+
+def error_row(side: int, title: str, message: str) -> Image.Image:
+    row = Image.new("RGB", (side * len(COLUMNS), 48), "white")
+    draw = ImageDraw.Draw(row)
+    draw.text((3, 2), title, fill="black")
+    draw.text((3, 22), f"error: {message}", fill=(180, 0, 0))
+    return row
+
+
+def stack(rows: list[Image.Image]) -> Image.Image:
+    width = max(r.width for r in rows)
+    out = Image.new("RGB", (width, sum(r.height for r in rows)), "white")
+    y = 0
+    for r in rows:
+        out.paste(r, (0, y))
+        y += r.height
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=Path, default=DEFAULT_PAIRS)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--attribute", default=None, help="only the pairs of this attribute")
+    parser.add_argument("--only", type=int, nargs="*", default=None, help="pair numbers (1-based)")
+    parser.add_argument("--tile", type=int, default=256, help="tile side of the sheets")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    configure_cpu_runtime(args.threads)
+    torch.manual_seed(0)
+
+    lines = [json.loads(s) for s in args.pairs.read_text().splitlines() if s.strip()]
+    base = args.pairs.parent
+    (args.output / "pairs").mkdir(parents=True, exist_ok=True)
+    pipe = TransferPipeline(device="cpu")
+    rows: dict[str, list[Image.Image]] = {}
+    table = []
+    for number, pair in enumerate(lines, 1):
+        attribute = pair["attribute"]
+        if args.attribute and attribute != args.attribute:
+            continue
+        if args.only and number not in args.only:
+            continue
+        title = f"{number:02d} {attribute}: {pair['source']} <- {pair['exemplar']}"
+        if pair.get("note"):
+            title += f" ({pair['note']})"
+        start = time.perf_counter()
+        try:
+            result = pipe(base / pair["source"], base / pair["exemplar"], attribute)
+        except GeoGANError as err:
+            rows.setdefault(attribute, []).append(error_row(args.tile, title, str(err)))
+            table.append((number, attribute, pair, "error", str(err)))
+            print(f"{title}: error: {err}", flush=True)
+            continue
+        seconds = time.perf_counter() - start
+        row = sheet_row(result, args.tile, title)
+        rows.setdefault(attribute, []).append(row)
+        pair_sheet(result, 400, title).save(
+            args.output / "pairs" / f"{number:02d}_{attribute}.png"
+        )
+        table.append((number, attribute, pair, f"{seconds * 1000:.0f} ms", ""))
+        print(f"{title}: {seconds * 1000:.0f} ms", flush=True)
+    for attribute, attr_rows in rows.items():
+        path = args.output / f"{attribute}.png"
+        stack(attr_rows).save(path)
+        print(f"wrote {path}")
+
+    print(f"\nmachine: {cpu_name()}, {os.cpu_count()} cores, {args.threads} torch threads")
+    print("| # | attribute | source | exemplar | time | score | why |")
+    print("|---|---|---|---|---|---|---|")
+    for number, attribute, pair, seconds, message in table:
+        print(
+            f"| {number} | {attribute} | {Path(pair['source']).name} | "
+            f"{Path(pair['exemplar']).name} | {seconds} |  | {message} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

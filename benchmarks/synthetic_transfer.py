@@ -1,0 +1,171 @@
+"""The geometry prior against an earlier version of itself on the synthetic ground truth.
+
+Generates the synthetic benchmark (``geogan_hf.synthetic``) with both lightings, ``hard``
+(source and exemplar differ in exposure, white balance, shading and skin tone) and
+``mild`` (the benchmark as it was before those were added), and evaluates on each split:
+
+- ``naive paste`` (the unwarped exemplar in the landmark region),
+- the prior of a reference commit (default ``0fe4d21``, the last one before the instance
+  extraction), run from a temporary ``git worktree`` of that commit in a subprocess, its
+  outputs saved and scored here with today's metrics,
+- the prior of this checkout.
+
+Prints one markdown table per lighting and split, and the relative change of region L1 and
+skin leakage against the reference. Tune on ``--split validation`` (the training people),
+report ``--split eval`` (held-out people).
+
+Usage::
+
+    python benchmarks/synthetic_transfer.py [--reference 0fe4d21] [--size 128]
+        [--num-eval 150] [--split eval] [--lighting hard mild]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from _common import cpu_name
+
+from geogan_hf.evaluation import (
+    METRICS,
+    MethodOutput,
+    evaluate,
+    format_table,
+    geometry_prior_method,
+    load_eval_pairs,
+    naive_paste,
+    summarize,
+)
+from geogan_hf.runtime import configure_cpu_runtime
+from geogan_hf.synthetic import generate_synthetic_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOWN = ("region_l1", "region_psnr", "mask_iou", "alpha_sad", "alpha_mse", "skin_leakage",
+         "landmark_nme", "background_psnr")  # fmt: skip
+
+# Run inside the reference worktree: its own prior on the saved pairs, outputs to a file.
+REFERENCE_SCRIPT = """
+import sys, torch
+from geogan_hf.prior import geometric_transfer
+pairs = torch.load(sys.argv[1])
+images, masks, flows = [], [], []
+for i in range(0, len(pairs["attributes"]), 16):
+    s = slice(i, i + 16)
+    out = geometric_transfer(
+        pairs["source"][s], pairs["exemplar"][s], pairs["source_landmarks"][s],
+        pairs["exemplar_landmarks"][s], pairs["attributes"][s],
+        image_size=max(pairs["source"].shape[-2:]),
+    )
+    images.append(out.image); masks.append(out.mask); flows.append(out.flow)
+torch.save({"image": torch.cat(images), "mask": torch.cat(masks), "flow": torch.cat(flows)},
+           sys.argv[2])
+"""
+
+
+def reference_outputs(pairs, reference: str, workdir: Path) -> dict[str, torch.Tensor]:
+    """The reference commit's prior on ``pairs`` (its code, in a subprocess)."""
+    tree = workdir / "reference"
+    if not tree.exists():
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), reference],
+            check=True,
+            capture_output=True,
+        )
+    inputs, outputs = workdir / "pairs.pt", workdir / "reference_out.pt"
+    torch.save(
+        {
+            "source": pairs.source,
+            "exemplar": pairs.exemplar,
+            "source_landmarks": pairs.source_landmarks,
+            "exemplar_landmarks": pairs.exemplar_landmarks,
+            "attributes": list(pairs.attributes),
+        },
+        inputs,
+    )
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    subprocess.run(
+        [sys.executable, "-c", REFERENCE_SCRIPT, str(inputs), str(outputs)],
+        check=True,
+        env=env,
+        cwd=tree,
+    )
+    return torch.load(outputs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reference", default="0fe4d21", help="commit of the earlier prior")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--num-eval", type=int, default=150)
+    parser.add_argument("--split", default="eval", choices=("eval", "validation"))
+    parser.add_argument("--lighting", nargs="+", default=["hard", "mild"])
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    configure_cpu_runtime(args.threads)
+
+    print(
+        f"machine: {cpu_name()}, {os.cpu_count()} cores, {args.threads} threads; "
+        f"{args.num_eval} pairs per lighting ({args.split} split), {args.size} px; "
+        f"reference prior: commit {args.reference}\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        try:
+            for lighting in args.lighting:
+                data = generate_synthetic_dataset(
+                    size=args.size,
+                    num_train=1,
+                    num_eval=args.num_eval if args.split == "eval" else 1,
+                    num_validation=args.num_eval if args.split == "validation" else 0,
+                    lighting=lighting,
+                    show_progress=False,
+                )
+                pairs = load_eval_pairs(data[args.split], args.size)
+                saved = reference_outputs(pairs, args.reference, workdir)
+                position = {"next": 0}
+
+                def reference(source, exemplar, sl, el, attributes, saved=saved, at=position):
+                    s = slice(at["next"], at["next"] + len(attributes))
+                    at["next"] += len(attributes)
+                    return MethodOutput(saved["image"][s], saved["mask"][s], saved["flow"][s])
+
+                methods = {
+                    "naive paste": naive_paste,
+                    f"prior at {args.reference}": reference,
+                    "prior (this checkout)": geometry_prior_method,
+                }
+                rows = {}
+                for name, method in methods.items():
+                    result = evaluate(method, pairs, batch_size=16)
+                    rows[name] = {k: v for k, v in summarize(result).items() if k in SHOWN}
+                    for attribute in sorted(set(pairs.attributes)):
+                        per = summarize(result, attribute)
+                        rows[f"{name}: {attribute}"] = {k: per[k] for k in SHOWN}
+                print(f"### lighting: {lighting}\n")
+                print(format_table({k: v for k, v in rows.items() if ":" not in k}))
+                print()
+                print(format_table({k: v for k, v in rows.items() if ":" in k}, "method: attribute"))
+                before, after = rows[f"prior at {args.reference}"], rows["prior (this checkout)"]
+                for metric in ("region_l1", "skin_leakage"):
+                    change = (after[metric] - before[metric]) / before[metric]
+                    print(f"\n{metric}: {before[metric]:.4f} -> {after[metric]:.4f} ({change:+.0%})")
+                worse = [
+                    m for m in SHOWN
+                    if (after[m] < before[m]) == METRICS[m] and abs(after[m] - before[m]) > 1e-9
+                ]  # fmt: skip
+                print(f"metrics worse than the reference: {', '.join(worse) or 'none'}\n")
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(workdir / "reference")],
+                capture_output=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

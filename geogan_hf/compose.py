@@ -1,0 +1,83 @@
+"""Compositing an exemplar's instance onto a source face: relight, remove, blend.
+
+The instance arrives as :class:`~geogan_hf.instance.InstanceLayers` of the exemplar, warped
+onto the source (alpha ``a'``, foreground colour ``F'`` and the exemplar's local skin
+``B_e'``); the source's own instance of the attribute, if it has one, as layers of the
+source. Then, all at the source crop's resolution:
+
+1. **relight**: ``F'`` takes the change of lighting between the two faces, read from their
+   skin: the ratio of the source's local skin field to the exemplar's (both smooth, so the
+   ratio is the shading and exposure change, not texture), on luminance fully and on
+   colour partly (the instance keeps its own colour: a grey mustache stays grey). A
+   grayscale source gets a grayscale instance.
+2. **remove**: the source's own instance is unmixed to its local skin,
+   ``S - a_s (F_s - B_s)``, where the source clearly has one (:func:`remove_instance`), so
+   only the exemplar's instance remains.
+3. **composite**: ``a' F' + (1 - a') S_clean``.
+
+Images are float NCHW in [-1, 1] (see :mod:`geogan_hf.imageio`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .instance import InstanceLayers, luma
+from .regions import ATTRIBUTE_SPECS
+
+TINT = 0.75  # share of the skin's colour change that the instance takes (it keeps its own)
+GLOBAL_SHARE = 0.5  # share of the overall skin-to-skin gain that the instance takes
+LOCAL_SHARE = 1.0  # share of the shading across the region that the instance takes
+GAIN_RANGE = (0.35, 2.8)  # limits of the lighting ratio
+
+
+def relight(
+    foreground: Tensor, alpha: Tensor, source_skin: Tensor, exemplar_skin: Tensor, gray: Tensor
+) -> Tensor:
+    """The instance colour under the source's light (see the module docstring).
+
+    The lighting ratio ``source skin / exemplar skin`` mixes two things: the shading across
+    the region (where the light comes from), which the instance takes fully, and one
+    overall gain (exposure, but also the two people's skin tones, which the instance must
+    not take), of which it takes the share :data:`GLOBAL_SHARE`.
+
+    Args:
+        foreground: ``(N, 3, h, w)`` warped instance colour in [-1, 1].
+        alpha: ``(N, 1, h, w)`` the warped instance's alpha (weights the overall gain).
+        source_skin: ``(N, 3, h, w)`` the source's local skin field.
+        exemplar_skin: ``(N, 3, h, w)`` the exemplar's local skin field, warped likewise.
+        gray: ``(N,)`` bool: make the instance grayscale.
+    """
+    f, bs, be = (foreground + 1) / 2, (source_skin + 1) / 2, (exemplar_skin + 1) / 2
+    ratio = (bs + 0.02) / (be + 0.02)
+    weight = alpha + 1e-6
+    overall = (ratio * weight).sum((2, 3), keepdim=True) / weight.sum((2, 3), keepdim=True)
+    local = ratio / overall
+    gain = local.clamp(*GAIN_RANGE) ** LOCAL_SHARE * overall.clamp(*GAIN_RANGE) ** GLOBAL_SHARE
+    # the colour part of the gain (white balance, skin hue) only partly: the instance
+    # keeps its own colour
+    gain_l = luma(gain)
+    gain = gain_l * (gain / gain_l.clamp_min(1e-3)).clamp(0.5, 2.0) ** TINT
+    out = f * gain
+    out = torch.where(gray.view(-1, 1, 1, 1), luma(out).expand_as(out), out)
+    return out.clamp(0, 1) * 2 - 1
+
+
+def remove_instance(image: Tensor, layers: InstanceLayers, attributes: list[str]) -> Tensor:
+    """``image`` with its own instance unmixed to the local skin, where it clearly has one.
+
+    How much is removed ramps with the instance's coverage over the attribute's
+    ``(absent, present)`` range (:class:`~geogan_hf.regions.AttributeSpec`): shadows and
+    stubble that look a little like an instance are left alone.
+    """
+    ranges = image.new_tensor([ATTRIBUTE_SPECS[a].coverage for a in attributes])
+    weight = ((layers.coverage - ranges[:, 0]) / (ranges[:, 1] - ranges[:, 0])).clamp(0, 1)
+    weight = (weight * weight * (3 - 2 * weight)).view(-1, 1, 1, 1)
+    change = layers.alpha * (layers.skin - layers.foreground) * weight
+    return (image + change).clamp(-1, 1)
+
+
+def composite(background: Tensor, foreground: Tensor, alpha: Tensor) -> Tensor:
+    """``alpha * foreground + (1 - alpha) * background``."""
+    return torch.lerp(background, foreground, alpha)

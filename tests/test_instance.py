@@ -1,0 +1,139 @@
+"""Instance extraction and compositing (geogan_hf.instance, geogan_hf.compose) on real faces
+wearing procedural instances with a known alpha (geogan_hf.synthetic)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from geogan_hf import GeoGAN
+from geogan_hf.geometry import pixel_to_normalized
+from geogan_hf.instance import extract_instance, is_grayscale
+from geogan_hf.regions import ATTRIBUTE_SPECS, part_mask
+from geogan_hf.synthetic import Instance, SyntheticGenerator, load_base_faces
+
+SIZE = 128
+pytestmark = pytest.mark.samples("lenna", "takeo", "astronaut")
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return {f.name: f for f in load_base_faces(SIZE, ["lenna", "takeo", "astronaut"])}
+
+
+@pytest.fixture(scope="module")
+def generator(faces):
+    return SyntheticGenerator(list(faces.values()), SIZE, seed=0, lighting="mild")
+
+
+def wearing(generator, face, attribute: str, seed: int):
+    """(image (1, 3, S, S) in [-1, 1] wearing the instance, its alpha (S, S), landmarks)."""
+    image, alpha = generator.draw(
+        face.image, Instance(attribute, seed), generator.template_flow(face.landmarks)
+    )
+    points = pixel_to_normalized(torch.tensor(face.landmarks, dtype=torch.float32), (SIZE, SIZE))
+    return image[None] * 2 - 1, alpha[0], points[None]
+
+
+def iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(((a > 0.5) & (b > 0.5)).sum() / ((a > 0.5) | (b > 0.5)).sum().clamp_min(1))
+
+
+@pytest.mark.parametrize("attribute", ["Mustache", "Goatee"])
+def test_alpha_matches_the_ground_truth(generator, faces, attribute):
+    scores, sads = [], []
+    for name in ("lenna", "takeo"):
+        for seed in range(3):
+            image, truth, points = wearing(generator, faces[name], attribute, seed)
+            layers = extract_instance(image, points, attribute)
+            alpha = layers.full("alpha")[0, 0]
+            scores.append(iou(alpha, truth))
+            sads.append(float((alpha - truth).abs().sum() / truth.sum()))
+            assert layers.alpha.shape[-2:] == layers.foreground.shape[-2:]
+            # no instance: a small fraction of its own coverage
+            clean = extract_instance(faces[name].image[None] * 2 - 1, points, attribute)
+            assert clean.coverage < layers.coverage
+    assert sum(scores) / len(scores) > 0.65, scores
+    assert sum(sads) / len(sads) < 0.8, sads
+
+
+def test_instance_colour_is_the_instance_not_the_skin(generator, faces):
+    image, truth, points = wearing(generator, faces["lenna"], "Goatee", 3)
+    layers = extract_instance(image, points, "Goatee")
+    alpha, fg = layers.full("alpha")[0, 0], layers.full("foreground")[0]
+    dense = (alpha > 0.8) & (truth > 0.8)
+    assert dense.sum() > 50
+    # where both say "fully instance", the foreground is the pixel itself
+    assert (fg[:, dense] - image[0][:, dense]).abs().mean() < 0.02
+
+
+def test_lips_eyes_and_outside_the_face_are_never_the_instance(faces):
+    face = faces["lenna"]
+    image = face.image[None] * 2 - 1
+    points = pixel_to_normalized(torch.tensor(face.landmarks, dtype=torch.float32), (SIZE, SIZE))
+    points = points[None]
+    for attribute in ("Mustache", "Goatee"):
+        alpha = extract_instance(image, points, attribute).full("alpha")
+        for part in ("lips", "eyes"):  # (their edges, a pixel wide, are soft)
+            inside = part_mask(part, points, (SIZE, SIZE), softness=0.0, grow=-0.02) > 0
+            assert inside.sum() > 10 and alpha[inside].max() < 0.05, (attribute, part)
+        outside = part_mask("face", points, (SIZE, SIZE), grow=0.3) == 0
+        assert alpha[outside].max() == 0
+
+
+def test_exposure_shifted_exemplar_gives_the_same_composite(generator, faces):
+    """The same instance photographed one stop brighter is found as the same matte and
+    composited in nearly the same colours: the composites differ less than half as much as
+    the exemplars do."""
+    source = faces["astronaut"]
+    src = source.image[None] * 2 - 1
+    src_points = pixel_to_normalized(
+        torch.tensor(source.landmarks, dtype=torch.float32), (SIZE, SIZE)
+    )[None]
+    model = GeoGAN(geometry_prior=True, image_size=SIZE).eval()
+    for seed in (0, 1):
+        exemplar, _, ex_points = wearing(generator, faces["lenna"], "Mustache", seed)
+        brighter = ((((exemplar + 1) / 2) ** 2.2 * 2.0).clamp(0, 1) ** (1 / 2.2)) * 2 - 1
+        with torch.no_grad():
+            plain = model(src, exemplar, src_points, ex_points)
+            bright = model(src, brighter, src_points, ex_points)
+        assert iou(plain.mask[0, 0], bright.mask[0, 0]) > 0.7
+        both = (plain.mask > 0.5) & (bright.mask > 0.5)
+        assert both.sum() > 30
+        composite_change = (plain.image - bright.image).abs().mean(1, keepdim=True)[both].mean()
+        exemplar_change = (exemplar - brighter).abs().mean()
+        assert composite_change < 0.5 * exemplar_change, (seed, composite_change, exemplar_change)
+
+
+def test_source_with_its_own_mustache_gets_only_the_exemplars(generator, faces):
+    source, exemplar_face = faces["lenna"], faces["takeo"]
+    own, own_alpha, src_points = wearing(generator, source, "Mustache", 2)
+    exemplar, _, ex_points = wearing(generator, exemplar_face, "Mustache", 0)
+    clean = source.image[None] * 2 - 1
+    model = GeoGAN(geometry_prior=True, image_size=SIZE, attributes=("Goatee", "Mustache"))
+    with torch.no_grad():
+        out = model.eval()(own, exemplar, src_points, ex_points, attribute="Mustache")
+    assert out.source_coverage[0] > ATTRIBUTE_SPECS["Mustache"].coverage[0]
+    # where only the source's own mustache was, the result is back near the clean face
+    only_own = (own_alpha > 0.5) & (out.mask[0, 0] < 0.2)
+    assert only_own.sum() > 20
+    before = (own - clean).abs().mean(1)[0][only_own].mean()
+    after = (out.image - clean).abs().mean(1)[0][only_own].mean()
+    assert after < 0.5 * before, (before, after)
+
+
+def test_grayscale_source_gets_a_grayscale_instance(generator, faces):
+    source = faces["astronaut"]
+    gray = source.image.mean(0, keepdim=True).expand(3, -1, -1)[None] * 2 - 1
+    assert is_grayscale(gray).all()
+    points = pixel_to_normalized(
+        torch.tensor(source.landmarks, dtype=torch.float32), (SIZE, SIZE)
+    )[None]
+    exemplar, _, ex_points = wearing(generator, faces["lenna"], "Goatee", 1)
+    assert not is_grayscale(exemplar).any()
+    model = GeoGAN(geometry_prior=True, image_size=SIZE, attributes=("Goatee",)).eval()
+    with torch.no_grad():
+        out = model(gray, exemplar, points, ex_points)
+    assert out.mask.max() > 0.5
+    spread = (out.image.amax(1) - out.image.amin(1)) / 2 * 255
+    assert spread.max() <= 2.0  # rounding only
