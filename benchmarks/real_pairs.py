@@ -9,7 +9,8 @@ git: the photos' terms forbid redistributing them or pictures made from them):
   zoom (3x the edited region, capped) | alpha matte (the model's mask on the source crop);
 - ``pairs/<NN>_<attribute>.png``: one file per pair, larger: source | exemplar | alpha over
   source zoom | result zoom | exemplar zoom (the exemplar's own region, for comparison);
-- a markdown skeleton of the score table on stdout (pair, files, time, coverage), to be
+- a markdown skeleton of the score table on stdout (pair, files, time, instance coverage
+  of the exemplar and of the source), to be
   filled in by someone who looked at every sheet (``benchmarks/results/real_pairs.md``).
 
 Usage::
@@ -160,7 +161,7 @@ def main() -> None:
             result = pipe(base / pair["source"], base / pair["exemplar"], attribute)
         except GeoGANError as err:
             rows.setdefault(attribute, []).append(error_row(args.tile, title, str(err)))
-            table.append((number, attribute, pair, "error", str(err)))
+            table.append((number, attribute, pair, "error", f"error: {err}"))
             print(f"{title}: error: {err}", flush=True)
             continue
         seconds = time.perf_counter() - start
@@ -169,7 +170,8 @@ def main() -> None:
         pair_sheet(result, 400, title).save(
             args.output / "pairs" / f"{number:02d}_{attribute}.png"
         )
-        table.append((number, attribute, pair, f"{seconds * 1000:.0f} ms", ""))
+        coverage = f"{result.coverage:.2f} / {result.source_coverage:.2f}"
+        table.append((number, attribute, pair, f"{seconds * 1000:.0f} ms", coverage))
         print(f"{title}: {seconds * 1000:.0f} ms", flush=True)
     for attribute, attr_rows in rows.items():
         path = args.output / f"{attribute}.png"
@@ -177,12 +179,12 @@ def main() -> None:
         print(f"wrote {path}")
 
     print(f"\nmachine: {cpu_name()}, {os.cpu_count()} cores, {args.threads} torch threads")
-    print("| # | attribute | source | exemplar | time | score | why |")
-    print("|---|---|---|---|---|---|---|")
-    for number, attribute, pair, seconds, message in table:
+    print("| # | attribute | source | exemplar | time | coverage (exemplar / source) | score | why |")
+    print("|---|---|---|---|---|---|---|---|")
+    for number, attribute, pair, seconds, detail in table:
         print(
             f"| {number} | {attribute} | {Path(pair['source']).name} | "
-            f"{Path(pair['exemplar']).name} | {seconds} |  | {message} |"
+            f"{Path(pair['exemplar']).name} | {seconds} | {detail} |  |  |"
         )
 
 

@@ -28,8 +28,9 @@ from .regions import ATTRIBUTE_SPECS
 
 TINT = 0.75  # share of the skin's colour change that the instance takes (it keeps its own)
 GLOBAL_SHARE = 0.5  # share of the overall skin-to-skin gain that the instance takes
-LOCAL_SHARE = 1.0  # share of the shading across the region that the instance takes
-GAIN_RANGE = (0.35, 2.8)  # limits of the lighting ratio
+LOCAL_SHARE = 0.5  # share of the shading across the region that the instance takes
+GAIN_RANGE = (0.35, 2.8)  # limits of the overall lighting ratio
+LOCAL_RANGE = (0.5, 2.0)  # limits of the shading ratio across the region
 
 
 def relight(
@@ -54,7 +55,7 @@ def relight(
     weight = alpha + 1e-6
     overall = (ratio * weight).sum((2, 3), keepdim=True) / weight.sum((2, 3), keepdim=True)
     local = ratio / overall
-    gain = local.clamp(*GAIN_RANGE) ** LOCAL_SHARE * overall.clamp(*GAIN_RANGE) ** GLOBAL_SHARE
+    gain = local.clamp(*LOCAL_RANGE) ** LOCAL_SHARE * overall.clamp(*GAIN_RANGE) ** GLOBAL_SHARE
     # the colour part of the gain (white balance, skin hue) only partly: the instance
     # keeps its own colour
     gain_l = luma(gain)
@@ -68,10 +69,10 @@ def remove_instance(image: Tensor, layers: InstanceLayers, attributes: list[str]
     """``image`` with its own instance unmixed to the local skin, where it clearly has one.
 
     How much is removed ramps with the instance's coverage over the attribute's
-    ``(absent, present)`` range (:class:`~geogan_hf.regions.AttributeSpec`): shadows and
-    stubble that look a little like an instance are left alone.
+    ``removal`` range (:class:`~geogan_hf.regions.AttributeSpec`): shadows and stubble
+    that look a little like an instance are left alone.
     """
-    ranges = image.new_tensor([ATTRIBUTE_SPECS[a].coverage for a in attributes])
+    ranges = image.new_tensor([ATTRIBUTE_SPECS[a].removal for a in attributes])
     weight = ((layers.coverage - ranges[:, 0]) / (ranges[:, 1] - ranges[:, 0])).clamp(0, 1)
     weight = (weight * weight * (3 - 2 * weight)).view(-1, 1, 1, 1)
     change = layers.alpha * (layers.skin - layers.foreground) * weight

@@ -56,6 +56,7 @@ REGION_GROW = 0.08  # the attribute region is grown by this (inter-ocular distan
 REGION_SOFTNESS = 0.3  # soft edge of the region, in inter-ocular distances
 FIELD_SIGMA = 0.12  # normalized-convolution scale of the skin and instance fields (iod)
 TEXTURE_SIGMA = 0.02  # scale of the local-contrast (texture) measure (iod)
+SKIN_IN_REGION = 1.0  # how much less the region's own skin-like pixels count for the skin field
 SKIN_STEPS = 3  # re-estimations of the local skin field
 SKIN_PERCENTILE = 0.9  # evidence threshold: this quantile of the skin's own distances...
 THRESHOLD_RANGE = (2.0, 4.0)  # ... within these limits (skin spreads)
@@ -69,6 +70,8 @@ EVIDENCE_RAMP = 3.0  # evidence rises from 0 to 1 over this many skin spreads
 BRIGHTER_WEIGHT = 0.5  # a pixel brighter than the skin counts this much (highlights)
 CONFIDENT = 0.8  # evidence above which a pixel is taken as instance colour for ``F``
 LINE_CONTRAST = 0.12  # |F - B| (RGB, [0, 1]) above which the projection is trusted
+LIGHT_INSTANCE_SHARE = 0.7  # lighter confident pixels needed to call an instance light
+LOW_CONTRAST_ALPHA = 0.4  # alpha of full evidence where instance and skin colours agree
 ALPHA_FLOOR = 0.08  # projected alpha below this is skin noise
 UNMIX_FROM = 0.25  # alpha from which the foreground colour is unmixed per pixel
 MIN_SPREAD = (0.04, 0.006, 0.004)  # floors of the skin spreads: log-luminance, chroma, texture
@@ -345,13 +348,18 @@ def extract_instance(
         d_c = chroma - skin_chroma
         d_t = (texture - skin_texture).clamp_min(0)
         spread_l = _robust_spread(d_l, reference, MIN_SPREAD[0])
-        spread_c = _robust_spread(d_c.square().sum(1, keepdim=True).sqrt(), reference, MIN_SPREAD[1])
+        d_hue = d_c.square().sum(1, keepdim=True).sqrt()
+        spread_c = _robust_spread(d_hue, reference, MIN_SPREAD[1])
         spread_t = _robust_spread(d_t, reference, MIN_SPREAD[2])
-        colour_texture = (d_c.square().sum(1, keepdim=True).sqrt() / spread_c) ** 2 + (d_t / spread_t) ** 2
-        d_l = torch.where(d_l > 0, BRIGHTER_WEIGHT * d_l, d_l)
-        distance = torch.sqrt((d_l / spread_l) ** 2 + colour_texture)
+        hue = d_hue / spread_c
+        # brighter than the skin is a highlight or lit (stubbly) skin unless the colour
+        # differs too (grey hair on darker skin): then luminance and texture count
+        brighter = torch.where(d_l > 0, (hue / 2).clamp(max=1), 1.0)
+        d_l = d_l * torch.where(d_l > 0, BRIGHTER_WEIGHT * brighter, 1.0)
+        colour_distance = torch.sqrt((d_l / spread_l) ** 2 + hue**2)
+        distance = torch.sqrt(colour_distance**2 + (brighter * d_t / spread_t) ** 2)
         skin_like = torch.exp(-0.5 * (distance / 2.5) ** 2)
-        weights = torch.maximum(reference, skin_like * allowed)
+        weights = torch.maximum(reference, skin_like * allowed * (1 - SKIN_IN_REGION * core))
 
     threshold = _reference_quantile(distance, reference, SKIN_PERCENTILE).clamp(*THRESHOLD_RANGE)
     evidence = ((distance - threshold) / EVIDENCE_RAMP).clamp(0, 1)
@@ -368,7 +376,16 @@ def extract_instance(
 
     skin = normalized_convolution(small, weights, sigma)
     tint = _lens_tint(small, skin, lens)
-    confident = (evidence > CONFIDENT).to(small) * evidence
+    # the instance's colour comes from the pixels that differ from the skin in colour (not
+    # only in texture: stubble on skin is mostly skin)
+    colour_weight = (colour_distance / (2 * threshold)).clamp(max=1) ** 2
+    confident = (evidence > CONFIDENT).to(small) * evidence * colour_weight
+    # an instance is darker than its skin (black, brown hair; frames) or lighter (grey,
+    # white): lighter when the lighter confident pixels clearly dominate; the others (lit
+    # skin, shadows next to a light beard) do not make its colour
+    lighter = (log_l > skin_log_l).to(small)
+    light_instance = _reference_quantile(lighter, confident, 1 - LIGHT_INSTANCE_SHARE) > 0.5
+    confident = confident * torch.where(light_instance, lighter, 1 - lighter).clamp_min(0.05)
     foreground = normalized_convolution(small, confident + 1e-4 * evidence, sigma)
 
     # full resolution, inside the region's box: project each pixel on its colour line
@@ -390,7 +407,9 @@ def extract_instance(
     projected = ((projected - ALPHA_FLOOR) / (1 - ALPHA_FLOOR)).clamp(0, 1)
     trust = (length2.sqrt() / LINE_CONTRAST).clamp(0, 1)
     gate = (2 * F.max_pool2d(evidence_hr, 3, 1, 1)).clamp(max=1)
-    alpha = torch.lerp(evidence_hr, projected, trust) * gate * searched_hr
+    # where the instance's colour is too close to the skin's for the projection, the
+    # evidence says where it is but not how opaque: it counts for part only
+    alpha = torch.lerp(LOW_CONTRAST_ALPHA * evidence_hr, projected, trust) * gate * searched_hr
     unmixed = (skin_hr + (pixels - skin_hr) / alpha.clamp_min(1e-3)).clamp(0, 1)
     take = ((alpha - UNMIX_FROM) / (1 - UNMIX_FROM)).clamp(0, 1)
     foreground_hr = torch.lerp(fg_hr, unmixed, take)

@@ -519,10 +519,10 @@ class TransferPipeline:
     def _check_coverage(self, coverage: float, attribute: str) -> None:
         """Raise :class:`AttributeNotFoundError` when the exemplar shows no instance."""
         spec = ATTRIBUTE_SPECS[attribute]
-        if spec.kind in ("hair", "accessory") and coverage < spec.coverage[0]:
+        if spec.kind in ("hair", "accessory") and coverage < spec.absent:
             raise AttributeNotFoundError(
                 f"the exemplar does not seem to have {_described(attribute)}: what it shows "
-                f"covers {coverage:.0%} of the region, at least {spec.coverage[0]:.0%} expected; "
+                f"covers {coverage:.0%} of the region, at least {spec.absent:.0%} expected; "
                 f"choose an exemplar photo where it is clearly visible"
             )
 

@@ -62,10 +62,11 @@ class AttributeSpec:
             are still the mustache where they are hair-coloured.
         face_margin: how far (inter-ocular distances) the instance may reach outside the
             face outline; ``None``: no limit.
-        coverage: ``(absent, present)`` instance coverages (:class:`~geogan_hf.instance.InstanceLayers`):
-            an exemplar below ``absent`` does not show the attribute; a source's own
-            instance is removed fully above ``present``, not at all below ``absent``.
-            Measured on the labelled real photos (``benchmarks/coverage.py``).
+        absent: instance coverage (:class:`~geogan_hf.instance.InstanceLayers`) below which
+            an exemplar does not show the attribute.
+        removal: ``(from, full)`` coverages between which a source's own instance is
+            removed not at all to fully: above what shadows and stubble reach.
+            Both measured on the labelled real photos (``benchmarks/coverage.py``).
         experimental: below the quality bar on real photos (README, ``benchmarks/results/real_pairs.md``).
     """
 
@@ -74,16 +75,17 @@ class AttributeSpec:
     excluded_parts: tuple[str, ...] = ("eyes", "mouth", "nostrils")
     lookalike_parts: tuple[str, ...] = ("lips",)
     face_margin: float | None = 0.05
-    coverage: tuple[float, float] = (0.1, 0.35)
+    absent: float = 0.1
+    removal: tuple[float, float] = (0.35, 0.6)
     experimental: bool = False
 
 
 ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
-    "Mustache": AttributeSpec("hair", coverage=(0.05, 0.35)),
-    "Goatee": AttributeSpec("hair", face_margin=0.05, coverage=(0.12, 0.55)),
+    "Mustache": AttributeSpec("hair", absent=0.05, removal=(0.25, 0.45)),
+    "Goatee": AttributeSpec("hair", face_margin=0.05, absent=0.12, removal=(0.6, 0.85)),
     "Eyeglasses": AttributeSpec(
         "accessory", skin_parts=("cheeks", "nose", "forehead"),
-        face_margin=0.3, coverage=(0.12, 0.3),
+        face_margin=0.3, absent=0.12, removal=(0.3, 0.45),
     ),
     "Bangs": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose"), excluded_parts=("eyes",), lookalike_parts=(),

@@ -113,7 +113,7 @@ def test_source_with_its_own_mustache_gets_only_the_exemplars(generator, faces):
     model = GeoGAN(geometry_prior=True, image_size=SIZE, attributes=("Goatee", "Mustache"))
     with torch.no_grad():
         out = model.eval()(own, exemplar, src_points, ex_points, attribute="Mustache")
-    assert out.source_coverage[0] > ATTRIBUTE_SPECS["Mustache"].coverage[0]
+    assert out.source_coverage[0] > ATTRIBUTE_SPECS["Mustache"].removal[1]
     # where only the source's own mustache was, the result is back near the clean face
     only_own = (own_alpha > 0.5) & (out.mask[0, 0] < 0.2)
     assert only_own.sum() > 20
