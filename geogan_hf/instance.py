@@ -62,14 +62,15 @@ SKIN_PERCENTILE = 0.9  # evidence threshold: this quantile of the skin's own dis
 THRESHOLD_RANGE = (2.0, 4.0)  # ... within these limits (skin spreads)
 LENS_EDGE = 0.5  # evidence above which a pixel belongs to the frame around a lens
 LENS_MAX_AREA = 3.0  # a lens is at most this many squared eye widths (else: not enclosed)
-CLEAR_LENS = 0.08  # lenses that dim the skin by less than this are clear
-RIM_WIDTH = 0.14  # glasses: the frame lies within this (iod) of a lens...
+CLEAR_LENS = 0.3  # lenses that dim the skin by less than this are clear (eyelid shadows do)
+RIM_WIDTH = 0.09  # glasses: the frame lies within this (iod) of a lens...
 ARM_BAND = 0.08  # ... or within this (iod) of the eyes' height (the arms)
 EXCLUDE_GROW = 0.05  # never-instance parts are grown by this (iod): lip borders, eyelids
 EVIDENCE_RAMP = 3.0  # evidence rises from 0 to 1 over this many skin spreads
 BRIGHTER_WEIGHT = 0.5  # a pixel brighter than the skin counts this much (highlights)
 CONFIDENT = 0.8  # evidence above which a pixel is taken as instance colour for ``F``
 LINE_CONTRAST = 0.12  # |F - B| (RGB, [0, 1]) above which the projection is trusted
+COLOUR_POWER = 2  # the instance colour leans on the pixels that differ most from the skin
 LIGHT_INSTANCE_SHARE = 0.7  # lighter confident pixels needed to call an instance light
 LOW_CONTRAST_ALPHA = 0.4  # alpha of full evidence where instance and skin colours agree
 ALPHA_FLOOR = 0.08  # projected alpha below this is skin noise
@@ -378,7 +379,7 @@ def extract_instance(
     tint = _lens_tint(small, skin, lens)
     # the instance's colour comes from the pixels that differ from the skin in colour (not
     # only in texture: stubble on skin is mostly skin)
-    colour_weight = (colour_distance / (2 * threshold)).clamp(max=1) ** 2
+    colour_weight = (colour_distance / threshold) ** COLOUR_POWER
     confident = (evidence > CONFIDENT).to(small) * evidence * colour_weight
     # an instance is darker than its skin (black, brown hair; frames) or lighter (grey,
     # white): lighter when the lighter confident pixels clearly dominate; the others (lit
