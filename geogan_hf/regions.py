@@ -81,11 +81,11 @@ class AttributeSpec:
 
 
 ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
-    "Mustache": AttributeSpec("hair", absent=0.05, removal=(0.25, 0.45)),
-    "Goatee": AttributeSpec("hair", face_margin=0.05, absent=0.12, removal=(0.6, 0.85)),
+    "Mustache": AttributeSpec("hair", absent=0.1, removal=(0.35, 0.55)),
+    "Goatee": AttributeSpec("hair", face_margin=0.05, absent=0.15, removal=(0.6, 0.85)),
     "Eyeglasses": AttributeSpec(
         "accessory", skin_parts=("cheeks", "nose", "forehead"),
-        face_margin=0.3, absent=0.12, removal=(0.3, 0.45),
+        face_margin=0.3, absent=0.1, removal=(0.3, 0.45),
     ),
     "Bangs": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose"), excluded_parts=("eyes",), lookalike_parts=(),
