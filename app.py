@@ -248,7 +248,7 @@ def example_rows(attributes: Sequence[str], limit: int = MAX_EXAMPLES) -> list[l
     samples = [load_sample(name) for name in available_samples()]
     rows: list[list[Any]] = []
     turn = 0
-    for attribute in (a for a in attributes if a not in EXPERIMENTAL_ATTRIBUTES):
+    for attribute in attributes:
         for exemplar in samples:
             sources = [s for s in samples if s is not exemplar and attribute not in s.attributes]
             if attribute in exemplar.attributes and sources:
@@ -297,6 +297,11 @@ def build_demo(pipe: TransferPipeline) -> gr.Blocks:
             "Give a **source** face and an **exemplar** face that wears the attribute; the "
             "exemplar's attribute is warped onto the source's face geometry and blended in, "
             "at the photo's full resolution."
+            + (
+                "\n\n*Attributes marked experimental are often not believable yet.*"
+                if any(a in EXPERIMENTAL_ATTRIBUTES for a in attributes)
+                else ""
+            )
         )
         with gr.Row():
             source, source_face = photo_input("Source face", "source", "Source face to edit")

@@ -189,7 +189,7 @@ def fmt(value, spec: str) -> str:
 
 
 def prior_check(path: Path, size: int = 256) -> None:
-    """Grid: source, exemplar, tone-matched warped exemplar, prior mask, result; one row per case."""
+    """Grid: source, exemplar, warped exemplar, prior alpha, result; one row per case."""
     cases = [("einstein", "Mustache"), ("breakingbad", "Goatee"), ("breakingbad", "Eyeglasses")]
     model = GeoGAN(geometry_prior=True, attributes=sorted({c[1] for c in cases})).eval()
     source, source_landmarks = face("astronaut", size)

@@ -97,7 +97,7 @@ class TransferResult:
         exemplar: the exemplar photo as loaded.
         source_crop: aligned source face crop.
         exemplar_crop: aligned exemplar face crop.
-        warped: the exemplar crop warped onto the source geometry (tone-matched in prior mode).
+        warped: the exemplar crop warped onto the source geometry (at the networks' size).
         mask: the model's attribute mask (``L`` image, 255 = take the warped exemplar).
         flow_rgb: the flow as a colour picture (hue = direction, saturation = magnitude) at
             the networks' resolution (``image_size``).
@@ -262,7 +262,7 @@ class TransferPipeline:
         model: a :class:`~geogan_hf.model.GeoGAN`, a local directory or Hub repo id
             (loaded with ``GeoGAN.from_pretrained``), or ``None`` for the geometry prior:
             a ``GeoGAN(geometry_prior=True)`` with no learned weights (TPS flow from
-            landmarks, difference-sharpened region mask, tone-matched blend).
+            landmarks, the exemplar's instance matted, relit and composited).
         landmark_backend: ``"dlib"`` (offline) or ``"face_alignment"``.
         device: ``"auto"`` (CUDA when available, else CPU), or any torch device.
         work_size: cap of the high-resolution crop side in pixels (default 1024); never
@@ -441,13 +441,6 @@ class TransferPipeline:
         if not 0.0 <= float(strength) <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
         name = self._check_attribute(attribute)
-        if ATTRIBUTE_SPECS[name].experimental and self.model.geometry_prior:
-            warnings.warn(
-                f"{name} is experimental: its transfers are often not believable yet "
-                "(see the README)",
-                ExperimentalAttributeWarning,
-                stacklevel=2,
-            )
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -489,6 +482,13 @@ class TransferPipeline:
         weight = _paste_weight(np.maximum(mask, changed), float(strength))
         image = paste_back(photo, edited, src, weight, feather=FEATHER)
         lap("paste")
+        if ATTRIBUTE_SPECS[name].experimental and self.model.geometry_prior:
+            warnings.warn(  # after the transfer: bad input gets its error alone
+                f"{name} is experimental: its transfers are often not believable yet "
+                "(see the README)",
+                ExperimentalAttributeWarning,
+                stacklevel=2,
+            )
 
         return TransferResult(
             image=image,

@@ -341,7 +341,7 @@ def test_untrained_and_experimental_are_said(quick):
         untrained = TransferPipeline(GeoGAN(ngf=4, image_size=64), device="cpu")
     assert untrained.mode == "untrained (random weights)"
     assert "untrained" in untrained.describe()
-    assert "Bangs" in EXPERIMENTAL_ATTRIBUTES and "Mustache" not in EXPERIMENTAL_ATTRIBUTES
+    assert "Bangs" in EXPERIMENTAL_ATTRIBUTES
     with pytest.warns(ExperimentalAttributeWarning, match="Bangs is experimental"):
         result = quick(small_astronaut(), small_einstein(), "Bangs")
     assert result.experimental

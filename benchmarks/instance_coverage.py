@@ -11,7 +11,7 @@ two groups that those thresholds were read from. No picture is written.
 
 Usage::
 
-    python benchmarks/coverage.py [--faces ../shared/faces] [--size 256]
+    python benchmarks/instance_coverage.py [--faces ../shared/faces] [--size 256]
 """
 
 from __future__ import annotations
