@@ -170,7 +170,10 @@ def main() -> None:
         pair_sheet(result, 400, title).save(
             args.output / "pairs" / f"{number:02d}_{attribute}.png"
         )
-        coverage = f"{result.coverage:.2f} / {result.source_coverage:.2f}"
+        coverage = (  # (a model in paper mode reports none)
+            "–" if getattr(result, "coverage", None) is None
+            else f"{result.coverage:.2f} / {result.source_coverage:.2f}"
+        )
         table.append((number, attribute, pair, f"{seconds * 1000:.0f} ms", coverage))
         print(f"{title}: {seconds * 1000:.0f} ms", flush=True)
     for attribute, attr_rows in rows.items():
