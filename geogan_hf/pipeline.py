@@ -463,7 +463,7 @@ class TransferPipeline:
         ex = align_face(ex_photo, ex_face.landmarks, size)
         lap("align")
 
-        out = self._run_model(src, ex, name)
+        out, crop = self._run_model(src, ex, name)
         if out.coverage is not None and self.model.is_pure_prior:
             self._check_coverage(float(out.coverage[0]), name)
         mask = out.mask[0, 0].float().cpu().numpy()
@@ -478,7 +478,7 @@ class TransferPipeline:
             timings.update(out.timings)
             timings["outputs"] = max(0.0, model_time - sum(out.timings.values()))
 
-        changed = (out.image != pil_to_tensor(src.image).to(out.image)).any(1)[0].cpu().numpy()
+        changed = (out.image != crop).any(1)[0].cpu().numpy()
         weight = _paste_weight(np.maximum(mask, changed), float(strength))
         image = paste_back(photo, edited, src, weight, feather=FEATHER)
         lap("paste")
@@ -526,8 +526,11 @@ class TransferPipeline:
                 f"choose an exemplar photo where it is clearly visible"
             )
 
-    def _run_model(self, src: AlignedFace, ex: AlignedFace, attribute: str) -> Any:
-        """The model on the two crops: networks at ``image_size``, outputs at crop size."""
+    def _run_model(
+        self, src: AlignedFace, ex: AlignedFace, attribute: str
+    ) -> tuple[Any, torch.Tensor]:
+        """The model on the two crops (networks at ``image_size``, outputs at crop size), and
+        the source crop as the model saw it."""
         size = (src.size, src.size)
 
         def to_model(aligned: AlignedFace) -> tuple[torch.Tensor, torch.Tensor]:
@@ -537,4 +540,4 @@ class TransferPipeline:
 
         a, a_points = to_model(src)
         b, b_points = to_model(ex)
-        return self.model(a, b, a_points, b_points, attribute=attribute)
+        return self.model(a, b, a_points, b_points, attribute=attribute), a
