@@ -53,17 +53,26 @@ from .geometry import gaussian_blur, resample_box, resize_image
 from .regions import ATTRIBUTE_SPECS, canonical_attribute, part_mask, region_mask
 
 WORK_SIZE = 256  # side of the working copy the fields and the evidence are computed on
-REGION_GROW = 0.08  # the attribute region is grown by this (inter-ocular distances)
+REGION_GROW = 0.08  # the attribute region is grown by this (inter-ocular distances)...
+ACCESSORY_GROW = 0.25  # ... glasses by more: a frame is placed whole, wherever it reaches
 REGION_SOFTNESS = 0.3  # soft edge of the region, in inter-ocular distances
 FIELD_SIGMA = 0.12  # normalized-convolution scale of the skin and instance fields (iod)
 TEXTURE_SIGMA = 0.02  # scale of the local-contrast (texture) measure (iod)
 SKIN_STEPS = 3  # re-estimations of the local skin field
 SKIN_PERCENTILE = 0.9  # evidence threshold: this quantile of the skin's own distances...
 THRESHOLD_RANGE = (2.0, 4.0)  # ... within these limits (skin spreads)
-LENS_EDGE = 0.5  # evidence above which a pixel belongs to the frame around a lens
-LENS_MAX_AREA = 3.0  # a lens is at most this many squared eye widths (else: not enclosed)
-CLEAR_LENS = 0.3  # lenses that dim the skin by less than this are clear (eyelid shadows do)
-RIM_WIDTH = 0.09  # glasses: the frame lies within this (iod) of a lens...
+LENS_SHAPE = (0.9, 0.65)  # glasses: semi-axes (eye widths) of the elliptic frame around an eye
+LENS_SCALES = (0.7, 1.9)  # the rim is searched between these multiples of that ellipse
+LENS_ANGLES, LENS_STEPS = 96, 48  # polar samples of the rim search
+CONTOUR_SLOPE = 2  # radius steps a rim may move per angle step
+INNER_PREFERENCE = 0.5  # score per unit scale by which inner ridges win (rims, not brows)
+RIM_EDGE = 0.6  # a rim extends along a ray while its score is above this share of its peak
+RIM_EVENNESS = 1.5  # a rim is at most this many times its typical thickness anywhere...
+RIM_TYPICAL = 0.3  # ... this quantile over the angles (brows lying on a top rim thicken it)
+TINTED_RIM = 3.0  # a rim thicker than this many RIM_WIDTHs is a tinted lens and its frame
+RIM_MIN_SCORE = 1.0  # mean rim score below which no rim encloses the eye (rimless)
+CLEAR_LENS = 0.5  # lenses that dim the skin by less than this are clear (eyelid shadows do)
+RIM_WIDTH = 0.09  # rimless glasses: the frame lies within this (iod) of a lens...
 ARM_BAND = 0.08  # ... or within this (iod) of the eyes' height (the arms)
 EXCLUDE_GROW = 0.05  # never-instance parts are grown by this (iod): lip borders, eyelids
 EVIDENCE_RAMP = 3.0  # evidence rises from 0 to 1 over this many skin spreads
@@ -206,39 +215,113 @@ def _box(mask: Tensor, size: tuple[int, int]) -> tuple[int, int, int, int]:
     )  # fmt: skip
 
 
-def glasses_zones(evidence: Tensor, landmarks: Tensor, iod: float) -> tuple[Tensor, Tensor]:
+def _closed_ridge(gain: np.ndarray) -> np.ndarray:
+    """Radius index per angle ``(A,)`` of the closed contour through ``gain (A, S)`` with the
+    largest total, moving at most :data:`CONTOUR_SLOPE` radius steps per angle step.
+
+    Dynamic programming over two laps of the angles; the second lap's path is the contour
+    (closed without fixing where it starts).
+    """
+    angles, steps = gain.shape
+    offsets = range(-CONTOUR_SLOPE, CONTOUR_SLOPE + 1)
+    total, back = gain[0].copy(), []
+    for k in range(1, 2 * angles):
+        moves = np.full((len(offsets), steps), -np.inf)
+        for row, d in enumerate(offsets):  # predecessor at index j - d
+            if d >= 0:
+                moves[row, d:] = total[: steps - d]
+            else:
+                moves[row, :d] = total[-d:]
+        best = moves.argmax(0)
+        back.append(np.asarray(offsets)[best])
+        total = moves[best, np.arange(steps)] + gain[k % angles]
+    path = np.empty(2 * angles, dtype=int)
+    path[-1] = int(total.argmax())
+    for k in range(2 * angles - 1, 0, -1):
+        path[k - 1] = path[k] - back[k - 1][path[k]]
+    return path[angles:]
+
+
+def _rim(
+    score: np.ndarray, centre: np.ndarray, axes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """One lens's rim in ``score (h, w)``, in the eye's elliptic polar frame.
+
+    Returns ``(inner, outer, strength)``: the rim's inner and outer scale per angle of
+    ``LENS_ANGLES`` and its mean score (low: no rim encloses the eye).
+    """
+    thetas = np.linspace(0, 2 * np.pi, LENS_ANGLES, endpoint=False)
+    scales = np.linspace(*LENS_SCALES, LENS_STEPS)
+    offsets = np.stack([np.cos(thetas), np.sin(thetas)], -1)[:, None] * scales[None, :, None]
+    points = centre + offsets[..., :1] * axes[0] + offsets[..., 1:] * axes[1]  # (A, S, 2) x, y
+    profile = ndimage.map_coordinates(score, [points[..., 1], points[..., 0]], order=1)
+    ridge = _closed_ridge(profile - INNER_PREFERENCE * scales)
+    peak = profile[np.arange(LENS_ANGLES), ridge]
+    # the rim's extent along each ray: where the score stays above RIM_EDGE of its peak
+    strong = profile >= RIM_EDGE * peak[:, None]
+    index = np.arange(LENS_STEPS)
+    outside = ~strong & (index >= ridge[:, None])
+    inside = ~strong & (index <= ridge[:, None])
+    outer = np.where(outside.any(1), outside.argmax(1), LENS_STEPS) - ridge
+    inner = ridge - np.where(inside.any(1), LENS_STEPS - 1 - inside[:, ::-1].argmax(1), -1)
+    # a rim is about as thick all round: brows or shadows touching it are cut off
+    outer = np.minimum(outer, np.maximum(RIM_EVENNESS * np.quantile(outer, RIM_TYPICAL), 1))
+    inner = np.minimum(inner, np.maximum(RIM_EVENNESS * np.quantile(inner, RIM_TYPICAL), 1))
+    step = scales[1] - scales[0]
+    return scales[ridge] - inner * step, scales[ridge] + outer * step, float(peak.mean())
+
+
+def glasses_zones(
+    score: Tensor, landmarks: Tensor, iod: float, face: Tensor
+) -> tuple[Tensor, Tensor]:
     """``(lens, frame)`` maps ``(N, 1, h, w)``: inside the lenses, and where a frame can be.
 
-    A lens is the connected low-evidence area around an eye centre (what the frame
-    encloses); when it is not enclosed (a rimless or half-rim frame lets it run out over
-    the face) an ellipse of the usual lens size is taken instead. The frame can only be
-    in a ring around the lenses (the rims and the bridge) and in a band at the lenses'
-    height out to the temples (the arms): eyebrows above the rims are not glasses.
+    Each rim is the strongest closed ridge of ``score`` (instance evidence, unsaturated)
+    around an eye, the innermost one preferred (rims, not eyebrows): found by dynamic
+    programming in the eye's elliptic polar frame, so a rim broken by glare or hidden in a
+    shadow is still closed. The frame can only be on the rims, as thick as they are all
+    round, and in a band at the lenses' height inside the ``face``, where the score is
+    about the rims' own (the bridge and the arms; beyond the face outline that band holds
+    hair and background, and inside it shaded skin). Where no rim
+    encloses an eye (rimless glasses), the lens is an ellipse of the usual size and the
+    frame a ring of :data:`RIM_WIDTH` around it.
     """
-    n, _, h, w = evidence.shape
+    n, _, h, w = score.shape
     lens = np.zeros((n, h, w), dtype=bool)
     frame = np.zeros((n, h, w), dtype=bool)
     pixels = ((landmarks.detach().cpu().numpy() + 1) * np.array([w, h]) - 1) / 2
-    yy, xx = np.mgrid[:h, :w]
-    open_area = evidence.detach().cpu().numpy()[:, 0] <= LENS_EDGE
-    rim = max(1, round(RIM_WIDTH * iod))
-    disk = np.hypot(*np.mgrid[-rim : rim + 1, -rim : rim + 1]) <= rim
+    grid = np.stack(np.mgrid[:h, :w][::-1], -1).astype(np.float64)  # (h, w, 2) x, y
+    values = score.detach().cpu().numpy()[:, 0].astype(np.float64)
+    inside_face = face.detach().cpu().numpy()[:, 0] > 0.5
+    rim_width = RIM_WIDTH * iod
     for i in range(n):
-        labels, _ = ndimage.label(open_area[i])
-        for eye in (slice(36, 42), slice(42, 48)):
+        eyes = pixels[i, 36:42].mean(0), pixels[i, 42:48].mean(0)
+        right = (eyes[1] - eyes[0]) / max(np.linalg.norm(eyes[1] - eyes[0]), 1e-6)
+        down = np.array([-right[1], right[0]])
+        for eye, centre in zip((slice(36, 42), slice(42, 48)), eyes):
             corners = pixels[i, eye][[0, 3]]
-            centre, width = pixels[i, eye].mean(0), np.linalg.norm(corners[1] - corners[0])
-            ellipse = ((xx - centre[0]) / (0.9 * width)) ** 2 + (
-                (yy - centre[1]) / (0.6 * width)
-            ) ** 2 <= 1
-            x, y = np.clip(np.round(centre).astype(int), 0, [w - 1, h - 1])
-            inside = labels == labels[y, x] if labels[y, x] else ellipse
-            if inside.sum() > LENS_MAX_AREA * width**2:
-                inside = ellipse
-            lens[i] |= inside
-            frame[i] |= np.abs(yy - centre[1]) <= ARM_BAND * iod
-        frame[i] = (frame[i] & ~lens[i]) | (ndimage.binary_dilation(lens[i], disk) & ~lens[i])
-    to = evidence.new_tensor
+            width = max(np.linalg.norm(corners[1] - corners[0]), 1.0)
+            axes = np.stack([LENS_SHAPE[0] * width * right, LENS_SHAPE[1] * width * down])
+            inner, outer, strength = _rim(values[i], centre, axes)
+            local = (grid - centre) @ np.linalg.inv(axes)  # elliptic coordinates of each pixel
+            scale = np.hypot(local[..., 0], local[..., 1])
+            angle = np.arctan2(local[..., 1], local[..., 0]) % (2 * np.pi)
+            thetas = np.linspace(0, 2 * np.pi, LENS_ANGLES, endpoint=False)
+            rim = rim_width / (LENS_SHAPE[1] * width)  # RIM_WIDTH in elliptic scale units
+            if strength < RIM_MIN_SCORE:
+                inner = np.ones(LENS_ANGLES)
+                outer = inner + rim
+            elif np.median(outer - inner) > TINTED_RIM * rim:
+                # a "rim" much thicker than a frame is a tinted lens seen with its frame:
+                # the lens is what the frame's outer edge encloses
+                inner = outer - rim
+            lens[i] |= scale < np.interp(angle, thetas, inner, period=2 * np.pi)
+            frame[i] |= scale <= np.interp(angle, thetas, outer, period=2 * np.pi)
+            # the arms: what is about as distinct from the skin as the rims, at their height
+            arm = np.abs((grid - centre) @ down) <= ARM_BAND * iod
+            frame[i] |= arm & inside_face[i] & (values[i] >= RIM_EDGE * strength)
+        frame[i] = ndimage.binary_dilation(frame[i] & ~lens[i])
+    to = score.new_tensor
     return to(lens[:, None].astype(np.float32)), to(frame[:, None].astype(np.float32))
 
 
@@ -283,7 +366,11 @@ def _spec_masks(
     """
     full, size = size, (max(1, size[0] // 2), max(1, size[1] // 2))
     specs = [ATTRIBUTE_SPECS[a] for a in attributes]
-    region = region_mask(list(attributes), landmarks, size, REGION_SOFTNESS, REGION_GROW)
+    grow = [ACCESSORY_GROW if spec.kind == "accessory" else REGION_GROW for spec in specs]
+    region = torch.cat([
+        region_mask(a, lm[None], size, REGION_SOFTNESS, g)
+        for a, lm, g in zip(attributes, landmarks, grow, strict=True)
+    ])  # fmt: skip
     core = region_mask(list(attributes), landmarks, size)
     reference = torch.zeros_like(core)
     excluded = torch.zeros_like(core)
@@ -369,7 +456,9 @@ def extract_instance(
     glasses = evidence.new_tensor([ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes])
     lens = torch.zeros_like(evidence)
     if glasses.any():
-        lens, frame = glasses_zones(evidence, landmarks, iod)
+        score = (colour_distance / threshold - 1).clamp_min(0) * region * allowed
+        face = torch.cat([part_mask("face", lm[None], work) for lm in landmarks])
+        lens, frame = glasses_zones(score, landmarks, iod, face)
         frame = gaussian_blur(frame, 0.5)
         glasses = glasses.view(-1, 1, 1, 1)
         lens = gaussian_blur(lens, 0.5) * glasses * (1 - excluded)
@@ -394,7 +483,8 @@ def extract_instance(
     # full resolution, inside the region's box: project each pixel on its colour line
     # skin -> foreground
     searched = region * allowed
-    box = _box(searched, (h, w))
+    # the box is the whole region's (a source's box is where a warped frame may land)
+    box = _box(region * (1 - excluded), (h, w))
     if box[1] <= box[0] or box[3] <= box[2]:
         box = (0, 1, 0, 1)  # no region inside the crop: one pixel, alpha 0
     y0, y1, x0, x1 = box

@@ -50,6 +50,10 @@ TPS_GRID = 64  # the landmark TPS is evaluated on at most this many points per s
 # Smoothing of the landmark TPS: near-coincident landmarks (inner and outer lip corners of a
 # closed mouth) make the exact interpolant fold; 1e-3 removes most folds for < 0.01 NME.
 TPS_REGULARIZATION = 1e-3
+# A frame is rigid: accessories are warped by a stiff spline on the points it rests on (temples,
+# nose bridge, eye corners), not bent with eyelids, brows and mouth as skin-borne hair is.
+RIGID_POINTS = (0, 1, 15, 16, 27, 28, 29, 36, 39, 42, 45)
+RIGID_REGULARIZATION = 1.0
 MIRROR_SIGMA = 0.03  # smoothing of the warp quality maps that choose exemplar or mirror
 MIRROR_MARGIN = 0.5  # log-stretch by which the mirror must beat the exemplar to be used
 
@@ -164,18 +168,32 @@ def work_size(height: int, width: int, image_size: int, multiple: int) -> tuple[
 
 
 def landmark_flow(
-    source_landmarks: Tensor, exemplar_landmarks: Tensor, size: tuple[int, int]
+    source_landmarks: Tensor,
+    exemplar_landmarks: Tensor,
+    size: tuple[int, int],
+    rigid: Tensor | None = None,
 ) -> Tensor:
     """The landmark TPS flow (:func:`tps_flow`) at ``size``.
 
     A thin-plate spline is smooth at the pixel scale, so it is evaluated on a grid of at
     most ``TPS_GRID`` per side and upsampled bilinearly (sub-pixel difference, and about
-    16x cheaper at 256 px).
+    16x cheaper at 256 px). Samples where ``rigid`` ``(N,)`` is true get the stiff spline
+    on :data:`RIGID_POINTS` instead.
     """
     h, w = size
     scale = min(1.0, TPS_GRID / max(h, w))
     coarse = (max(2, round(h * scale)), max(2, round(w * scale)))
-    flow = tps_flow(source_landmarks, exemplar_landmarks, coarse, TPS_REGULARIZATION)
+    if rigid is None or not rigid.any():
+        flow = tps_flow(source_landmarks, exemplar_landmarks, coarse, TPS_REGULARIZATION)
+    else:
+        points = list(RIGID_POINTS)
+        flow = tps_flow(
+            source_landmarks[:, points], exemplar_landmarks[:, points], coarse,
+            RIGID_REGULARIZATION,
+        )  # fmt: skip
+        if not rigid.all():
+            flexible = tps_flow(source_landmarks, exemplar_landmarks, coarse, TPS_REGULARIZATION)
+            flow = torch.where(rigid.view(-1, 1, 1, 1), flow, flexible)
     return resize_flow(flow, size)
 
 
@@ -186,15 +204,16 @@ def _log_stretch(flow: Tensor) -> Tensor:
 
 
 def mirror_warp(
-    source_landmarks: Tensor, exemplar_landmarks: Tensor, flow: Tensor
+    source_landmarks: Tensor, exemplar_landmarks: Tensor, flow: Tensor, rigid: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
-    """The mirrored exemplar's warp, and where to use it instead of ``flow``.
+    """The mirrored exemplar's warp, and where to use it instead of the exemplar's.
 
     The mirror image of the exemplar, with its landmarks mirrored and relabelled, is warped
     onto the source by TPS; the result is written as a flow on the exemplar itself
     (sampling the mirror at ``s`` is sampling the exemplar at ``(-s_x, s_y)``). The weight is
-    1 where that warp stretches the image clearly less than ``flow`` does (the far side of
-    a turned face), 0 elsewhere, smooth in between.
+    1 where that warp stretches the image clearly less than ``flow`` (the flexible landmark
+    flow) does (the far side of a turned face), 0 elsewhere, smooth in between. The mirror
+    flow itself is stiff for ``rigid`` samples, as in :func:`landmark_flow`.
 
     Returns:
         ``(mirror_flow (N, 2, H, W), weight (N, 1, H, W))``.
@@ -203,10 +222,12 @@ def mirror_warp(
     flip = torch.tensor([-1.0, 1.0], dtype=flow.dtype, device=flow.device)
     mirrored = exemplar_landmarks[:, list(FLIP_PERMUTATION_68)] * flip
     flow_m = landmark_flow(source_landmarks, mirrored, (h, w)).to(flow.dtype)
-    grid = identity_grid(n, h, w, device=flow.device, dtype=flow.dtype).permute(0, 3, 1, 2)
-    mirror_flow = torch.cat([-(2 * grid[:, :1] + flow_m[:, :1]), flow_m[:, 1:]], dim=1)
     sigma = MIRROR_SIGMA * min(h, w)
     gain = gaussian_blur(_log_stretch(flow) - _log_stretch(flow_m), sigma) - MIRROR_MARGIN
+    if rigid is not None and rigid.any():
+        flow_m = landmark_flow(source_landmarks, mirrored, (h, w), rigid).to(flow.dtype)
+    grid = identity_grid(n, h, w, device=flow.device, dtype=flow.dtype).permute(0, 3, 1, 2)
+    mirror_flow = torch.cat([-(2 * grid[:, :1] + flow_m[:, :1]), flow_m[:, 1:]], dim=1)
     return mirror_flow, torch.sigmoid(8 * gain)
 
 
@@ -241,8 +262,13 @@ def geometric_prior(
     """
     attributes = [canonical_attribute(a) for a in attributes]
     start = time.perf_counter()
+    rigid = torch.tensor(
+        [ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes], device=source.device
+    )
     flow = landmark_flow(source_landmarks, exemplar_landmarks, size).to(source.dtype)
-    mirror = mirror_warp(source_landmarks, exemplar_landmarks, flow)
+    mirror = mirror_warp(source_landmarks, exemplar_landmarks, flow, rigid)
+    if rigid.any():
+        flow = landmark_flow(source_landmarks, exemplar_landmarks, size, rigid).to(source.dtype)
     warped = warp_exemplar(resize_image(exemplar, size), flow, mirror)
     middle = time.perf_counter()
     exemplar_layers = extract_instance(exemplar, exemplar_landmarks, attributes)

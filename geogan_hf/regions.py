@@ -213,8 +213,8 @@ def _region_shapes(attribute: str, lm: torch.Tensor) -> tuple[list[_Shape], list
     if attribute == "Eyeglasses":
         return poly(
             at(17, -0.2), at(range(17, 22)), at(27), at(range(22, 27)), at(26, 0.2),
-            at(45, 0.2, 0.35), at([46, 47], 0.0, 0.35), at(42, 0.0, 0.15), at(28),
-            at(39, 0.0, 0.15), at([40, 41], 0.0, 0.35), at(36, -0.2, 0.35),
+            at(45, 0.25, 0.5), at([46, 47], 0.0, 0.5), at(42, 0.0, 0.4), at(29),
+            at(39, 0.0, 0.4), at([40, 41], 0.0, 0.5), at(36, -0.25, 0.5),
         ), []  # fmt: skip
     if attribute == "Bangs":
         return poly(

@@ -59,6 +59,18 @@ def test_alpha_matches_the_ground_truth(generator, faces, attribute):
     assert sum(sads) / len(sads) < 0.8, sads
 
 
+def test_glasses_frame_is_found_whole(generator, faces):
+    """The rims are closed contours around the eyes, so the frame's alpha follows the
+    frame (not a ring of eyelid skin and brows around a lens that stops at a wrinkle)."""
+    scores = []
+    for name in ("lenna", "takeo", "astronaut"):
+        for seed in (0, 2):
+            image, truth, points = wearing(generator, faces[name], "Eyeglasses", seed)
+            alpha = extract_instance(image, points, "Eyeglasses").full("alpha")[0, 0]
+            scores.append(iou(alpha, truth))
+    assert sum(scores) / len(scores) > 0.5, scores
+
+
 def test_instance_colour_is_the_instance_not_the_skin(generator, faces):
     image, truth, points = wearing(generator, faces["lenna"], "Goatee", 3)
     layers = extract_instance(image, points, "Goatee")

@@ -203,6 +203,19 @@ def test_bad_inputs_raise_typed_errors():
         GeoGAN(attributes=("Beard of Zeus",))
 
 
+def test_glasses_are_warped_rigidly(pair64):
+    """A frame does not bend with the eyelids: wide-open source eyes move the flexible
+    landmark flow (mustaches, brows follow the skin) but not the stiff accessory flow."""
+    lb = pair64[2]
+    la = lb.clone()
+    la[:, [37, 38, 43, 44], 1] -= 0.03  # upper lids up
+    la[:, [40, 41, 46, 47], 1] += 0.03  # lower lids down
+    rigid = torch.tensor([True])
+    still = landmark_flow(lb, lb, (64, 64), rigid)
+    assert (landmark_flow(la, lb, (64, 64), rigid) - still).abs().max() < 1e-4
+    assert (landmark_flow(la, lb, (64, 64)) - landmark_flow(lb, lb, (64, 64))).abs().max() > 0.01
+
+
 def test_mirror_fills_the_far_side_of_a_turned_exemplar(pair64):
     la = pair64[2]
     _, lb = aligned("breakingbad", 64)  # a head turned about 45 degrees
