@@ -12,7 +12,6 @@ from huggingface_hub import DatasetCard
 from PIL import Image
 from test_data import (
     FLWRLABS_CONFIG,
-    celeba_hq_images,
     celeba_repo,
     face_rows,
     small_face,
@@ -151,21 +150,26 @@ def test_named_config_of_a_celeba_repo(tmp_path: Path) -> None:
 def test_attributes_file_is_joined_before_preparing(tmp_path: Path) -> None:
     """CelebA-HQ images without labels plus CelebAMask-HQ's annotation file."""
     rows = face_rows(mirrored=False)
-    celeba_hq_images(rows, [f"{i}.jpg" for i in range(len(rows))]).to_parquet(
-        str(tmp_path / "hq" / "data" / "train-00000-of-00001.parquet")
-    )
+    images = tmp_path / "CelebAMask-HQ" / "CelebA-HQ-img"  # the README's command: 0.jpg, ...
+    images.mkdir(parents=True)
+    for i, row in enumerate(rows):
+        row["image"].save(images / f"{i}.png")  # PNG, named like the annotation's JPEGs
     annotation = write_attributes_file(
-        tmp_path / "CelebAMask-HQ-attribute-anno.txt", [f"{i}.jpg" for i in range(5)], rows
+        images.parent / "CelebAMask-HQ-attribute-anno.txt", [f"{i}.jpg" for i in range(5)], rows
     )
     args = [
-        "--dataset_name", str(tmp_path / "hq"), "--attributes_file", str(annotation),
+        "--dataset_name", str(images), "--attributes_file", str(annotation),
         "--cache_dir", str(tmp_path / "cache"), "--output_dir", str(tmp_path / "out"),
     ]  # fmt: skip
     assert run(build_parser().parse_args(args)) == 0
     prepared = datasets.load_from_disk(str(tmp_path / "out"))
-    assert {"label", "Mustache", "No_Beard", "landmarks"} <= set(prepared.column_names)
-    with_mustache = [r["name"] for r, m in zip(rows, prepared["Mustache"]) if m]
-    assert with_mustache == ["einstein", "breakingbad"]
+    assert {"Mustache", "No_Beard", "landmarks"} <= set(prepared.column_names)
+    stems = [
+        Path(image["path"]).stem
+        for image in prepared.cast_column("image", datasets.Image(decode=False))["image"]
+    ]
+    with_mustache = {rows[int(stem)]["name"] for stem, m in zip(stems, prepared["Mustache"]) if m}
+    assert with_mustache == {"einstein", "breakingbad"}
     card = DatasetCard.load(tmp_path / "out" / "README.md")
     assert card.data.license_name == "celeba-dataset-release-agreement"
     assert "CelebAMask-HQ-attribute-anno.txt" in card.text
