@@ -669,6 +669,11 @@ def test_attributes_file_joined_by_file_name_or_row(tmp_path: Path) -> None:
     )
     assert names_of(paired.pools_with[0], names) == expected_pools("Goatee")[0]
     assert names_of(paired.pools_without[0], names) == expected_pools("Goatee")[1]
+    streamed = PairedAttributeDataset(
+        by_name.to_iterable_dataset(), ["Goatee"], RESOLUTION, attributes_file=table_path,
+        show_progress=False, max_rows=8,
+    )  # fmt: skip
+    assert names_of(streamed.pools_with[0], names) == {"breakingbad", "breakingbad_mirror"}
 
     # Without file names in the image cells, line i labels row i.
     by_row = celeba_hq_images(rows, None)
@@ -682,6 +687,12 @@ def test_attributes_file_joined_by_file_name_or_row(tmp_path: Path) -> None:
 
     with pytest.raises(DatasetError, match=r"has 10 lines and the dataset 9 rows"):
         join_attributes(by_row.select(range(9)), read_attributes_file(in_order))
+    # the first rows of a stream: fewer rows than lines is fine, more is not
+    first = join_attributes(by_row.select(range(9)), read_attributes_file(in_order), partial=True)
+    assert first["Goatee"] == [n.startswith("breakingbad") for n in names[:9]]
+    short = write_attributes_file(tmp_path / "short.txt", names[:9], rows[:9])
+    with pytest.raises(DatasetError, match=r"has 9 lines and the dataset 10 rows"):
+        join_attributes(by_row, read_attributes_file(short), partial=True)
     renamed = celeba_hq_images(rows, [f"{i}.png" for i in range(len(rows) - 1)] + ["x.png"])
     with pytest.raises(DatasetError, match=r"1 of 10 images have no line in it \(first: x\)"):
         join_attributes(renamed, read_attributes_file(table_path))
