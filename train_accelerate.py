@@ -61,7 +61,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from geogan_hf.data import PairedAttributeDataset, load_face_dataset
+from geogan_hf.data import PairedAttributeDataset, dataset_terms, load_face_dataset
 from geogan_hf.geometry import flow_to_rgb
 from geogan_hf.losses import (
     LossWeights,
@@ -91,6 +91,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     data.add_argument("--streaming", action="store_true", help="Stream a Hub dataset.")
     data.add_argument("--cache_dir", default=None)
     data.add_argument("--image_column", default=None, help="Default: the first image column.")
+    data.add_argument(
+        "--attributes_file",
+        default=None,
+        help="Labels from a CelebA-format attribute file (list_attr_celeba.txt), "
+        "matched to the images by file name or row.",
+    )
     data.add_argument("--landmark_column", default="landmarks")
     data.add_argument("--attributes", nargs="+", default=["Mustache"], help="CelebA names.")
     data.add_argument("--resolution", type=int, default=256)
@@ -404,7 +410,7 @@ def export_models(
     """
     generator.save_pretrained(output_dir, model_card_kwargs=card)
     accelerator.unwrap_model(discriminator).save_pretrained(
-        output_dir / DISCRIMINATOR_DIR, model_card_kwargs=card
+        output_dir / DISCRIMINATOR_DIR, model_card_kwargs={**card, "subfolder": DISCRIMINATOR_DIR}
     )
 
 
@@ -413,9 +419,10 @@ def model_card_kwargs(
     dataset: PairedAttributeDataset,
     step: int,
     epochs: int,
-    metrics: dict[str, float],
+    losses: dict[str, float],
 ) -> dict:
-    """Training details for the generated model cards (arguments, data, length, metrics)."""
+    """Training details for the generated model cards (arguments, data and its terms, length,
+    last losses)."""
     local = Path(args.dataset_name).exists()
     notes = [
         f"Trained with `train_accelerate.py` (geogan_hf) for {step} steps; "
@@ -425,33 +432,50 @@ def model_card_kwargs(
         if args.ema_decay is not None
         else "Exported weights: last step.",
     ]
+    config = f"config `{args.dataset_config_name}`, " if args.dataset_config_name else ""
+    labels = f", labels from `{args.attributes_file}`" if args.attributes_file else ""
     card = {
-        "dataset": f"`{args.dataset_name}` (split `{args.split}`"
-        + (", a local folder)" if local else ")")
-        + f": {dataset.describe()}",
+        "dataset": f"`{args.dataset_name}` ({config}split `{args.split}`"
+        + (", a local folder" if local else "")
+        + f"{labels}): {dataset.describe()}",
         "training": {k: v for k, v in vars(args).items() if k != "hub_token"},
         "steps": step,
         "epochs": epochs,
-        "metrics": {f"final {k}": round(v, 5) for k, v in metrics.items()},
+        "losses": {k: round(v, 5) for k, v in losses.items()},
         "notes": " ".join(notes),
+        **dataset_terms(args.dataset_name, args.attributes_file).card_kwargs(),
     }
-    if not local:
-        card["datasets"] = [args.dataset_name]
     if args.hub_model_id:
         card["repo_id"] = args.hub_model_id
     return card
 
 
-def push_to_hub(args: argparse.Namespace, output_dir: Path) -> str:
-    """Upload the exported models (not the checkpoints) to the Hub; returns the repo id."""
-    from huggingface_hub import create_repo, upload_folder
+def latest_validation_grid(output_dir: Path) -> str | None:
+    """The newest ``validation/step-N.png``, relative to ``output_dir`` (``None``: none)."""
+    grids = list(output_dir.glob("validation/step-*.png"))
+    if not grids:
+        return None
+    newest = max(grids, key=lambda p: int(p.stem.split("-")[1]))
+    return newest.relative_to(output_dir).as_posix()
 
-    repo_id = create_repo(
-        args.hub_model_id or output_dir.name,
+
+def create_hub_repo(args: argparse.Namespace) -> str:
+    """Create (or find) the Hub repo of ``--push_to_hub``; returns its full id (``user/name``)."""
+    from huggingface_hub import create_repo
+
+    return create_repo(
+        args.hub_model_id or Path(args.output_dir).name,
         private=args.hub_private_repo,
         token=args.hub_token,
         exist_ok=True,
     ).repo_id
+
+
+def push_to_hub(args: argparse.Namespace, output_dir: Path) -> str:
+    """Upload the exported models (not the checkpoints) to the Hub; returns the repo id."""
+    from huggingface_hub import upload_folder
+
+    repo_id = create_hub_repo(args)
     upload_folder(
         repo_id=repo_id,
         folder_path=output_dir,
@@ -500,6 +524,8 @@ def main(args: argparse.Namespace) -> dict:
     set_seed(args.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+        if args.push_to_hub:  # before training: a bad token fails now; cards name the real id
+            args.hub_model_id = create_hub_repo(args)
 
     # Data.
     with accelerator.main_process_first():
@@ -516,6 +542,7 @@ def main(args: argparse.Namespace) -> dict:
             args.resolution,
             image_column=args.image_column,
             landmark_column=args.landmark_column,
+            attributes_file=args.attributes_file,
             flip_prob=args.flip_prob,
             seed=args.seed,
             show_progress=accelerator.is_local_main_process,
@@ -709,7 +736,10 @@ def main(args: argparse.Namespace) -> dict:
             final_generator,
             discriminator,
             output_dir,
-            model_card_kwargs(args, dataset, global_step, num_epochs, last_parts),
+            {
+                **model_card_kwargs(args, dataset, global_step, num_epochs, last_parts),
+                "validation_image": latest_validation_grid(output_dir),
+            },
         )
         (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str))
         if args.push_to_hub:

@@ -4,8 +4,11 @@ Dataset layout (a Hub dataset, a local ``imagefolder`` or a ``save_to_disk`` fol
 
 - an image column (auto-detected: the first :class:`datasets.Image` feature);
 - one label column per attribute, named like the CelebA attribute (``Mustache``; matched
-  case-, space- and underscore-insensitively). Labels may be bools, 0/1 or -1/+1 numbers,
-  or the same written as strings (CSV metadata); an empty cell is a missing label;
+  case-, space- and underscore-insensitively), or a field of that name in a dict column
+  (``{"attributes": {"Mustache": True, ...}}``). Labels may be bools, 0/1 or -1/+1
+  numbers, or the same written as strings (CSV metadata); an empty cell is a missing label.
+  Datasets without labels (CelebA-HQ images) take them from an attribute file in CelebA's
+  ``list_attr_celeba.txt`` format (:func:`read_attributes_file`, :func:`join_attributes`);
 - optionally a ``landmarks`` column: 68 ``(x, y)`` points in pixel coordinates of the image
   as :func:`geogan_hf.imageio.load_image` returns it (EXIF orientation applied), as nested
   lists ``(68, 2)``, a flat list of 136 numbers or a JSON string of either; ``None`` marks a
@@ -24,14 +27,16 @@ images still encoded, then used like a map-style dataset.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
 import os
+import re
 import typing
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import datasets
@@ -39,6 +44,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
+from huggingface_hub import DatasetCard
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -50,19 +56,25 @@ from geogan_hf.landmarks import detect_faces
 from geogan_hf.regions import canonical_attribute
 
 __all__ = [
+    "CELEBA_TERMS",
     "DEFAULT_STREAMING_ROWS",
     "SKIP_REASONS",
     "UNREADABLE_SLOTS",
+    "AttributeTable",
+    "DataTerms",
     "DatasetError",
     "Draw",
     "PairedAttributeDataset",
+    "dataset_terms",
     "find_attribute_columns",
     "find_image_column",
     "image_source",
     "is_saved_dataset",
+    "join_attributes",
     "load_face_dataset",
     "parse_label",
     "parse_landmarks",
+    "read_attributes_file",
 ]
 
 logger = logging.getLogger(__name__)
@@ -163,24 +175,231 @@ def find_image_column(
     )
 
 
-def find_attribute_columns(column_names: Sequence[str], attributes: Sequence[str]) -> list[str]:
+def _label_candidates(features: datasets.Features) -> dict[str, str]:
+    """Label column paths by comparison key: top-level columns, then fields of dict columns
+    (``"attributes.Mustache"``); a top-level column wins over a field of the same name."""
+    found: dict[str, str] = {}
+    for name, feature in features.items():
+        if isinstance(feature, dict):
+            for field in feature:
+                found.setdefault(_column_key(field), f"{name}.{field}")
+    found.update({_column_key(name): name for name in features})
+    return found
+
+
+def find_attribute_columns(features: datasets.Features, attributes: Sequence[str]) -> list[str]:
     """Maps each attribute to its label column (names compared without case, spaces, ``_``).
+
+    Returns:
+        Column names, or ``"column.field"`` paths for fields of a dict column.
 
     Raises:
         UnknownAttributeError: an attribute is not supported.
         DatasetError: a label column is missing; the message lists the available columns.
     """
-    by_key = {_column_key(name): name for name in column_names}
+    by_key = _label_candidates(features)
     columns = []
     for attribute in attributes:
         canonical = canonical_attribute(attribute)
         if _column_key(canonical) not in by_key:
             raise DatasetError(
                 f"no label column for attribute {canonical!r}; available columns: "
-                f"{', '.join(column_names)}"
+                f"{', '.join(datasets.Features(features).flatten())}"
             )
         columns.append(by_key[_column_key(canonical)])
     return columns
+
+
+@dataclasses.dataclass(frozen=True)
+class AttributeTable:
+    """An attribute file: per line, an image file name and one bool per attribute."""
+
+    path: str
+    files: list[str]
+    names: list[str]
+    values: np.ndarray  # (len(files), len(names)) bool
+
+    @property
+    def features(self) -> datasets.Features:
+        """The columns :func:`join_attributes` adds."""
+        return datasets.Features({name: datasets.Value("bool") for name in self.names})
+
+
+def read_attributes_file(path: str | os.PathLike) -> AttributeTable:
+    """Reads an attribute file in CelebA's ``list_attr_celeba.txt`` format.
+
+    The CelebAMask-HQ ``CelebAMask-HQ-attribute-anno.txt`` has the same format: a line with
+    the number of images, a line of attribute names, then ``file v1 v2 ...`` per image with
+    ``1`` (has it) and ``-1`` (or ``0``, has not).
+
+    Raises:
+        DatasetError: the file is missing or malformed (the message names the line).
+    """
+    try:
+        lines = [line.split() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f"cannot read attributes file {path}: {error}") from error
+    lines = [line for line in lines if line]
+    if len(lines) < 2 or len(lines[0]) != 1 or not lines[0][0].isdigit():
+        raise DatasetError(
+            f"{path}: not a CelebA attribute file (expected a count line, a header line, "
+            f"then 'file v1 v2 ...' lines)"
+        )
+    names, rows = lines[1], lines[2:]
+    if int(lines[0][0]) != len(rows):
+        raise DatasetError(f"{path}: the first line says {lines[0][0]} images, {len(rows)} follow")
+    values = np.zeros((len(rows), len(names)), dtype=bool)
+    for i, row in enumerate(rows):
+        if len(row) != len(names) + 1 or not set(row[1:]) <= {"1", "-1", "0"}:
+            raise DatasetError(
+                f"{path}, line {i + 3}: expected a file name and {len(names)} values of "
+                f"1, -1 or 0, got {' '.join(row[:4])} ... ({len(row) - 1} values)"
+            )
+        values[i] = [v == "1" for v in row[1:]]
+    return AttributeTable(str(path), [row[0] for row in rows], names, values)
+
+
+def _file_stem(value: Any) -> str | None:
+    """The file name without extension of an image cell's path, if it has one."""
+    path = value.get("path") if isinstance(value, dict) else value
+    return PurePath(path.replace("\\", "/")).stem if isinstance(path, str) and path else None
+
+
+def join_attributes(
+    dataset: datasets.Dataset,
+    table: AttributeTable,
+    *,
+    image_column: str | None = None,
+    partial: bool = False,
+) -> datasets.Dataset:
+    """Adds the attribute file's columns (bool) to the dataset, replacing same-named ones.
+
+    Rows are matched by image file name without extension (``0.png`` matches the line of
+    ``0.jpg``) when every image has a distinct file name, else by position (row ``i`` takes
+    the file's line ``i``).
+
+    Args:
+        dataset: a map-style dataset with an image column.
+        table: from :func:`read_attributes_file`.
+        image_column: the image column; ``None`` detects the first Image feature.
+        partial: the dataset is the first rows of a longer one (a truncated stream): matching
+            by position then allows fewer rows than the file has.
+
+    Raises:
+        DatasetError: images without a line in the file (the message names the first ones),
+            or, matched by position, row counts that differ.
+    """
+    image_column = find_image_column(dataset.features, dataset.column_names, image_column)
+    cells = dataset.select_columns([image_column]).with_format("arrow")[:][image_column]
+    stems = [_file_stem(cell) for cell in cells.to_pylist()]
+    if all(stems) and len(set(stems)) == len(stems):
+        line_of = {PurePath(name).stem: i for i, name in enumerate(table.files)}
+        missing = [stem for stem in stems if stem not in line_of]
+        if missing:
+            raise DatasetError(
+                f"{table.path}: {len(missing)} of {len(stems)} images have no line in it "
+                f"(first: {', '.join(missing[:3])}); lines are matched to images by file "
+                f"name without extension"
+            )
+        lines = np.array([line_of[stem] for stem in stems], dtype=np.int64)
+        logger.info("attributes file %s: rows matched by file name", table.path)
+    else:
+        too_many = len(dataset) > len(table.files)
+        if too_many or (not partial and len(dataset) != len(table.files)):
+            raise DatasetError(
+                f"{table.path} has {len(table.files)} lines and the dataset {len(dataset)} rows; "
+                f"the images have no distinct file names, so rows are matched by position and "
+                f"the counts must be equal"
+            )
+        lines = np.arange(len(dataset))
+        logger.info("attributes file %s: rows matched by position", table.path)
+    replaced = [name for name in table.names if name in dataset.column_names]
+    if replaced:
+        logger.info("attributes file %s replaces columns %s", table.path, replaced)
+        dataset = dataset.remove_columns(replaced)
+    labels = datasets.Dataset.from_dict(
+        {name: table.values[lines, k] for k, name in enumerate(table.names)},
+        features=table.features,
+    )
+    return datasets.concatenate_datasets([dataset, labels], axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataTerms:
+    """The terms of a training dataset, as Hub card metadata (``license``, ``license_name``,
+    ``license_link``) and the Hub dataset ids the data comes from (``datasets``)."""
+
+    license: str
+    license_name: str | None = None
+    license_link: str | None = None
+    datasets: tuple[str, ...] = ()
+
+    def card_kwargs(self) -> dict[str, Any]:
+        """The ``model_card_kwargs`` of :meth:`geogan_hf.model.GeoGAN.generate_model_card`."""
+        kwargs = {k: v for k, v in dataclasses.asdict(self).items() if v}
+        if self.datasets:
+            kwargs["datasets"] = list(self.datasets)
+        return kwargs
+
+
+# CelebA's release agreement: non-commercial research and educational use only. CelebA-HQ
+# and CelebAMask-HQ are derived from CelebA under the same terms.
+CELEBA_TERMS = DataTerms(
+    license="other",
+    license_name="celeba-dataset-release-agreement",
+    license_link="https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html",
+)
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def _is_hub_id(name: str) -> bool:
+    return bool(_HUB_ID.match(name)) and not os.path.exists(name)
+
+
+def _dataset_card(dataset_name: str) -> DatasetCard | None:
+    """The dataset's card: ``README.md`` of a local folder, or the Hub card (``None`` if
+    there is none or it cannot be fetched)."""
+    local = Path(dataset_name) / "README.md"
+    try:
+        if local.is_file():
+            return DatasetCard.load(local)
+        if _is_hub_id(dataset_name):
+            return DatasetCard.load(dataset_name)
+    except (OSError, ValueError) as error:  # offline, not found, bad YAML
+        logger.info("no dataset card for %s (%s)", dataset_name, type(error).__name__)
+    return None
+
+
+def dataset_terms(dataset_name: str, attributes_file: str | None = None) -> DataTerms:
+    """The terms a model trained on this dataset carries, for its card.
+
+    In order: what the dataset's card declares (``license``, ``license_name``,
+    ``license_link``; a relative link is resolved on the Hub), else CelebA's terms when the
+    dataset, its sources or the attribute file are CelebA's (by name), else ``unknown``.
+    ``datasets`` lists the Hub ids: the dataset itself and its card's ``source_datasets``
+    (``geogan-prepare`` records them).
+    """
+    card = _dataset_card(dataset_name)
+    meta = card.data.to_dict() if card is not None else {}
+    hub_ids = [dataset_name] if _is_hub_id(dataset_name) else []
+    hub_ids += [s for s in meta.get("source_datasets") or () if _HUB_ID.match(str(s))]
+    hub_ids = list(dict.fromkeys(hub_ids))
+    declared = meta.get("license")
+    if isinstance(declared, list):
+        declared = declared[0] if len(declared) == 1 else None
+    if declared and declared != "unknown":
+        link = meta.get("license_link")
+        if link and "://" not in link:
+            link = (
+                f"https://huggingface.co/datasets/{dataset_name}/blob/main/{link}"
+                if _is_hub_id(dataset_name)
+                else None
+            )
+        return DataTerms(declared, meta.get("license_name"), link, tuple(hub_ids))
+    named = " ".join([dataset_name, attributes_file or "", *hub_ids]).lower()
+    if "celeba" in named:
+        return dataclasses.replace(CELEBA_TERMS, datasets=tuple(hub_ids))
+    return DataTerms("unknown", datasets=tuple(hub_ids))
 
 
 def parse_label(value: Any) -> bool | None:
@@ -355,7 +574,8 @@ class PairedAttributeDataset(torch.utils.data.Dataset):
 
     Args:
         dataset: a :class:`datasets.Dataset` or :class:`datasets.IterableDataset`.
-        attributes: attribute names (CelebA), each with a label column.
+        attributes: attribute names (CelebA), each with a label column (or a column of
+            ``attributes_file``).
         resolution: side of the aligned square crops.
         image_column: the image column; ``None`` detects the first Image feature.
         landmark_column: column of precomputed landmarks; when it is absent (or ``None``),
@@ -366,6 +586,8 @@ class PairedAttributeDataset(torch.utils.data.Dataset):
         show_progress: show tqdm bars while scanning.
         max_rows: use only the first ``max_rows`` rows; for a streaming dataset, the number
             of rows read into memory (``None``: :data:`DEFAULT_STREAMING_ROWS`).
+        attributes_file: labels from a CelebA-format attribute file, joined to the rows by
+            :func:`join_attributes` (before ``max_rows`` is applied).
 
     Raises:
         DatasetError: a missing column, or an attribute with an empty pool.
@@ -391,6 +613,7 @@ class PairedAttributeDataset(torch.utils.data.Dataset):
         seed: int = 0,
         show_progress: bool = True,
         max_rows: int | None = None,
+        attributes_file: str | os.PathLike | None = None,
     ) -> None:
         if isinstance(attributes, str):
             attributes = [attributes]
@@ -406,13 +629,21 @@ class PairedAttributeDataset(torch.utils.data.Dataset):
         if isinstance(dataset, datasets.IterableDataset) and dataset.features is None:
             dataset = dataset._resolve_features()  # reads the first rows to infer the features
         self.image_column = find_image_column(dataset.features, dataset.column_names, image_column)
-        label_columns = find_attribute_columns(dataset.column_names, self.attributes)
+        table = read_attributes_file(attributes_file) if attributes_file is not None else None
+        label_columns = find_attribute_columns(
+            dataset.features if table is None else table.features, self.attributes
+        )
         if isinstance(dataset.features.get(self.image_column), datasets.Image):
             # Decode ourselves, so that one unreadable file is a skipped row, not a crash.
             dataset = dataset.cast_column(self.image_column, datasets.Image(decode=False))
-        if isinstance(dataset, datasets.IterableDataset):
+        streamed = isinstance(dataset, datasets.IterableDataset)
+        if streamed:
             dataset = _materialize(dataset, max_rows or DEFAULT_STREAMING_ROWS, show_progress)
-        elif max_rows is not None and max_rows < len(dataset):
+        if table is not None:
+            dataset = join_attributes(
+                dataset, table, image_column=self.image_column, partial=streamed
+            )
+        if not streamed and max_rows is not None and max_rows < len(dataset):
             dataset = dataset.select(range(max_rows))
         dataset = dataset.with_format(None)
         self._images = dataset.select_columns([self.image_column])
@@ -475,12 +706,17 @@ class PairedAttributeDataset(torch.utils.data.Dataset):
         self, dataset: datasets.Dataset, columns: list[str]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Labels ``(N, K)`` bool and, per row, whether every label is present ``(N,)``."""
-        table = dataset.select_columns(list(dict.fromkeys(columns))).with_format("arrow")[:]
+        top = list(
+            dict.fromkeys(c if c in dataset.column_names else c.split(".")[0] for c in columns)
+        )
+        # flatten: fields of dict columns become "column.field" columns
+        table = dataset.select_columns(top).with_format("arrow")[:].flatten()
+        features = datasets.Features(dataset.features).flatten()
         labels = np.zeros((len(dataset), len(columns)), dtype=bool)
         present = np.ones(len(dataset), dtype=bool)
         for k, column in enumerate(columns):
             values = table.column(column).to_pylist()
-            feature = dataset.features[column]
+            feature = features[column]
             if isinstance(feature, datasets.ClassLabel):
                 values = [_class_label(feature, v) for v in values]
             parsed = [parse_label(v) for v in values]

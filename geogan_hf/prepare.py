@@ -11,12 +11,16 @@ processes) and writes three columns:
 
 Rows without a face (or with an unreadable image) are dropped, or kept with
 ``has_face=False`` and null landmarks under ``--keep_faceless``; either way they are
-counted. The result is saved with ``save_to_disk`` (``--output_dir``) and/or pushed to the
-Hub (``--push_to_hub user/name``).
+counted. ``--attributes_file`` first adds the label columns of a CelebA-format attribute
+file (:func:`geogan_hf.data.join_attributes`). The result is saved with ``save_to_disk``
+(``--output_dir``, with a ``README.md`` dataset card naming the source dataset and its
+licence, which training copies into the model card) and/or pushed to the Hub
+(``--push_to_hub user/name``).
 
 Example::
 
-    geogan-prepare --dataset_name user/celeba-attrs --output_dir data/celeba-landmarks --num_proc 8
+    geogan-prepare --dataset_name flwrlabs/celeba --dataset_config_name img_align+identity+attr \
+        --output_dir data/celeba-landmarks --num_proc 8
 """
 
 from __future__ import annotations
@@ -25,11 +29,20 @@ import argparse
 import dataclasses
 import functools
 import logging
+from pathlib import Path
 from typing import Any
 
 import datasets
+from huggingface_hub import DatasetCard, DatasetCardData
 
-from geogan_hf.data import find_image_column, image_source, load_face_dataset
+from geogan_hf.data import (
+    dataset_terms,
+    find_image_column,
+    image_source,
+    join_attributes,
+    load_face_dataset,
+    read_attributes_file,
+)
 from geogan_hf.errors import DatasetError, InvalidImageError
 from geogan_hf.imageio import load_image
 from geogan_hf.landmarks import LANDMARK_BACKENDS, detect_faces
@@ -143,6 +156,27 @@ def prepare_dataset(
     return dataset, stats
 
 
+def write_dataset_card(
+    output_dir: str, dataset_name: str, attributes_file: str | None, stats: PrepareStats
+) -> None:
+    """A ``README.md`` card for the prepared folder: the source's licence and Hub ids, so that
+    a model trained on the folder names them (:func:`geogan_hf.data.dataset_terms`)."""
+    terms = dataset_terms(dataset_name, attributes_file)
+    card_data = DatasetCardData(
+        license=terms.license,
+        license_name=terms.license_name,
+        license_link=terms.license_link,
+        source_datasets=list(terms.datasets) or None,
+    )
+    labels = f" with the labels of `{attributes_file}`" if attributes_file else ""
+    text = (
+        f"---\n{card_data.to_yaml()}\n---\n\n# Faces with 68-point landmarks\n\n"
+        f"`{dataset_name}`{labels}, prepared with `geogan-prepare` (geogan_hf): "
+        f"{stats.describe()}. The source's terms apply.\n"
+    )
+    DatasetCard(text).save(Path(output_dir) / "README.md")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``geogan-prepare``."""
     parser = argparse.ArgumentParser(
@@ -157,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset_config_name", default=None, help="dataset configuration")
     parser.add_argument("--split", default="train", help="split to prepare (default: train)")
     parser.add_argument("--image_column", default=None, help="default: the first Image feature")
+    parser.add_argument(
+        "--attributes_file",
+        default=None,
+        help="labels from a CelebA-format attribute file (list_attr_celeba.txt, "
+        "CelebAMask-HQ-attribute-anno.txt), matched to the images by file name or row",
+    )
     parser.add_argument("--output_dir", default=None, help="save_to_disk folder for the result")
     parser.add_argument("--push_to_hub", default=None, metavar="REPO", help="Hub dataset repo id")
     parser.add_argument("--private", action="store_true", help="create the Hub repo private")
@@ -183,6 +223,9 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         cache_dir=args.cache_dir,
     )
+    if args.attributes_file is not None:
+        table = read_attributes_file(args.attributes_file)
+        dataset = join_attributes(dataset, table, image_column=args.image_column)
     dataset, stats = prepare_dataset(
         dataset,
         image_column=args.image_column,
@@ -194,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
     logger.info("%s", stats.describe())
     if args.output_dir is not None:
         dataset.save_to_disk(args.output_dir)
+        write_dataset_card(args.output_dir, args.dataset_name, args.attributes_file, stats)
         print(f"saved to {args.output_dir}")
     if args.push_to_hub is not None:
         dataset.push_to_hub(args.push_to_hub, split=args.split, private=args.private or None)

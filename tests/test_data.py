@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
+import io
 import json
 import logging
 from pathlib import Path
@@ -17,11 +19,16 @@ from PIL import Image, ImageDraw
 import geogan_hf.data as data_module
 from geogan_hf.align import flip_landmarks
 from geogan_hf.data import (
+    CELEBA_TERMS,
     DatasetError,
+    DataTerms,
     PairedAttributeDataset,
+    dataset_terms,
     find_image_column,
+    join_attributes,
     load_face_dataset,
     parse_label,
+    read_attributes_file,
 )
 from geogan_hf.errors import GeoGANError, UnknownAttributeError
 from geogan_hf.geometry import normalized_to_pixel
@@ -500,3 +507,229 @@ def test_unreadable_rows_found_in_dataloader_workers_reach_the_main_copy() -> No
     assert dict(paired.skipped) == {"unreadable_image": 1}
     assert paired.unreadable_rows == {corrupt_row}
     assert (paired[0]["unreadable_rows"] == -1).all()  # never drawn again in this copy
+
+
+# -- layouts of CelebA datasets that exist on the Hub, rebuilt here in their exact shape ------
+
+# fmt: off
+CELEBA_ATTRIBUTES = (
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
+    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
+    "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup",
+    "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard",
+    "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns",
+    "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
+    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
+)
+# fmt: on
+FLWRLABS_CONFIG = "img_align+identity+attr"
+FLWRLABS_CARD = f"""---
+license: other
+license_name: celeba-dataset-release-agreement
+license_link: LICENSE
+configs:
+- config_name: {FLWRLABS_CONFIG}
+  data_files:
+  - split: train
+    path: {FLWRLABS_CONFIG}/train-*
+  - split: valid
+    path: {FLWRLABS_CONFIG}/valid-*
+---
+"""
+
+
+def celeba_labels(row: dict) -> dict[str, bool]:
+    """All 40 CelebA attributes of a face row (the ones the samples don't say are False)."""
+    return {a: bool(row.get(a, False)) for a in CELEBA_ATTRIBUTES}
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def celeba_repo(root: Path, layout: str, rows: list[dict] | None = None) -> Path:
+    """A local dataset repo laid out like a Hub CelebA repo with attribute columns.
+
+    ``flwrlabs``: ``flwrlabs/celeba``: a card with a named config (``img_align+identity+attr``,
+    splits train / valid), ``image``, ``celeb_id`` (int64) and 40 bool columns.
+    ``tpremoli-pm1`` / ``tpremoli-01``: ``tpremoli/CelebA-attrs``: ``data/train-*.parquet``,
+    ``image`` and 40 int64 columns (-1/1 or 0/1).
+    """
+    rows = face_rows(mirrored=False) if rows is None else rows
+    labels = [celeba_labels(r) for r in rows]
+    columns: dict[str, list] = {"image": [r["image"] for r in rows]}
+    features = {"image": datasets.Image()}
+    if layout == "flwrlabs":
+        columns["celeb_id"] = list(range(len(rows)))
+        features["celeb_id"] = datasets.Value("int64")
+        dtype, encode = "bool", bool
+    else:
+        dtype = "int64"
+        encode = (lambda v: 1 if v else -1) if layout == "tpremoli-pm1" else int
+    for a in CELEBA_ATTRIBUTES:
+        columns[a] = [encode(row[a]) for row in labels]
+        features[a] = datasets.Value(dtype)
+    dataset = datasets.Dataset.from_dict(columns, features=datasets.Features(features))
+    if layout == "flwrlabs":
+        (root / FLWRLABS_CONFIG).mkdir(parents=True)
+        dataset.to_parquet(str(root / FLWRLABS_CONFIG / "train-00000-of-00001.parquet"))
+        dataset.select([0]).to_parquet(str(root / FLWRLABS_CONFIG / "valid-00000-of-00001.parquet"))
+        (root / "README.md").write_text(FLWRLABS_CARD)
+    else:
+        (root / "data").mkdir(parents=True)
+        dataset.to_parquet(str(root / "data" / "train-00000-of-00001.parquet"))
+    return root
+
+
+@pytest.mark.parametrize("layout", ["flwrlabs", "tpremoli-pm1", "tpremoli-01"])
+def test_celeba_hub_layouts(tmp_path: Path, layout: str) -> None:
+    root = celeba_repo(tmp_path / layout, layout)
+    config = FLWRLABS_CONFIG if layout == "flwrlabs" else None
+    dataset = load_face_dataset(str(root), config_name=config, cache_dir=str(tmp_path / "cache"))
+    expected_dtype = "bool" if layout == "flwrlabs" else "int64"
+    assert dataset.features["Mustache"] == datasets.Value(expected_dtype)
+    assert len(dataset) == 5
+    paired = PairedAttributeDataset(
+        dataset, ["Mustache", "Eyeglasses"], RESOLUTION, show_progress=False
+    )
+    assert paired.landmarks_source == "detected (dlib)" and paired.num_skipped == 0
+    names = [r["name"] for r in face_rows(mirrored=False)]
+    for k, attribute in enumerate(paired.attributes):
+        assert names_of(paired.pools_with[k], names) == {
+            n for n in expected_pools(attribute)[0] if not n.endswith("_mirror")
+        }
+    if layout == "flwrlabs":
+        valid = load_face_dataset(
+            str(root), config_name=FLWRLABS_CONFIG, split="valid", cache_dir=str(tmp_path / "c")
+        )
+        assert len(valid) == 1
+
+
+def test_nested_attribute_column() -> None:
+    rows = face_rows()
+    dataset = datasets.Dataset.from_dict(
+        {
+            "image": [r["image"] for r in rows],
+            "landmarks": [np.asarray(r["landmarks"]).tolist() for r in rows],
+            "attributes": [{a: bool(r[a]) for a in ATTRIBUTES} for r in rows],
+        }
+    ).cast_column("image", datasets.Image())
+    assert dataset.features["attributes"]["Mustache"] == datasets.Value("bool")
+    paired = PairedAttributeDataset(
+        dataset, ["Mustache", "Smiling"], RESOLUTION, show_progress=False
+    )
+    names = [r["name"] for r in rows]
+    for k, attribute in enumerate(paired.attributes):
+        assert names_of(paired.pools_with[k], names) == expected_pools(attribute)[0]
+        assert names_of(paired.pools_without[k], names) == expected_pools(attribute)[1]
+    with pytest.raises(DatasetError, match=r"'Sideburns'; available columns: .*attributes\.Goatee"):
+        PairedAttributeDataset(dataset, ["Sideburns"], RESOLUTION, show_progress=False)
+
+
+def write_attributes_file(path: Path, files: list[str], rows: list[dict]) -> Path:
+    """An attribute file in CelebA's format (count, header, ``file v1 v2 ...`` with -1/1)."""
+    lines = [str(len(files)), " ".join(CELEBA_ATTRIBUTES) + " "]
+    for file, row in zip(files, rows):
+        values = [" 1" if v else "-1" for v in celeba_labels(row).values()]
+        lines.append(f"{file} " + " ".join(values))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def celeba_hq_images(rows: list[dict], names: list[str] | None) -> datasets.Dataset:
+    """Images with at most a gender label, like the CelebA-HQ repos on the Hub; the image
+    cells carry the file names ``names`` (``None``: bytes only, no names)."""
+    images = [
+        {"bytes": png_bytes(r["image"]), "path": None if names is None else names[i]}
+        for i, r in enumerate(rows)
+    ]
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=["female", "male"])}
+    )
+    columns = {"image": images, "label": [i % 2 for i in range(len(rows))]}
+    return datasets.Dataset.from_dict(columns, features=features)
+
+
+def test_attributes_file_joined_by_file_name_or_row(tmp_path: Path) -> None:
+    rows = face_rows()
+    names = [r["name"] for r in rows]
+    # CelebAMask-HQ's annotation names images 0.jpg, 1.jpg, ...; the dataset holds them as
+    # PNG and in another order: matched by file name without extension.
+    order = list(range(len(rows)))[::-1]
+    table_path = write_attributes_file(
+        tmp_path / "CelebAMask-HQ-attribute-anno.txt", [f"{i}.jpg" for i in order],
+        [rows[i] for i in order],
+    )  # fmt: skip
+    by_name = celeba_hq_images(rows, [f"{i}.png" for i in range(len(rows))])
+    by_name = by_name.add_column("landmarks", [np.asarray(r["landmarks"]).tolist() for r in rows])
+    paired = PairedAttributeDataset(
+        by_name, ["Goatee"], RESOLUTION, attributes_file=table_path, show_progress=False
+    )
+    assert names_of(paired.pools_with[0], names) == expected_pools("Goatee")[0]
+    assert names_of(paired.pools_without[0], names) == expected_pools("Goatee")[1]
+    streamed = PairedAttributeDataset(
+        by_name.to_iterable_dataset(), ["Goatee"], RESOLUTION, attributes_file=table_path,
+        show_progress=False, max_rows=8,
+    )  # fmt: skip
+    assert names_of(streamed.pools_with[0], names) == {"breakingbad", "breakingbad_mirror"}
+
+    # Without file names in the image cells, line i labels row i.
+    by_row = celeba_hq_images(rows, None)
+    in_order = write_attributes_file(tmp_path / "list_attr_celeba.txt", names, rows)
+    joined = join_attributes(by_row, read_attributes_file(in_order))
+    assert joined.features["Mustache"] == datasets.Value("bool")
+    assert [names[i] for i in np.flatnonzero(joined["Mustache"])] == [
+        n for n in names if n in expected_pools("Mustache")[0]
+    ]
+    assert joined.column_names[:2] == ["image", "label"]
+
+    with pytest.raises(DatasetError, match=r"has 10 lines and the dataset 9 rows"):
+        join_attributes(by_row.select(range(9)), read_attributes_file(in_order))
+    # the first rows of a stream: fewer rows than lines is fine, more is not
+    first = join_attributes(by_row.select(range(9)), read_attributes_file(in_order), partial=True)
+    assert first["Goatee"] == [n.startswith("breakingbad") for n in names[:9]]
+    short = write_attributes_file(tmp_path / "short.txt", names[:9], rows[:9])
+    with pytest.raises(DatasetError, match=r"has 9 lines and the dataset 10 rows"):
+        join_attributes(by_row, read_attributes_file(short), partial=True)
+    renamed = celeba_hq_images(rows, [f"{i}.png" for i in range(len(rows) - 1)] + ["x.png"])
+    with pytest.raises(DatasetError, match=r"1 of 10 images have no line in it \(first: x\)"):
+        join_attributes(renamed, read_attributes_file(table_path))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "not a CelebA attribute file"),
+        ("2\nMustache Goatee\na.jpg 1 -1\n", "the first line says 2 images, 1 follow"),
+        ("1\nMustache Goatee\na.jpg 1\n", r"line 3: expected a file name and 2 values"),
+        ("1\nMustache Goatee\na.jpg 1 yes\n", r"line 3: expected a file name and 2 values"),
+    ],
+)
+def test_malformed_attributes_file_names_the_problem(tmp_path: Path, text: str, message: str):
+    path = tmp_path / "list_attr_celeba.txt"
+    path.write_text(text)
+    with pytest.raises(DatasetError, match=message):
+        read_attributes_file(path)
+    with pytest.raises(DatasetError, match="cannot read attributes file"):
+        read_attributes_file(tmp_path / "missing.txt")
+
+
+def test_dataset_terms_from_the_card_or_the_name(tmp_path: Path) -> None:
+    root = celeba_repo(tmp_path / "flwrlabs", "flwrlabs", face_rows(mirrored=False)[:1])
+    # A local card: its licence; a relative link cannot be resolved off the Hub.
+    assert dataset_terms(str(root)) == DataTerms("other", "celeba-dataset-release-agreement")
+    # Offline Hub id without a cached card: CelebA's terms, by name, and the dataset id.
+    terms = dataset_terms("someone/celeba-hq-256")
+    assert terms == dataclasses.replace(CELEBA_TERMS, datasets=("someone/celeba-hq-256",))
+    # Unlabelled images joined with CelebA's attribute file carry CelebA's terms too.
+    assert dataset_terms(str(tmp_path), "list_attr_celeba.txt").license_name == (
+        CELEBA_TERMS.license_name
+    )
+    assert dataset_terms(str(tmp_path)) == DataTerms("unknown")
+    assert CELEBA_TERMS.card_kwargs() == {
+        "license": "other",
+        "license_name": "celeba-dataset-release-agreement",
+        "license_link": "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html",
+    }

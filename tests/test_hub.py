@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import json
 import pickle
+import shutil
+import sys
 from pathlib import Path
 
+import datasets
 import pytest
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
+from test_data import FLWRLABS_CARD, FLWRLABS_CONFIG, celeba_repo, face_rows
 
 from geogan_hf import GeoGAN, GeoGANDiscriminator, ModelLoadError
+from geogan_hf.data import PairedAttributeDataset
 from geogan_hf.model import CARD_MARKER
 
-TINY = {"ngf": 4, "n_blocks": 1, "image_size": 64}
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # train_accelerate.py is a top-level script, not in the package
+import train_accelerate  # noqa: E402
+
+TINY = {"ngf": 4, "n_blocks": 1, "image_size": 64}
 
 
 def perturbed(model: torch.nn.Module) -> torch.nn.Module:
@@ -238,31 +247,207 @@ def test_packaged_card_template_matches_the_repository_card():
     assert packaged.read_text() == (ROOT / "model_card.md").read_text()
 
 
-def test_push_to_hub_uploads_a_loadable_checkpoint(monkeypatch, tmp_path):
-    """The upload itself needs the network: HfApi is replaced, everything before it is real."""
-    import huggingface_hub.hub_mixin as hub_mixin
+def fake_hub(monkeypatch, calls: list, uploaded: Path, created_id: str) -> None:
+    """Replaces the two Hub HTTP calls (they need the internet), as ``HfApi`` methods and as
+    the ``huggingface_hub`` functions, with recorders: creating a repo returns ``created_id``;
+    uploading copies the folder (minus ``ignore_patterns``) to ``uploaded``."""
+    import huggingface_hub
+    from huggingface_hub.utils import filter_repo_objects
 
-    uploaded: dict[str, Path] = {}
+    def create_repo(repo_id, **kwargs):
+        calls.append(("create", repo_id))
+        return huggingface_hub.RepoUrl(f"https://huggingface.co/{created_id}")
 
-    class FakeApi:
-        def __init__(self, token=None):
-            pass
+    def upload_folder(*, repo_id, folder_path, ignore_patterns=None, **kwargs):
+        calls.append(("upload", repo_id))
+        files = [p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*")]
+        for name in filter_repo_objects(files, ignore_patterns=ignore_patterns):
+            if (Path(folder_path) / name).is_file():
+                (uploaded / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(Path(folder_path) / name, uploaded / name)
+        return f"https://huggingface.co/{repo_id}/commit/0"
 
-        def create_repo(self, repo_id, private=None, exist_ok=False):
-            return type("RepoUrl", (), {"repo_id": repo_id})()
+    monkeypatch.setattr(huggingface_hub, "create_repo", create_repo)
+    monkeypatch.setattr(huggingface_hub, "upload_folder", upload_folder)
+    monkeypatch.setattr(
+        huggingface_hub.HfApi, "create_repo", lambda self, *a, **k: create_repo(*a, **k)
+    )
+    monkeypatch.setattr(
+        huggingface_hub.HfApi, "upload_folder", lambda self, **k: upload_folder(**k)
+    )
 
-        def upload_folder(self, repo_id, folder_path, **kwargs):
-            uploaded["dir"] = copy_checkpoint(Path(folder_path), tmp_path / "uploaded")
-            return f"https://huggingface.co/{repo_id}/commit/0"
 
-    monkeypatch.setattr(hub_mixin, "HfApi", FakeApi)
+def test_push_to_hub_creates_the_repo_first_and_names_it_in_the_card(monkeypatch, tmp_path):
+    """Everything up to the upload is real; the Hub HTTP calls are mocked (see fake_hub)."""
+    calls: list = []
+    fake_hub(monkeypatch, calls, tmp_path / "uploaded", "someone/geogan-test")
     model = perturbed(GeoGAN(**TINY))
-    url = model.push_to_hub("someone/geogan-test", model_card_kwargs={"steps": 7})
+    url = model.push_to_hub("geogan-test", model_card_kwargs={"steps": 7})
     assert url.endswith("/commit/0")
-    files = sorted(p.name for p in uploaded["dir"].iterdir())
-    assert files == ["README.md", "config.json", "model.safetensors"]
-    assert "Trained for 7 steps" in (uploaded["dir"] / "README.md").read_text()
-    loaded = GeoGAN.from_pretrained(uploaded["dir"])
+    assert calls[0] == ("create", "geogan-test") and calls[-1] == ("upload", "someone/geogan-test")
+    uploaded = tmp_path / "uploaded"
+    assert sorted(p.name for p in uploaded.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
+    card = (uploaded / "README.md").read_text()
+    assert "Trained for 7 steps" in card
+    assert 'GeoGAN.from_pretrained("someone/geogan-test")' in card and "<user>" not in card
+    loaded = GeoGAN.from_pretrained(uploaded)
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         assert torch.equal(model(x, x).image, loaded(x, x).image)
+
+
+def hub_cache(cache_dir: Path, repo_id: str, folder: Path, repo_type: str = "model") -> Path:
+    """``folder`` as the cached snapshot of a Hub repo (huggingface_hub's cache layout):
+    offline, hf_hub_download and snapshot_download read it as they read a real download."""
+    repo = cache_dir / f"{repo_type}s--{repo_id.replace('/', '--')}"
+    commit = "0" * 40
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    return cache_dir
+
+
+@pytest.fixture
+def training_output(tmp_path) -> tuple[Path, GeoGAN, GeoGANDiscriminator]:
+    """The training script's output layout: the generator on top, ``discriminator/`` below."""
+    generator = perturbed(GeoGAN(**TINY))
+    discriminator = perturbed(GeoGANDiscriminator(ndf=8, n_scales=2))
+    out = tmp_path / "geogan-mustache"
+    generator.save_pretrained(out)
+    discriminator.save_pretrained(
+        out / "discriminator", model_card_kwargs={"subfolder": "discriminator"}
+    )
+    return out, generator, discriminator
+
+
+def assert_same_discriminator(a: GeoGANDiscriminator, b: GeoGANDiscriminator) -> None:
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        for (p1, c1), (p2, c2) in zip(a(x), b(x), strict=True):
+            assert torch.equal(p1, p2) and torch.equal(c1, c2)
+
+
+def test_discriminator_loads_from_its_subfolder_of_a_local_folder(training_output):
+    out, _, discriminator = training_output
+    # The repo root holds the generator's config: the discriminator is not there.
+    with pytest.raises(ModelLoadError, match="unknown keys"):
+        GeoGANDiscriminator.from_pretrained(out)
+    assert_same_discriminator(
+        discriminator, GeoGANDiscriminator.from_pretrained(out, subfolder="discriminator")
+    )
+    with pytest.raises(ModelLoadError, match=r"geogan-mustache: no subfolder 'critic'"):
+        GeoGANDiscriminator.from_pretrained(out, subfolder="critic")
+    card = (out / "discriminator" / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---")[1])
+    assert "pipeline_tag" not in meta and "image-to-image" not in meta["tags"]
+    assert (
+        'GeoGANDiscriminator.from_pretrained("<user>/<this-repo>", subfolder="discriminator")'
+        in card
+    )
+    assert "# GeoGAN discriminator" in card and "It edits no images" in card
+
+
+def test_discriminator_loads_from_its_subfolder_of_a_hub_repo(training_output, tmp_path):
+    """The Hub download path, served offline (HF_HUB_OFFLINE=1) from huggingface_hub's cache."""
+    out, generator, discriminator = training_output
+    cache = hub_cache(tmp_path / "hub-cache", "someone/geogan-mustache", out)
+    loaded = GeoGANDiscriminator.from_pretrained(
+        "someone/geogan-mustache", subfolder="discriminator", cache_dir=cache
+    )
+    assert_same_discriminator(discriminator, loaded)
+    top = GeoGAN.from_pretrained("someone/geogan-mustache", cache_dir=cache)
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(generator(x, x).image, top(x, x).image)
+    with pytest.raises(ModelLoadError, match="someone/not-cached"):
+        GeoGANDiscriminator.from_pretrained(
+            "someone/not-cached", subfolder="discriminator", cache_dir=cache
+        )
+
+
+def tiny_training_args(dataset: Path, out: Path, *extra: str) -> argparse.Namespace:
+    return train_accelerate.parse_args(
+        [
+            "--dataset_name", str(dataset), "--output_dir", str(out),
+            "--attributes", "Mustache", "--resolution", "64", "--train_batch_size", "2",
+            "--ngf", "4", "--n_blocks", "1", "--ndf", "4", "--n_scales", "2",
+            "--report_to", "none", "--seed", "0", *extra,
+        ]
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_training_on_a_celeba_repo_pushes_cards_with_the_datas_terms(monkeypatch, tmp_path):
+    """train_accelerate.main on flwrlabs/celeba's layout, then --push_to_hub; the Hub HTTP
+    calls are mocked (fake_hub), everything before the upload is real."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    calls: list = []
+    uploaded = tmp_path / "uploaded"
+    fake_hub(monkeypatch, calls, uploaded, "someone/geogan-mustache")
+    repo = celeba_repo(tmp_path / "celeba", "flwrlabs", face_rows())
+    args = tiny_training_args(
+        repo, tmp_path / "out", "--dataset_config_name", FLWRLABS_CONFIG,
+        "--cache_dir", str(tmp_path / "cache"), "--max_train_steps", "1",
+        "--validation_steps", "1", "--push_to_hub", "--hub_model_id", "geogan-mustache",
+    )  # fmt: skip
+    train_accelerate.main(args)
+    # created first (under the given name), uploaded last under the id the Hub returned
+    assert calls[0] == ("create", "geogan-mustache")
+    assert calls[-1] == ("upload", "someone/geogan-mustache")
+
+    card = (uploaded / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["license"] == "other"
+    assert meta["license_name"] == "celeba-dataset-release-agreement"
+    assert "non-commercial research" in card
+    assert f"config `{FLWRLABS_CONFIG}`" in card
+    assert 'GeoGAN.from_pretrained("someone/geogan-mustache")' in card
+    assert "![validation grid](validation/step-1.png)" in card
+    assert (uploaded / "validation" / "step-1.png").is_file()
+    assert "Training losses at the last step" in card
+
+    critic_card = (uploaded / "discriminator" / "README.md").read_text()
+    assert 'from_pretrained("someone/geogan-mustache", subfolder="discriminator")' in critic_card
+    assert yaml.safe_load(critic_card.split("---")[1])["license"] == "other"
+    assert "validation grid" not in critic_card
+    loaded = GeoGANDiscriminator.from_pretrained(uploaded, subfolder="discriminator")
+    assert loaded.config["n_scales"] == 2
+
+
+def test_card_names_a_hub_dataset_and_its_declared_terms(monkeypatch, tmp_path):
+    """A run on the Hub id flwrlabs/celeba: its card (the real front matter, served offline
+    from huggingface_hub's cache) gives the licence; the id goes into the card metadata."""
+    import huggingface_hub.constants
+
+    card_folder = tmp_path / "card"
+    card_folder.mkdir()
+    (card_folder / "README.md").write_text(FLWRLABS_CARD)
+    cache = hub_cache(tmp_path / "hub-cache", "flwrlabs/celeba", card_folder, "dataset")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    rows = face_rows(mirrored=False)
+    dataset = datasets.load_dataset(
+        str(celeba_repo(tmp_path / "celeba", "flwrlabs", rows)), FLWRLABS_CONFIG, split="train",
+        cache_dir=str(tmp_path / "cache"),
+    )  # fmt: skip
+    paired = PairedAttributeDataset(dataset, ["Mustache"], 64, show_progress=False)
+    args = tiny_training_args(
+        Path("flwrlabs/celeba"), tmp_path / "out", "--dataset_config_name", FLWRLABS_CONFIG
+    )
+    card_kwargs = train_accelerate.model_card_kwargs(args, paired, 10, 1, {"g_total": 1.0})
+    GeoGAN(**TINY).save_pretrained(tmp_path / "model", model_card_kwargs=card_kwargs)
+    card = (tmp_path / "model" / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["datasets"] == ["flwrlabs/celeba"]
+    assert meta["license"] == "other"
+    assert meta["license_name"] == "celeba-dataset-release-agreement"
+    assert (
+        meta["license_link"] == "https://huggingface.co/datasets/flwrlabs/celeba/blob/main/LICENSE"
+    )
+    assert "These weights were trained on flwrlabs/celeba" in card

@@ -8,8 +8,16 @@ import datasets
 import numpy as np
 import pytest
 import skimage.data
+from huggingface_hub import DatasetCard
 from PIL import Image
-from test_data import face_rows, small_face, write_imagefolder
+from test_data import (
+    FLWRLABS_CONFIG,
+    celeba_repo,
+    face_rows,
+    small_face,
+    write_attributes_file,
+    write_imagefolder,
+)
 
 from geogan_hf.cli import prepare_main
 from geogan_hf.data import PairedAttributeDataset
@@ -121,3 +129,47 @@ def test_push_to_hub_is_attempted_with_the_repo_id(
 def test_prepare_needs_a_destination(imagefolder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert prepare_main(["--dataset_name", str(imagefolder)]) == 2
     assert capsys.readouterr().err.strip() == "error: give --output_dir and/or --push_to_hub"
+
+
+def test_named_config_of_a_celeba_repo(tmp_path: Path) -> None:
+    """flwrlabs/celeba's layout: a named config; the prepared folder's card keeps its terms."""
+    repo = celeba_repo(tmp_path / "celeba", "flwrlabs")
+    args = [
+        "--dataset_name", str(repo), "--dataset_config_name", FLWRLABS_CONFIG,
+        "--cache_dir", str(tmp_path / "cache"), "--output_dir", str(tmp_path / "out"),
+    ]  # fmt: skip
+    assert run(build_parser().parse_args(args)) == 0
+    prepared = datasets.load_from_disk(str(tmp_path / "out"))
+    assert prepared.features["Mustache"] == datasets.Value("bool") and len(prepared) == 5
+    card = DatasetCard.load(tmp_path / "out" / "README.md").data
+    assert (card.license, card.license_name) == ("other", "celeba-dataset-release-agreement")
+    paired = PairedAttributeDataset(prepared, ["Mustache"], 64, show_progress=False)
+    assert paired.landmarks_source == "column 'landmarks'" and len(paired.pools_with[0]) == 2
+
+
+def test_attributes_file_is_joined_before_preparing(tmp_path: Path) -> None:
+    """CelebA-HQ images without labels plus CelebAMask-HQ's annotation file."""
+    rows = face_rows(mirrored=False)
+    images = tmp_path / "CelebAMask-HQ" / "CelebA-HQ-img"  # the README's command: 0.jpg, ...
+    images.mkdir(parents=True)
+    for i, row in enumerate(rows):
+        row["image"].save(images / f"{i}.png")  # PNG, named like the annotation's JPEGs
+    annotation = write_attributes_file(
+        images.parent / "CelebAMask-HQ-attribute-anno.txt", [f"{i}.jpg" for i in range(5)], rows
+    )
+    args = [
+        "--dataset_name", str(images), "--attributes_file", str(annotation),
+        "--cache_dir", str(tmp_path / "cache"), "--output_dir", str(tmp_path / "out"),
+    ]  # fmt: skip
+    assert run(build_parser().parse_args(args)) == 0
+    prepared = datasets.load_from_disk(str(tmp_path / "out"))
+    assert {"Mustache", "No_Beard", "landmarks"} <= set(prepared.column_names)
+    stems = [
+        Path(image["path"]).stem
+        for image in prepared.cast_column("image", datasets.Image(decode=False))["image"]
+    ]
+    with_mustache = {rows[int(stem)]["name"] for stem, m in zip(stems, prepared["Mustache"]) if m}
+    assert with_mustache == {"einstein", "breakingbad"}
+    card = DatasetCard.load(tmp_path / "out" / "README.md")
+    assert card.data.license_name == "celeba-dataset-release-agreement"
+    assert "CelebAMask-HQ-attribute-anno.txt" in card.text
