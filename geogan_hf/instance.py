@@ -289,6 +289,7 @@ def glasses_zones(
     n, _, h, w = score.shape
     lens = np.zeros((n, h, w), dtype=bool)
     frame = np.zeros((n, h, w), dtype=bool)
+    arms = np.zeros((n, h, w), dtype=bool)
     pixels = ((landmarks.detach().cpu().numpy() + 1) * np.array([w, h]) - 1) / 2
     grid = np.stack(np.mgrid[:h, :w][::-1], -1).astype(np.float64)  # (h, w, 2) x, y
     values = score.detach().cpu().numpy()[:, 0].astype(np.float64)
@@ -318,9 +319,12 @@ def glasses_zones(
             lens[i] |= scale < np.interp(angle, thetas, inner, period=2 * np.pi)
             frame[i] |= scale <= np.interp(angle, thetas, outer, period=2 * np.pi)
             # the arms: what is about as distinct from the skin as the rims, at their height
-            arm = np.abs((grid - centre) @ down) <= ARM_BAND * iod
-            frame[i] |= arm & inside_face[i] & (values[i] >= RIM_EDGE * strength)
-        frame[i] = ndimage.binary_dilation(frame[i] & ~lens[i])
+            band = np.abs((grid - centre) @ down) <= ARM_BAND * iod
+            arms[i] |= band & inside_face[i] & (values[i] >= RIM_EDGE * strength)
+        # ... and joined to the rims (not specks of hair or shadow at the temples)
+        labels, _ = ndimage.label(arms[i] | frame[i])
+        joined = np.unique(labels[frame[i]])
+        frame[i] = ndimage.binary_dilation(np.isin(labels, joined[joined > 0]) & ~lens[i])
     to = score.new_tensor
     return to(lens[:, None].astype(np.float32)), to(frame[:, None].astype(np.float32))
 

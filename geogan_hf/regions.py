@@ -86,7 +86,7 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
         "hair", face_margin=0.05, absent=0.15, removal=(0.6, 0.85), experimental=True
     ),
     "Eyeglasses": AttributeSpec(
-        "accessory", skin_parts=("cheeks", "nose", "forehead"),
+        "accessory", skin_parts=("cheeks", "nose", "forehead"), lookalike_parts=("lips", "brows"),
         face_margin=0.3, absent=0.1, removal=(0.3, 0.45), experimental=True,
     ),
     "Bangs": AttributeSpec(
