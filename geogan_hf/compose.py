@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .geometry import gaussian_blur
 from .instance import InstanceLayers, luma
 from .regions import ATTRIBUTE_SPECS
 
@@ -31,6 +32,8 @@ GLOBAL_SHARE = 0.5  # share of the overall skin-to-skin gain that the instance t
 LOCAL_SHARE = 0.5  # share of the shading across the region that the instance takes
 GAIN_RANGE = (0.35, 2.8)  # limits of the overall lighting ratio
 LOCAL_RANGE = (0.5, 2.0)  # limits of the shading ratio across the region
+DETAIL_SCALE = 0.01  # the finest detail scale compared between two faces (iod)...
+BLUR_STEPS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # ... and the blurs tried, in that unit
 
 
 def relight(
@@ -63,6 +66,37 @@ def relight(
     out = f * gain
     out = torch.where(gray.view(-1, 1, 1, 1), luma(out).expand_as(out), out)
     return out.clamp(0, 1) * 2 - 1
+
+
+def sharpness(image: Tensor, sigma: float) -> Tensor:
+    """``(N,)`` fine to coarser detail of the luminance: ``E|g - G_s g| / E|G_s g - G_4s g|``.
+
+    A ratio of two bands, so it does not depend on the contrast of what is seen, only on
+    how much of the finest detail survives (blur, upscaling and compression remove it).
+    """
+    g = luma((image + 1) / 2)
+    fine, coarse = gaussian_blur(g, sigma), gaussian_blur(g, 4 * sigma)
+    return (g - fine).abs().mean((1, 2, 3)) / (fine - coarse).abs().mean((1, 2, 3)).clamp_min(1e-6)
+
+
+def matching_blur(source_eyes: Tensor, exemplar_eyes: Tensor, iod: float) -> float:
+    """The Gaussian blur (source pixels) that brings the exemplar's detail down to the source's.
+
+    Both are crops of the same part (around the eyes: lashes and lid creases are in every
+    face) at the source's scale, ``iod`` its inter-ocular distance in pixels. 0 when the
+    source is as sharp as the exemplar or sharper: a pasted instance sharper than the photo
+    around it looks drawn on.
+    """
+    unit = max(0.7, DETAIL_SCALE * iod)
+    target = float(sharpness(source_eyes, unit))
+    blurs = [unit * step for step in BLUR_STEPS]
+    levels = [float(sharpness(gaussian_blur(exemplar_eyes, b), unit)) for b in blurs]
+    if levels[0] <= target:
+        return 0.0
+    for (b0, l0), (b1, l1) in zip(zip(blurs, levels), zip(blurs[1:], levels[1:])):
+        if l1 <= target:
+            return b0 + (b1 - b0) * (l0 - target) / max(l0 - l1, 1e-6)
+    return blurs[-1]
 
 
 def remove_instance(image: Tensor, layers: InstanceLayers, attributes: list[str]) -> Tensor:

@@ -69,6 +69,7 @@ INNER_PREFERENCE = 0.5  # score per unit scale by which inner ridges win (rims, 
 RIM_EDGE = 0.6  # a rim extends along a ray while its score is above this share of its peak
 RIM_EVENNESS = 1.5  # a rim is at most this many times its typical thickness anywhere...
 RIM_TYPICAL = 0.3  # ... this quantile over the angles (brows lying on a top rim thicken it)
+RIM_SMOOTHING = 9  # angles of the median filter that smooths a rim's contour
 TINTED_RIM = 3.0  # a rim thicker than this many RIM_WIDTHs is a tinted lens and its frame
 RIM_MIN_SCORE = 1.0  # mean rim score below which no rim encloses the eye (rimless)
 CLEAR_LENS = 0.5  # lenses that dim the skin by less than this are clear (eyelid shadows do)
@@ -268,7 +269,11 @@ def _rim(
     outer = np.minimum(outer, np.maximum(RIM_EVENNESS * np.quantile(outer, RIM_TYPICAL), 1))
     inner = np.minimum(inner, np.maximum(RIM_EVENNESS * np.quantile(inner, RIM_TYPICAL), 1))
     step = scales[1] - scales[0]
-    return scales[ridge] - inner * step, scales[ridge] + outer * step, float(peak.mean())
+    # rims are smooth: a step or spike over a few angles is glare, a shadow or a notch
+    smooth = ndimage.median_filter(scales[ridge], RIM_SMOOTHING, mode="wrap")
+    inner = ndimage.median_filter(inner * step, RIM_SMOOTHING, mode="wrap")
+    outer = ndimage.median_filter(outer * step, RIM_SMOOTHING, mode="wrap")
+    return smooth - inner, smooth + outer, float(peak.mean())
 
 
 def glasses_zones(

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .align import FLIP_PERMUTATION_68
-from .compose import composite, relight, remove_instance
+from .compose import composite, matching_blur, relight, remove_instance
 from .errors import InvalidImageError, MissingLandmarksError
 from .geometry import (
     flow_jacobian_determinant,
@@ -53,7 +53,7 @@ TPS_REGULARIZATION = 1e-3
 # A frame is rigid: accessories are warped by a stiff spline on the points it rests on (temples,
 # nose bridge, eye corners), not bent with eyelids, brows and mouth as skin-borne hair is.
 RIGID_POINTS = (0, 1, 15, 16, 27, 28, 29, 36, 39, 42, 45)
-RIGID_REGULARIZATION = 1.0
+RIGID_REGULARIZATION = 0.1
 MIRROR_SIGMA = 0.03  # smoothing of the warp quality maps that choose exemplar or mirror
 MIRROR_MARGIN = 0.5  # log-stretch by which the mirror must beat the exemplar to be used
 
@@ -112,6 +112,8 @@ class GeometricPrior:
         source: the source's own instance, at the source's resolution.
         attributes: the canonical attribute of each sample.
         timings: seconds spent on the ``flow`` and on the ``instance`` extraction.
+        blur: ``(N,)`` Gaussian blur (source pixels) that matches the exemplar's detail to
+            the source's (:func:`~geogan_hf.compose.matching_blur`).
     """
 
     flow: Tensor
@@ -121,6 +123,33 @@ class GeometricPrior:
     source: InstanceLayers
     attributes: list[str]
     timings: dict[str, float]
+    blur: Tensor
+
+
+def _eyes(image: Tensor, landmarks: Tensor) -> tuple[Tensor, float]:
+    """The crop ``(1, 3, h, w)`` around the eyes and brows of one face, and its iod in pixels."""
+    h, w = image.shape[-2:]
+    points = (landmarks + 1) * landmarks.new_tensor([w, h]) / 2
+    iod = float((points[42:48].mean(0) - points[36:42].mean(0)).norm())
+    around = torch.cat([points[17:27], points[36:48]])
+    (x0, y0), (x1, y1) = around.amin(0) - 0.1 * iod, around.amax(0) + 0.1 * iod
+    x0, y0 = max(0, int(x0)), max(0, int(y0))
+    x1, y1 = min(w, max(x0 + 2, int(x1))), min(h, max(y0 + 2, int(y1)))
+    return image[None, :, y0:y1, x0:x1], iod
+
+
+def sharpness_blur(
+    source: Tensor, exemplar: Tensor, source_landmarks: Tensor, exemplar_landmarks: Tensor
+) -> Tensor:
+    """``(N,)`` the blur of :func:`~geogan_hf.compose.matching_blur` for each pair, measured
+    around the eyes, the exemplar's crop resized to the source's."""
+    blurs = []
+    for i in range(source.shape[0]):
+        source_eyes, iod = _eyes(source[i], source_landmarks[i])
+        exemplar_eyes, _ = _eyes(exemplar[i], exemplar_landmarks[i])
+        exemplar_eyes = resize_image(exemplar_eyes, tuple(source_eyes.shape[-2:]))
+        blurs.append(matching_blur(source_eyes, exemplar_eyes, iod))
+    return source.new_tensor(blurs)
 
 
 def check_image(image: Tensor, role: str) -> None:
@@ -273,9 +302,10 @@ def geometric_prior(
     middle = time.perf_counter()
     exemplar_layers = extract_instance(exemplar, exemplar_landmarks, attributes)
     source_layers = extract_instance(source, source_landmarks, attributes)
+    blur = sharpness_blur(source, exemplar, source_landmarks, exemplar_landmarks)
     timings = {"flow": middle - start, "instance": time.perf_counter() - middle}
     return GeometricPrior(
-        flow, mirror, warped, exemplar_layers, source_layers, attributes, timings
+        flow, mirror, warped, exemplar_layers, source_layers, attributes, timings, blur
     )
 
 
@@ -313,6 +343,11 @@ def compose_transfer(
     if weight.amax() > 0:
         mirror_grid = _exemplar_box_grid(resample_box(mirror[0], box, size), box, size, ex)
         warped = torch.lerp(warped, _sample(ex_layers, mirror_grid), weight)
+    # an instance as sharp as the photo it lands in, not sharper
+    warped = torch.cat(
+        [torch.cat([gaussian_blur(w[None, :4], float(b)), w[None, 4:]], 1)
+         for w, b in zip(warped, prior.blur, strict=True)]
+    )  # fmt: skip
     prior_alpha = (warped[:, 3:4] * src.region).clamp(0, 1)
     foreground = warped[:, :3] / warped[:, 3:4].clamp_min(1e-4)
     ex_skin = warped[:, 4:7]

@@ -87,7 +87,7 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     ),
     "Eyeglasses": AttributeSpec(
         "accessory", skin_parts=("cheeks", "nose", "forehead"), lookalike_parts=("lips", "brows"),
-        face_margin=0.3, absent=0.1, removal=(0.3, 0.45), experimental=True,
+        face_margin=0.3, absent=0.08, removal=(0.3, 0.45), experimental=True,
     ),
     "Bangs": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose"), excluded_parts=("eyes",), lookalike_parts=(),

@@ -26,6 +26,7 @@ from geogan_hf.errors import (
 from geogan_hf.geometry import pixel_to_normalized, warp_points_backward
 from geogan_hf.imageio import pil_to_tensor, tensor_to_pil
 from geogan_hf.pipeline import FEATHER, MIN_FACE_SIZE
+from geogan_hf.prior import RIGID_POINTS
 from geogan_hf.regions import EXPERIMENTAL_ATTRIBUTES, SUPPORTED_ATTRIBUTES
 from geogan_hf.samples import load_sample
 
@@ -117,10 +118,12 @@ def test_acceptance_on_real_faces(acceptance, attribute):
     size = result.source_crop.size[::-1]
     src = pixel_to_normalized(torch.tensor(result.source_landmarks, dtype=torch.float32), size)
     ex = pixel_to_normalized(torch.tensor(result.exemplar_landmarks, dtype=torch.float32), size)
+    # Glasses are warped rigidly: only the points a frame rests on, and only nearly.
+    points, bound = (list(RIGID_POINTS), 0.07) if attribute == "Eyeglasses" else (slice(None), 0.03)
     seen = warp_points_backward(src[None], result.flow)[0]
-    error_px = ((seen - ex) * torch.tensor(size[::-1]) / 2).norm(dim=1).mean()
+    error_px = ((seen - ex) * torch.tensor(size[::-1]) / 2)[points].norm(dim=1).mean()
     eye_px = np.linalg.norm(result.exemplar_landmarks[36] - result.exemplar_landmarks[45])
-    assert float(error_px) / eye_px <= 0.03
+    assert float(error_px) / eye_px <= bound, float(error_px) / eye_px
 
     # Every changed pixel lies in the pasted region, and the region is a small part of the photo.
     diff = changes(result, source)
