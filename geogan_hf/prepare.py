@@ -29,6 +29,7 @@ from typing import Any
 
 import datasets
 
+from geogan_hf.cli import ranged
 from geogan_hf.data import find_image_column, image_source, load_face_dataset
 from geogan_hf.errors import DatasetError, InvalidImageError
 from geogan_hf.imageio import load_image
@@ -168,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep rows without a face (has_face=False, null landmarks) instead of dropping them",
     )
-    parser.add_argument("--num_proc", type=int, default=1, help="processes for datasets.map")
+    parser.add_argument(
+        "--num_proc", type=ranged(int, 1), default=1, help="processes for datasets.map"
+    )
     parser.add_argument("--cache_dir", default=None, help="datasets cache folder")
     return parser
 
