@@ -249,9 +249,7 @@ def validate_config(config: dict[str, Any], where: str) -> None:
         if isinstance(low, int):
             if type(value) is not int or not low <= value <= high:
                 raise bad(key, f"an integer in [{low}, {high}]")
-        elif type(value) not in (int, float) or not (
-            math.isfinite(value) and low <= value <= high
-        ):
+        elif type(value) not in (int, float) or not (math.isfinite(value) and low <= value <= high):
             raise bad(key, f"a number in [{low}, {high}]")
     if not isinstance(config.get("geometry_prior", False), bool):
         raise bad("geometry_prior", "true or false")
