@@ -134,10 +134,13 @@ def test_module_commands_are_wired(main, prog, capsys):
     assert len(lines) == 1 and lines[0].startswith("error: ") and "required" in lines[0]
 
 
+SMALL_SYNTH = ["--size", "48", "--num-train", "2", "--num-eval", "1", "--no-progress"]
+
+
 @pytest.mark.parametrize(
     ("main", "argv", "message"),
     [
-        (synth_main, ["--output", "/proc/geogan/out"], "/proc/geogan"),
+        (synth_main, ["--output", "/proc/geogan/out", *SMALL_SYNTH], "/proc/geogan"),
         (prepare_main, ["--dataset_name", "{tmp}/missing", "--output_dir", "{tmp}/o"], "missing"),
         (eval_main, ["--model", "{tmp}/broken", "--pairs", "/dev/null"], "not a JSON object"),
         (eval_main, ["--model", "prior", "--pairs", "/dev/null"], "no photo pairs in /dev/null"),

@@ -182,7 +182,10 @@ BAD_CONFIGS = {
     "float blocks": ({"n_blocks": 2.0}, "n_blocks must be an integer"),
     "bool width": ({"ngf": True}, "ngf must be an integer"),
     "too deep": ({"n_downsample": 40}, r"n_downsample must be an integer in \[1, 6\]"),
-    "too wide": ({"ngf": 128, "n_downsample": 6}, r"ngf \* 2\*\*n_downsample must be at most"),
+    "too wide": (
+        {"ngf": 128, "n_downsample": 6, "image_size": 100},
+        r"ngf \* 2\*\*n_downsample must be at most 1024, got 8192",
+    ),
     "huge image": ({"image_size": 2**40}, r"image_size must be an integer in \[8, 4096\]"),
     "string bool": ({"geometry_prior": "false"}, "geometry_prior must be true or false"),
     "nan alpha": ({"alpha": float("nan")}, r"alpha must be a number in \[0.0, 1.0\]"),
