@@ -62,6 +62,7 @@ from accelerate.utils import (
     gather_object,
     set_seed,
 )
+from datasets import IterableDataset
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
@@ -124,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--resolution", type=config_range("image_size"), default=256)
     data.add_argument("--flip_prob", type=fraction, default=0.5)
     data.add_argument("--dataloader_num_workers", type=non_negative, default=0)
+    data.add_argument(
+        "--max_train_samples", type=positive, default=None, help="Use the first N rows only."
+    )
 
     model = parser.add_argument_group("model")
     model.add_argument(
@@ -169,11 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument(f"--lambda_{name}", type=ranged(float, 0), default=value)
     train.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default=None)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--allow_tf32", action="store_true", help="TF32 matmuls on Ampere+ GPUs (faster)."
+    )
 
     out = parser.add_argument_group("outputs")
     out.add_argument("--output_dir", default="geogan-model")
     out.add_argument("--logging_dir", default="logs", help="Relative to --output_dir.")
     out.add_argument("--report_to", default="tensorboard", help='"tensorboard", "all", "none".')
+    out.add_argument("--tracker_project_name", default="geogan", help="Tracker run name.")
     out.add_argument("--logging_steps", type=positive, default=10, help="Scalars every N steps.")
     out.add_argument("--validation_steps", type=positive, default=500)
     out.add_argument("--num_validation_pairs", type=positive, default=4)
@@ -206,11 +214,6 @@ def loss_weights(args: argparse.Namespace) -> LossWeights:
 
 
 # ----------------------------------------------------------------------------- schedules
-
-
-def step_decay(factor: float, every: int) -> Callable[[int], float]:
-    """LambdaLR multiplier ``factor ** (step // every)`` (the official staircase decay)."""
-    return lambda step: factor ** (step // max(every, 1))
 
 
 def refinement_alpha(step: int, warmup_steps: int, alpha: float) -> float:
@@ -635,16 +638,23 @@ def model_card_kwargs(
     return card
 
 
-def push_to_hub(args: argparse.Namespace, output_dir: Path) -> str:
-    """Upload the exported models (not the checkpoints) to the Hub; returns the repo id."""
-    from huggingface_hub import create_repo, upload_folder
+def create_hub_repo(args: argparse.Namespace, output_dir: Path) -> str:
+    """Create (or find) the Hub model repo ``--push_to_hub`` uploads to; returns its id."""
+    from huggingface_hub import create_repo
 
-    repo_id = create_repo(
+    return create_repo(
         args.hub_model_id or output_dir.name,
         private=args.hub_private_repo,
         token=args.hub_token,
         exist_ok=True,
     ).repo_id
+
+
+def push_to_hub(args: argparse.Namespace, output_dir: Path) -> str:
+    """Upload the exported models (not the checkpoints) to ``--hub_model_id``; returns it."""
+    from huggingface_hub import upload_folder
+
+    repo_id = args.hub_model_id
     upload_folder(
         repo_id=repo_id,
         folder_path=output_dir,
@@ -669,6 +679,13 @@ def tracker_config(args: argparse.Namespace) -> dict[str, int | float | str | bo
     return config
 
 
+def first_rows(rows: Any, n: int) -> Any:
+    """The first ``n`` rows of a ``datasets.Dataset`` or ``IterableDataset``."""
+    if isinstance(rows, IterableDataset):
+        return rows.take(n)
+    return rows.select(range(min(n, len(rows))))
+
+
 def _collate(items):
     return torch.utils.data.default_collate(items)
 
@@ -690,9 +707,17 @@ def main(args: argparse.Namespace) -> dict:
         level=logging.INFO if accelerator.is_main_process else logging.WARNING,
     )
     logger.info(accelerator.state, main_process_only=False)
+    # the precision in effect (``accelerate launch --mixed_precision`` sets it outside args),
+    # as the summary and the model card record it
+    args.mixed_precision = accelerator.mixed_precision
+    if args.allow_tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     set_seed(args.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+        if args.push_to_hub:  # a bad token or repo id fails now, not after training
+            args.hub_model_id = create_hub_repo(args, output_dir)
 
     # Data.
     with accelerator.main_process_first():
@@ -703,6 +728,8 @@ def main(args: argparse.Namespace) -> dict:
             streaming=args.streaming,
             cache_dir=args.cache_dir,
         )
+        if args.max_train_samples is not None:
+            rows = first_rows(rows, args.max_train_samples)
         dataset = PairedAttributeDataset(
             rows,
             args.attributes,
@@ -762,11 +789,12 @@ def main(args: argparse.Namespace) -> dict:
     max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
     decay_every = args.lr_decay_every * (steps_per_epoch if args.lr_decay_unit == "epochs" else 1)
-    scheduler_g = torch.optim.lr_scheduler.LambdaLR(
-        optimizer_g.optimizer, step_decay(args.lr_decay_generator, decay_every)
+    # the official staircase decay: lr * factor ** (step // decay_every)
+    scheduler_g = torch.optim.lr_scheduler.StepLR(
+        optimizer_g.optimizer, decay_every, args.lr_decay_generator
     )
-    scheduler_d = torch.optim.lr_scheduler.LambdaLR(
-        optimizer_d.optimizer, step_decay(args.lr_decay_discriminator, decay_every)
+    scheduler_d = torch.optim.lr_scheduler.StepLR(
+        optimizer_d.optimizer, decay_every, args.lr_decay_discriminator
     )
     warmup = args.alpha_warmup_steps
     if warmup is None:
@@ -795,7 +823,7 @@ def main(args: argparse.Namespace) -> dict:
 
     weights = loss_weights(args)
     if accelerator.is_main_process:
-        accelerator.init_trackers("geogan", config=tracker_config(args))
+        accelerator.init_trackers(args.tracker_project_name, config=tracker_config(args))
 
     # Resume.
     global_step, first_epoch, resume_batches = 0, 0, 0

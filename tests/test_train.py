@@ -149,6 +149,9 @@ def full_run(faces, tmp_path_factory) -> tuple[Path, str]:
         "3",
         "--report_to",
         "tensorboard",
+        "--tracker_project_name",
+        "geogan-test",
+        "--allow_tf32",
     ]
     launcher = ["accelerate", "launch", "--cpu", "--num_processes", "1", "--num_machines", "1"]
     launcher += ["--mixed_precision", "no", "--dynamo_backend", "no"]
@@ -175,12 +178,13 @@ def test_accelerate_launch_trains_and_exports_loadable_models(full_run):
     card = (out / "README.md").read_text()
     assert "Trained for 3 steps" in card and "`max_train_steps` | `3`" in card
     assert "EMA of the generator" in card
+    assert "`mixed_precision` | `no`" in card  # Accelerate's, set by the launcher
     # Validation grid: one row per pair (4), six 64-px columns with 2-px padding.
     from PIL import Image
 
     grid = Image.open(out / "validation" / "step-3.png")
     assert grid.size == (6 * 66 + 2, 4 * 66 + 2)
-    assert list((out / "logs").rglob("events.out.tfevents.*"))
+    assert list((out / "logs" / "geogan-test").rglob("events.out.tfevents.*"))
     assert "skipped 0 bad rows" in log and "Data at the end" in log
     with torch.no_grad():
         image = torch.zeros(1, 3, 64, 64)
@@ -300,7 +304,7 @@ def test_checkpoint_folders_other_names_are_ignored(tmp_path):
 def test_state_files_round_trip_without_pickle(tmp_path):
     model = torch.nn.Linear(3, 2)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.1, betas=(0.5, 0.9))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, train_accelerate.step_decay(0.5, 1))
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1, 0.5)
     model(torch.randn(4, 3)).sum().backward()
     optimizer.step()
     scheduler.step()
@@ -491,8 +495,15 @@ def test_schedules_and_arguments():
     args = train_accelerate.parse_args(["--dataset_name", "x", "--lambda_landmark", "100"])
     assert train_accelerate.loss_weights(args).landmark == 100
     assert args.learning_rate == 1e-4 and args.lr_decay_every == 20
-    decay = train_accelerate.step_decay(0.4, 10)
-    assert [decay(s) for s in (0, 9, 10, 25)] == pytest.approx([1, 1, 0.4, 0.16])
+    # torch's StepLR is the official staircase decay lr * 0.4 ** (step // 10)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 10, 0.4)
+    lrs = []
+    for _ in range(26):
+        lrs.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert [lrs[s] for s in (0, 9, 10, 19, 20, 25)] == pytest.approx([1, 1, 0.4, 0.4, 0.16, 0.16])
     assert train_accelerate.refinement_alpha(9, 10, 0.1) == 0.0
     assert train_accelerate.refinement_alpha(10, 10, 0.1) == 0.1
 
@@ -601,6 +612,7 @@ def test_push_to_hub_uploads_models_not_checkpoints(full_run, monkeypatch):
     args = train_accelerate.parse_args(
         ["--dataset_name", "x", "--hub_model_id", "user/geogan-test", "--hub_private_repo"]
     )
+    assert train_accelerate.create_hub_repo(args, out) == "user/geogan-test"
     assert train_accelerate.push_to_hub(args, out) == "user/geogan-test"
     assert calls["create"][0] == ("user/geogan-test",) and calls["create"][1]["private"] is True
     upload = calls["upload"]
@@ -611,3 +623,42 @@ def test_push_to_hub_uploads_models_not_checkpoints(full_run, monkeypatch):
     assert {"config.json", "model.safetensors", "README.md"} <= uploaded
     assert {"discriminator/config.json", "discriminator/model.safetensors"} <= uploaded
     assert not [f for f in uploaded if f.startswith(("checkpoint-", "logs/"))]
+
+
+def test_push_to_hub_with_a_bad_token_fails_before_training(monkeypatch, tmp_path, capsys):
+    """The Hub call is mocked (it needs the internet): it refuses the token as the Hub would."""
+    import importlib
+
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    # the HTTP library huggingface_hub's errors are built on (httpx, or its fork httpx2)
+    http = importlib.import_module(errors.Response.__module__.split(".")[0])
+
+    def refuse(*args, **kwargs):
+        request = http.Request("POST", "https://huggingface.co/api/repos/create")
+        raise errors.HfHubHTTPError(
+            "401 Client Error: Unauthorized (invalid token)",
+            response=http.Response(401, request=request),
+        )
+
+    monkeypatch.setattr(huggingface_hub, "create_repo", refuse)
+    monkeypatch.setattr(train_accelerate, "load_face_dataset", pytest.fail)  # never reached
+    _accelerator(1)  # fresh Accelerate state for main's Accelerator
+    argv = ["--dataset_name", "x", "--output_dir", str(tmp_path), "--report_to", "none"]
+    argv += ["--push_to_hub", "--hub_model_id", "user/geogan-test", "--hub_token", "bad"]
+    parser = train_accelerate.build_parser()
+    assert train_accelerate.run_command(parser, train_accelerate.main, argv) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: 401 Client Error: Unauthorized (invalid token)"
+    )
+
+
+def test_first_rows_of_map_and_streaming_datasets():
+    from datasets import Dataset
+
+    rows = Dataset.from_dict({"i": list(range(10))})
+    assert train_accelerate.first_rows(rows, 3)["i"] == [0, 1, 2]
+    assert len(train_accelerate.first_rows(rows, 30)) == 10
+    streamed = train_accelerate.first_rows(rows.to_iterable_dataset(), 4)
+    assert [r["i"] for r in streamed] == [0, 1, 2, 3]
