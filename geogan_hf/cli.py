@@ -108,27 +108,18 @@ def _module_main(module: str, argv: Sequence[str] | None) -> int:
 
 
 def ranged(
-    kind: type[int] | type[float], low: float | None = None, high: float | None = None
+    kind: type[int] | type[float], low: float, high: float | None = None
 ) -> Callable[[str], Any]:
     """An argparse ``type``: a finite ``kind`` (int or float) in ``[low, high]`` (None: open)."""
     noun = "an integer" if kind is int else "a number"
-    if low is not None and high is not None:
-        allowed = f"{noun} in [{low}, {high}]"
-    elif low is not None:
-        allowed = f"{noun} >= {low}"
-    elif high is not None:
-        allowed = f"{noun} <= {high}"
-    else:
-        allowed = noun
+    allowed = f"{noun} >= {low}" if high is None else f"{noun} in [{low}, {high}]"
 
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}") from None
-        if not math.isfinite(value) or not (
-            (low is None or value >= low) and (high is None or value <= high)
-        ):
+        if not (math.isfinite(value) and value >= low and (high is None or value <= high)):
             raise argparse.ArgumentTypeError(f"expected {allowed}, got {text}")
         return value
 
