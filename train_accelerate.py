@@ -70,7 +70,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from geogan_hf.cli import ranged, run_command
+from geogan_hf.arguments import ranged
+from geogan_hf.cli import run_command
 from geogan_hf.data import PairedAttributeDataset, load_face_dataset
 from geogan_hf.errors import CheckpointError, DatasetError
 from geogan_hf.geometry import flow_to_rgb

@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .arguments import ranged
 from .errors import GeoGANError
 
 __all__ = [
     "build_transfer_parser",
     "eval_main",
     "prepare_main",
-    "ranged",
     "run_command",
     "run_transfer",
     "synth_main",
@@ -105,25 +104,6 @@ def _show_note(message, category, *args, **kwargs) -> None:
 def _module_main(module: str, argv: Sequence[str] | None) -> int:
     mod = importlib.import_module(f"geogan_hf.{module}")
     return _run_cli(mod.build_parser(), mod.run, argv)
-
-
-def ranged(
-    kind: type[int] | type[float], low: float, high: float | None = None
-) -> Callable[[str], Any]:
-    """An argparse ``type``: a finite ``kind`` (int or float) in ``[low, high]`` (None: open)."""
-    noun = "an integer" if kind is int else "a number"
-    allowed = f"{noun} >= {low}" if high is None else f"{noun} in [{low}, {high}]"
-
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}") from None
-        if not (math.isfinite(value) and value >= low and (high is None or value <= high)):
-            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text}")
-        return value
-
-    return parse
 
 
 def _device(text: str) -> str:

@@ -46,7 +46,7 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from geogan_hf.align import align_face
-from geogan_hf.cli import ranged
+from geogan_hf.arguments import ranged
 from geogan_hf.errors import DatasetError, ModelLoadError, NoFaceError, UnknownAttributeError
 from geogan_hf.geometry import (
     flow_jacobian_determinant,

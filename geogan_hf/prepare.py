@@ -29,7 +29,7 @@ from typing import Any
 
 import datasets
 
-from geogan_hf.cli import ranged
+from geogan_hf.arguments import ranged
 from geogan_hf.data import find_image_column, image_source, load_face_dataset
 from geogan_hf.errors import DatasetError, InvalidImageError
 from geogan_hf.imageio import load_image

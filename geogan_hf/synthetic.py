@@ -65,7 +65,7 @@ from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from geogan_hf.align import align_face, paste_back
-from geogan_hf.cli import ranged
+from geogan_hf.arguments import ranged
 from geogan_hf.errors import DatasetError, NoFaceError
 from geogan_hf.geometry import pixel_to_normalized, tps_flow, warp_with_flow
 from geogan_hf.landmarks import detect_faces
