@@ -31,8 +31,10 @@ Accumulation: each micro-batch enters ``accelerator.accumulate(generator, discri
 exactly once (every call advances Accelerate's counter); the optimizers of both models
 step together when ``accelerator.sync_gradients`` is true, and the global step is counted
 once there. The learning-rate schedules are stepped by hand once per global step (an
-Accelerate-prepared scheduler would advance once per process) and saved with
-``register_for_checkpointing``.
+Accelerate-prepared scheduler would advance once per process).
+
+Checkpoints (:func:`save_checkpoint`) are safetensors and JSON only, written atomically;
+resuming reads no pickle and refuses a checkpoint that holds one (:func:`load_checkpoint`).
 """
 
 from __future__ import annotations
@@ -43,10 +45,14 @@ import json
 import logging
 import math
 import os
+import random
+import re
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
@@ -56,12 +62,18 @@ from accelerate.utils import (
     gather_object,
     set_seed,
 )
+from datasets import IterableDataset
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from geogan_hf.arguments import ranged
+from geogan_hf.cli import run_command
 from geogan_hf.data import PairedAttributeDataset, dataset_terms, load_face_dataset
+from geogan_hf.errors import CheckpointError, DatasetError
 from geogan_hf.geometry import flow_to_rgb
 from geogan_hf.losses import (
     LossWeights,
@@ -69,20 +81,38 @@ from geogan_hf.losses import (
     generator_loss,
     landmark_error_pixels,
 )
-from geogan_hf.model import GeoGAN, GeoGANDiscriminator
+from geogan_hf.model import (
+    CONFIG_RANGES,
+    WEIGHTS_NAME,
+    GeoGAN,
+    GeoGANDiscriminator,
+    load_weights_strict,
+)
 
 logger = get_logger(__name__)
 
 GENERATOR_DIR = "generator"  # inside a checkpoint-STEP folder
 DISCRIMINATOR_DIR = "discriminator"
+CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
+PARTIAL_SUFFIX = ".partial"  # a checkpoint being written
+STATE_NAME = "training_state.json"  # written last: a checkpoint without it is incomplete
+STATE_FORMAT = 1
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".bin", ".pt", ".pth", ".ckpt")
 GENERATOR_PARTS = ("flow", "mask", "refine", "remove")  # GeoGAN's ``{part}_net`` modules
 
 
 # ----------------------------------------------------------------------------- arguments
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Command-line arguments of the training script."""
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line arguments of the training script, with their allowed ranges."""
+    positive, non_negative = ranged(int, 1), ranged(int, 0)
+    fraction = ranged(float, 0, 1)
+
+    def config_range(key: str) -> Callable[[str], Any]:  # the range config.json allows
+        low, high = CONFIG_RANGES[key]
+        return ranged(type(low), low, high)
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     data = parser.add_argument_group("data")
     data.add_argument("--dataset_name", required=True, help="Hub dataset id or local folder.")
@@ -99,9 +129,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     data.add_argument("--landmark_column", default="landmarks")
     data.add_argument("--attributes", nargs="+", default=["Mustache"], help="CelebA names.")
-    data.add_argument("--resolution", type=int, default=256)
-    data.add_argument("--flip_prob", type=float, default=0.5)
-    data.add_argument("--dataloader_num_workers", type=int, default=0)
+    data.add_argument("--resolution", type=config_range("image_size"), default=256)
+    data.add_argument("--flip_prob", type=fraction, default=0.5)
+    data.add_argument("--dataloader_num_workers", type=non_negative, default=0)
+    data.add_argument(
+        "--max_train_samples", type=positive, default=None, help="Use the first N rows only."
+    )
 
     model = parser.add_argument_group("model")
     model.add_argument(
@@ -115,42 +148,52 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="Generator sub-networks to keep at their initial weights (with --geometry_prior "
         "a frozen flow or mask part keeps that output exactly the prior's).",
     )
-    model.add_argument("--ngf", type=int, default=16)
-    model.add_argument("--n_blocks", type=int, default=3)
-    model.add_argument("--ndf", type=int, default=64)
-    model.add_argument("--n_scales", type=int, default=3, help="Discriminator scales.")
+    model.add_argument("--ngf", type=config_range("ngf"), default=16)
+    model.add_argument("--n_blocks", type=config_range("n_blocks"), default=3)
+    model.add_argument("--ndf", type=config_range("ndf"), default=64)
+    model.add_argument(
+        "--n_scales", type=config_range("n_scales"), default=3, help="Discriminator scales."
+    )
 
     train = parser.add_argument_group("training")
-    train.add_argument("--train_batch_size", type=int, default=24, help="Per device.")
-    train.add_argument("--num_train_epochs", type=int, default=100)
-    train.add_argument("--max_train_steps", type=int, default=None, help="Overrides epochs.")
-    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    train.add_argument("--learning_rate", type=float, default=1e-4)
-    train.add_argument("--adam_beta1", type=float, default=0.9)
-    train.add_argument("--adam_beta2", type=float, default=0.999)
-    train.add_argument("--lr_decay_every", type=int, default=20, help="In --lr_decay_unit.")
+    train.add_argument("--train_batch_size", type=positive, default=24, help="Per device.")
+    train.add_argument("--num_train_epochs", type=positive, default=100)
+    train.add_argument("--max_train_steps", type=positive, default=None, help="Overrides epochs.")
+    train.add_argument("--gradient_accumulation_steps", type=positive, default=1)
+    train.add_argument("--learning_rate", type=ranged(float, 0), default=1e-4)
+    train.add_argument("--adam_beta1", type=fraction, default=0.9)
+    train.add_argument("--adam_beta2", type=fraction, default=0.999)
+    train.add_argument("--lr_decay_every", type=positive, default=20, help="In --lr_decay_unit.")
     train.add_argument("--lr_decay_unit", choices=["epochs", "steps"], default="epochs")
-    train.add_argument("--lr_decay_generator", type=float, default=0.4)
-    train.add_argument("--lr_decay_discriminator", type=float, default=0.2)
-    train.add_argument("--alpha", type=float, default=0.1, help="Refinement scale after warm-up.")
-    train.add_argument("--alpha_warmup_epochs", type=float, default=10.0)
-    train.add_argument("--alpha_warmup_steps", type=int, default=None, help="Overrides epochs.")
-    train.add_argument("--max_grad_norm", type=float, default=None)
-    train.add_argument("--ema_decay", type=float, default=None, help="e.g. 0.999; off if unset.")
+    train.add_argument("--lr_decay_generator", type=fraction, default=0.4)
+    train.add_argument("--lr_decay_discriminator", type=fraction, default=0.2)
+    train.add_argument(
+        "--alpha", type=config_range("alpha"), default=0.1, help="Refinement scale after warm-up."
+    )
+    train.add_argument("--alpha_warmup_epochs", type=ranged(float, 0), default=10.0)
+    train.add_argument(
+        "--alpha_warmup_steps", type=non_negative, default=None, help="Overrides epochs."
+    )
+    train.add_argument("--max_grad_norm", type=ranged(float, 0), default=None)
+    train.add_argument("--ema_decay", type=fraction, default=None, help="e.g. 0.999; off if unset.")
     for name, value in LossWeights().to_dict().items():
-        train.add_argument(f"--lambda_{name}", type=float, default=value)
+        train.add_argument(f"--lambda_{name}", type=ranged(float, 0), default=value)
     train.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default=None)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--allow_tf32", action="store_true", help="TF32 matmuls on Ampere+ GPUs (faster)."
+    )
 
     out = parser.add_argument_group("outputs")
     out.add_argument("--output_dir", default="geogan-model")
     out.add_argument("--logging_dir", default="logs", help="Relative to --output_dir.")
     out.add_argument("--report_to", default="tensorboard", help='"tensorboard", "all", "none".')
-    out.add_argument("--logging_steps", type=int, default=10, help="Scalars every N steps.")
-    out.add_argument("--validation_steps", type=int, default=500)
-    out.add_argument("--num_validation_pairs", type=int, default=4)
-    out.add_argument("--checkpointing_steps", type=int, default=1000)
-    out.add_argument("--checkpoints_total_limit", type=int, default=None)
+    out.add_argument("--tracker_project_name", default="geogan", help="Tracker run name.")
+    out.add_argument("--logging_steps", type=positive, default=10, help="Scalars every N steps.")
+    out.add_argument("--validation_steps", type=positive, default=500)
+    out.add_argument("--num_validation_pairs", type=positive, default=4)
+    out.add_argument("--checkpointing_steps", type=positive, default=1000)
+    out.add_argument("--checkpoints_total_limit", type=positive, default=None)
     out.add_argument("--resume_from_checkpoint", default=None, help='"latest" or a path.')
     out.add_argument("--save_at_checkpoints", action="store_true", help="Also export models.")
     out.add_argument("--push_to_hub", action="store_true")
@@ -162,10 +205,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="Each process writes rank-R.json (process count, weight hash): for tests.",
     )
-    args = parser.parse_args(argv)
-    if args.max_train_steps is None and args.num_train_epochs < 1:
-        parser.error("--num_train_epochs must be >= 1 when --max_train_steps is not set")
-    return args
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parsed command-line arguments (out-of-range values exit with argparse's error)."""
+    return build_parser().parse_args(argv)
 
 
 def loss_weights(args: argparse.Namespace) -> LossWeights:
@@ -176,11 +221,6 @@ def loss_weights(args: argparse.Namespace) -> LossWeights:
 
 
 # ----------------------------------------------------------------------------- schedules
-
-
-def step_decay(factor: float, every: int) -> Callable[[int], float]:
-    """LambdaLR multiplier ``factor ** (step // every)`` (the official staircase decay)."""
-    return lambda step: factor ** (step // max(every, 1))
 
 
 def refinement_alpha(step: int, warmup_steps: int, alpha: float) -> float:
@@ -266,12 +306,17 @@ def training_step(
 
 
 def checkpoint_dirs(output_dir: str | os.PathLike) -> list[Path]:
-    """``checkpoint-STEP`` folders of a run, oldest first."""
+    """``checkpoint-STEP`` folders of a run, oldest first; other names are ignored."""
     root = Path(output_dir)
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("checkpoint-")]
+    found = [p for p in root.iterdir() if p.is_dir() and CHECKPOINT_NAME.fullmatch(p.name)]
     return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def is_complete(checkpoint: Path) -> bool:
+    """Whether a checkpoint was written to the end (its ``training_state.json`` comes last)."""
+    return (checkpoint / STATE_NAME).is_file()
 
 
 def prune_checkpoints(output_dir: str | os.PathLike, keep: int | None) -> list[Path]:
@@ -289,38 +334,190 @@ def prune_checkpoints(output_dir: str | os.PathLike, keep: int | None) -> list[P
     return stale
 
 
-def register_model_hooks(accelerator: Accelerator) -> None:
-    """Save / load the two models as ``save_pretrained`` folders inside each checkpoint."""
+def save_state_file(path: Path, state: Any) -> None:
+    """Write a nested state (dicts, lists, tuples, tensors, numbers, strings) as safetensors.
 
-    def save_hook(models, weights, output_dir):
-        if accelerator.is_main_process:
-            for model in models:
-                core = accelerator.unwrap_model(model)
-                name = GENERATOR_DIR if isinstance(core, GeoGAN) else DISCRIMINATOR_DIR
-                core.save_pretrained(Path(output_dir, name))
-        while weights:  # the hook wrote them; Accelerate must not write them again
-            weights.pop()
+    The tensors are the file's tensors, named by their place in the state; everything else
+    is JSON in the file's metadata. :func:`load_state_file` reads it back, without pickle.
+    """
+    tensors: dict[str, torch.Tensor] = {}
 
-    def load_hook(models, input_dir):
-        while models:
-            core = accelerator.unwrap_model(models.pop())
-            cls = type(core)
-            name = GENERATOR_DIR if isinstance(core, GeoGAN) else DISCRIMINATOR_DIR
-            loaded = cls.from_pretrained(Path(input_dir, name))
-            core.load_state_dict(loaded.state_dict())
+    def encode(value: Any, where: str) -> Any:
+        if isinstance(value, torch.Tensor):
+            name = where if where not in tensors else f"{where}#{len(tensors)}"
+            tensors[name] = value.detach().cpu().contiguous()
+            return {"tensor": name}
+        if isinstance(value, dict):
+            return {"dict": [[k, encode(v, f"{where}/{k}")] for k, v in value.items()]}
+        if isinstance(value, tuple | list):
+            items = [encode(v, f"{where}/{i}") for i, v in enumerate(value)]
+            return {"tuple": items} if isinstance(value, tuple) else items
+        if value is None or isinstance(value, bool | int | float | str):
+            return value
+        raise TypeError(f"{path.name}: cannot store a {type(value).__name__} at {where}")
 
-    accelerator.register_save_state_pre_hook(save_hook)
-    accelerator.register_load_state_pre_hook(load_hook)
+    metadata = {"state": json.dumps(encode(state, path.stem))}
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def load_state_file(path: Path) -> Any:
+    """Read a state written by :func:`save_state_file`; :class:`CheckpointError` if unreadable."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+            layout = json.loads((f.metadata() or {})["state"])
+    except (SafetensorError, OSError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable training state ({e})") from e
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, list):
+            return [decode(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if "tensor" in value:
+            return tensors[value["tensor"]]
+        if "tuple" in value:
+            return tuple(decode(v) for v in value["tuple"])
+        return {k: decode(v) for k, v in value["dict"]}
+
+    try:
+        return decode(layout)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable training state ({e!r})") from e
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's random generators: Python, NumPy, torch (CPU and every CUDA device)."""
+    numpy_state = np.random.get_state(legacy=False)
+    numpy_state["state"]["key"] = numpy_state["state"]["key"].tolist()
+    return {
+        "python": random.getstate(),
+        "numpy": numpy_state,
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    random.setstate(state["python"])
+    numpy_state = state["numpy"]
+    key = np.asarray(numpy_state["state"]["key"], dtype=np.uint32)
+    np.random.set_state({**numpy_state, "state": {**numpy_state["state"], "key": key}})
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(
+    accelerator: Accelerator,
+    checkpoint: Path,
+    step: int,
+    models: dict[str, nn.Module],
+    states: dict[str, Any],
+) -> None:
+    """Write the training state to ``checkpoint`` atomically; call it on every process.
+
+    Everything is written into ``<checkpoint>.partial`` and renamed when complete, so an
+    interrupted save never leaves a ``checkpoint-STEP`` folder. Layout: ``models`` as
+    ``save_pretrained`` folders; ``states`` (objects with ``state_dict``: optimizers,
+    schedulers, EMA, grad scaler) as ``NAME.safetensors``; ``rng-RANK.safetensors`` per
+    process; ``training_state.json`` (step, process count) last. No pickle anywhere.
+    """
+    partial = checkpoint.with_name(checkpoint.name + PARTIAL_SUFFIX)
+    if accelerator.is_main_process:
+        for stale in checkpoint.parent.glob(f"checkpoint-*{PARTIAL_SUFFIX}"):
+            shutil.rmtree(stale)  # a save interrupted earlier
+        partial.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    save_state_file(partial / f"rng-{accelerator.process_index}.safetensors", rng_state())
+    if accelerator.is_main_process:
+        for name, model in models.items():
+            accelerator.unwrap_model(model).save_pretrained(partial / name)
+        for name, obj in states.items():
+            save_state_file(partial / f"{name}.safetensors", obj.state_dict())
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        info = {"format": STATE_FORMAT, "step": step, "num_processes": accelerator.num_processes}
+        (partial / STATE_NAME).write_text(json.dumps(info, indent=2))
+        if checkpoint.exists():
+            shutil.rmtree(checkpoint)
+        partial.rename(checkpoint)
+    accelerator.wait_for_everyone()
+
+
+def refuse_pickles(checkpoint: Path) -> None:
+    """:class:`CheckpointError` if ``checkpoint`` holds files that loaders would unpickle."""
+    found = sorted(
+        p.relative_to(checkpoint).as_posix()
+        for p in checkpoint.rglob("*")
+        if p.suffix.lower() in PICKLE_SUFFIXES
+    )
+    if found:
+        raise CheckpointError(
+            f"{checkpoint}: refusing to resume, it holds pickle files ({', '.join(found[:5])}); "
+            "they are never loaded (unpickling can run any code). Checkpoints of this script "
+            "are safetensors and JSON only; delete these files or the folder."
+        )
+
+
+def load_checkpoint(
+    accelerator: Accelerator,
+    checkpoint: Path,
+    models: dict[str, nn.Module],
+    states: dict[str, Any],
+) -> int:
+    """Restore what :func:`save_checkpoint` wrote; returns the step. Reads no pickle.
+
+    Raises:
+        CheckpointError: pickle files, an incomplete folder, a missing or mismatched state.
+        ModelLoadError: model weights that do not match this run's models.
+    """
+    refuse_pickles(checkpoint)
+    if not is_complete(checkpoint):
+        raise CheckpointError(
+            f"{checkpoint}: incomplete checkpoint (no {STATE_NAME}: an interrupted save, "
+            "or written by an older version)"
+        )
+    try:
+        info = json.loads((checkpoint / STATE_NAME).read_text())
+        step = info["step"]
+        if info["format"] != STATE_FORMAT or type(step) is not int or step < 0:
+            raise ValueError(f"format {info['format']!r}, step {step!r}")
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{checkpoint / STATE_NAME}: not a training state ({e})") from e
+    for name, model in models.items():
+        load_weights_strict(accelerator.unwrap_model(model), checkpoint / name / WEIGHTS_NAME)
+    for name, obj in states.items():
+        path = checkpoint / f"{name}.safetensors"
+        if not path.is_file():
+            raise CheckpointError(f"{checkpoint}: no {path.name} (a different run set-up?)")
+        try:
+            obj.load_state_dict(load_state_file(path))
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{path}: does not match this run ({e})") from e
+    rng = checkpoint / f"rng-{accelerator.process_index}.safetensors"
+    if rng.is_file():
+        set_rng_state(load_state_file(rng))
+    else:  # saved by fewer processes: training continues, not bit-identically
+        logger.warning(f"{checkpoint}: no {rng.name}; random generators keep their seed")
+    return step
 
 
 def resolve_checkpoint(args: argparse.Namespace) -> Path | None:
-    """The checkpoint folder ``--resume_from_checkpoint`` asks for (``None``: start fresh)."""
+    """The checkpoint ``--resume_from_checkpoint`` asks for (``None``: start fresh).
+
+    ``latest`` is the newest complete ``checkpoint-STEP`` folder of ``--output_dir``.
+    """
     if not args.resume_from_checkpoint:
         return None
     if args.resume_from_checkpoint != "latest":
-        return Path(args.resume_from_checkpoint)
-    existing = checkpoint_dirs(args.output_dir)
-    return existing[-1] if existing else None
+        path = Path(args.resume_from_checkpoint)
+        if not path.is_dir():
+            raise CheckpointError(f"{path}: no such checkpoint folder")
+        return path
+    complete = [p for p in checkpoint_dirs(args.output_dir) if is_complete(p)]
+    return complete[-1] if complete else None
 
 
 # ----------------------------------------------------------------------------- logging
@@ -459,12 +656,12 @@ def latest_validation_grid(output_dir: Path) -> str | None:
     return newest.relative_to(output_dir).as_posix()
 
 
-def create_hub_repo(args: argparse.Namespace) -> str:
-    """Create (or find) the Hub repo of ``--push_to_hub``; returns its full id (``user/name``)."""
+def create_hub_repo(args: argparse.Namespace, output_dir: Path) -> str:
+    """Create (or find) the Hub model repo ``--push_to_hub`` uploads to; returns its id."""
     from huggingface_hub import create_repo
 
     return create_repo(
-        args.hub_model_id or Path(args.output_dir).name,
+        args.hub_model_id or output_dir.name,
         private=args.hub_private_repo,
         token=args.hub_token,
         exist_ok=True,
@@ -472,10 +669,10 @@ def create_hub_repo(args: argparse.Namespace) -> str:
 
 
 def push_to_hub(args: argparse.Namespace, output_dir: Path) -> str:
-    """Upload the exported models (not the checkpoints) to the Hub; returns the repo id."""
+    """Upload the exported models (not the checkpoints) to ``--hub_model_id``; returns it."""
     from huggingface_hub import upload_folder
 
-    repo_id = create_hub_repo(args)
+    repo_id = args.hub_model_id
     upload_folder(
         repo_id=repo_id,
         folder_path=output_dir,
@@ -500,6 +697,13 @@ def tracker_config(args: argparse.Namespace) -> dict[str, int | float | str | bo
     return config
 
 
+def first_rows(rows: Any, n: int) -> Any:
+    """The first ``n`` rows of a ``datasets.Dataset`` or ``IterableDataset``."""
+    if isinstance(rows, IterableDataset):
+        return rows.take(n)
+    return rows.select(range(min(n, len(rows))))
+
+
 def _collate(items):
     return torch.utils.data.default_collate(items)
 
@@ -521,11 +725,17 @@ def main(args: argparse.Namespace) -> dict:
         level=logging.INFO if accelerator.is_main_process else logging.WARNING,
     )
     logger.info(accelerator.state, main_process_only=False)
+    # the precision in effect (``accelerate launch --mixed_precision`` sets it outside args),
+    # as the summary and the model card record it
+    args.mixed_precision = accelerator.mixed_precision
+    if args.allow_tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     set_seed(args.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        if args.push_to_hub:  # before training: a bad token fails now; cards name the real id
-            args.hub_model_id = create_hub_repo(args)
+        if args.push_to_hub:  # a bad token or repo id fails now, not after training
+            args.hub_model_id = create_hub_repo(args, output_dir)
 
     # Data.
     with accelerator.main_process_first():
@@ -536,6 +746,8 @@ def main(args: argparse.Namespace) -> dict:
             streaming=args.streaming,
             cache_dir=args.cache_dir,
         )
+        if args.max_train_samples is not None:
+            rows = first_rows(rows, args.max_train_samples)
         dataset = PairedAttributeDataset(
             rows,
             args.attributes,
@@ -589,20 +801,20 @@ def main(args: argparse.Namespace) -> dict:
     # Steps and schedules (in optimisation steps, after sharding and accumulation).
     steps_per_epoch = math.ceil(len(dataloader) / args.gradient_accumulation_steps)
     if steps_per_epoch == 0:
-        raise ValueError(
+        raise DatasetError(
             f"the dataset has {len(dataset)} pairs, fewer than one batch of "
             f"{args.train_batch_size} x {accelerator.num_processes} processes"
         )
     max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
     decay_every = args.lr_decay_every * (steps_per_epoch if args.lr_decay_unit == "epochs" else 1)
-    scheduler_g = torch.optim.lr_scheduler.LambdaLR(
-        optimizer_g.optimizer, step_decay(args.lr_decay_generator, decay_every)
+    # the official staircase decay: lr * factor ** (step // decay_every)
+    scheduler_g = torch.optim.lr_scheduler.StepLR(
+        optimizer_g.optimizer, decay_every, args.lr_decay_generator
     )
-    scheduler_d = torch.optim.lr_scheduler.LambdaLR(
-        optimizer_d.optimizer, step_decay(args.lr_decay_discriminator, decay_every)
+    scheduler_d = torch.optim.lr_scheduler.StepLR(
+        optimizer_d.optimizer, decay_every, args.lr_decay_discriminator
     )
-    accelerator.register_for_checkpointing(scheduler_g, scheduler_d)
     warmup = args.alpha_warmup_steps
     if warmup is None:
         warmup = round(args.alpha_warmup_epochs * steps_per_epoch)
@@ -615,22 +827,34 @@ def main(args: argparse.Namespace) -> dict:
             use_buffers=True,
         )
         set_requires_grad(ema, False)
-        accelerator.register_for_checkpointing(ema)
-    register_model_hooks(accelerator)
+    # What a checkpoint holds (see save_checkpoint); Accelerate's save_state would pickle.
+    models = {GENERATOR_DIR: generator, DISCRIMINATOR_DIR: discriminator}
+    states = {
+        "optimizer_g": optimizer_g,
+        "optimizer_d": optimizer_d,
+        "scheduler_g": scheduler_g,
+        "scheduler_d": scheduler_d,
+    }
+    if ema is not None:
+        states["ema"] = ema
+    if accelerator.scaler is not None:
+        states["grad_scaler"] = accelerator.scaler
 
     weights = loss_weights(args)
     if accelerator.is_main_process:
-        accelerator.init_trackers("geogan", config=tracker_config(args))
+        accelerator.init_trackers(args.tracker_project_name, config=tracker_config(args))
 
     # Resume.
     global_step, first_epoch, resume_batches = 0, 0, 0
     checkpoint = resolve_checkpoint(args)
     if args.resume_from_checkpoint and checkpoint is None:
         logger.info("No checkpoint to resume from; starting a new run.")
+    incomplete = [p.name for p in checkpoint_dirs(output_dir) if not is_complete(p)]
+    if args.resume_from_checkpoint == "latest" and incomplete:
+        logger.info(f"Ignoring incomplete checkpoints: {', '.join(incomplete)}")
     if checkpoint is not None:
-        logger.info(f"Resuming from {checkpoint}")
-        accelerator.load_state(str(checkpoint))
-        global_step = int(checkpoint.name.split("-")[1])
+        global_step = load_checkpoint(accelerator, checkpoint, models, states)
+        logger.info(f"Resuming from {checkpoint} at step {global_step}")
         first_epoch = global_step // steps_per_epoch
         resume_batches = (global_step % steps_per_epoch) * args.gradient_accumulation_steps
 
@@ -693,7 +917,7 @@ def main(args: argparse.Namespace) -> dict:
                         logger.info(f"Removed old checkpoint {stale}")
                 accelerator.wait_for_everyone()
                 save_path = output_dir / f"checkpoint-{global_step}"
-                accelerator.save_state(str(save_path))
+                save_checkpoint(accelerator, save_path, global_step, models, states)
                 if args.save_at_checkpoints and accelerator.is_main_process:
                     card = model_card_kwargs(args, dataset, global_step, num_epochs, last_parts)
                     export_generator = _export_generator(accelerator, generator, ema)
@@ -765,4 +989,5 @@ def _export_generator(accelerator: Accelerator, generator: nn.Module, ema) -> Ge
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    # bad input (arguments, data, checkpoints, paths): one line on stderr and exit code 2
+    raise SystemExit(run_command(build_parser(), main))

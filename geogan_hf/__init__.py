@@ -41,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "ExperimentalAttributeWarning": "errors",
     "UntrainedModelWarning": "errors",
     "ModelLoadError": "errors",
+    "CheckpointError": "errors",
     "MissingLandmarksError": "errors",
     "DatasetError": "errors",
 }

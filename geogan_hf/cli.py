@@ -1,8 +1,10 @@
 """Console entry points: ``geogan-transfer``, ``geogan-prepare``, ``geogan-synth``, ``geogan-eval``.
 
-One error policy for all of them: bad input (any :class:`~geogan_hf.errors.GeoGANError`,
-a bad command-line argument, an unwritable output) prints ``error: <message>`` on one line
-to stderr and exits with code 2, never a traceback. Modules with a command line provide
+One error policy for all of them (and ``train_accelerate.py``, through
+:func:`run_command`): bad input (any :class:`~geogan_hf.errors.GeoGANError`, an
+:class:`OSError` such as a missing or unwritable path, a command-line argument out of its
+range) prints ``error: <message>`` on one line to stderr and exits with code 2, never a
+traceback. Modules with a command line provide
 ``build_parser()`` and ``run(args) -> int``; they are imported only when their command
 runs, so ``geogan-transfer --help`` does not load the training stack.
 """
@@ -15,14 +17,16 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
+from .arguments import ranged
 from .errors import GeoGANError
 
 __all__ = [
     "build_transfer_parser",
     "eval_main",
     "prepare_main",
+    "run_command",
     "run_transfer",
     "synth_main",
     "transfer_main",
@@ -44,33 +48,52 @@ def _fail(message: object) -> NoReturn:
     raise SystemExit(EXIT_BAD_INPUT)
 
 
-def _run_cli(
+def run_command(
     parser: argparse.ArgumentParser,
-    run: Callable[[argparse.Namespace], int | None],
-    argv: Sequence[str] | None,
+    run: Callable[[argparse.Namespace], Any],
+    argv: Sequence[str] | None = None,
 ) -> int:
-    """Parse ``argv`` and call ``run``, turning bad input into a one-line message and code 2."""
+    """Parse ``argv`` and call ``run``, turning bad input into a one-line message and code 2.
+
+    Returns:
+        ``run``'s exit code (0 when it returns something else), 2 on bad input, 130 when
+        interrupted.
+    """
 
     def error(message: str) -> NoReturn:
         _fail(f"{message} (see {parser.prog} --help)")
 
     parser.error = error  # argparse would print the usage block too
     args = parser.parse_args(argv)
-    from .runtime import configure_cpu_runtime  # after parsing: --help stays fast
-
-    configure_cpu_runtime()
     try:
-        with warnings.catch_warnings():
-            # the library's own notes (experimental attribute, untrained model): one line each
-            warnings.simplefilter("always")
-            warnings.showwarning = _show_note
-            return int(run(args) or 0)
-    except GeoGANError as err:
+        code = run(args)
+        return code if isinstance(code, int) else 0
+    except (GeoGANError, OSError) as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def _run_cli(
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace], int | None],
+    argv: Sequence[str] | None,
+) -> int:
+    """:func:`run_command` with the CPU runtime set and warnings shown as one-line notes."""
+
+    def noted(args: argparse.Namespace) -> int | None:
+        from .runtime import configure_cpu_runtime  # after parsing: --help stays fast
+
+        configure_cpu_runtime()
+        with warnings.catch_warnings():
+            # the library's own notes (experimental attribute, untrained model): one line each
+            warnings.simplefilter("always")
+            warnings.showwarning = _show_note
+            return run(args)
+
+    return run_command(parser, noted, argv)
 
 
 def _show_note(message, category, *args, **kwargs) -> None:
@@ -83,34 +106,31 @@ def _module_main(module: str, argv: Sequence[str] | None) -> int:
     return _run_cli(mod.build_parser(), mod.run, argv)
 
 
-def _strength(text: str) -> float:
+def _device(text: str) -> str:
+    """An argparse ``type``: ``auto``, or a CPU, CUDA or MPS device present on this machine."""
+    if text == "auto":
+        return text
+    import torch
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"strength must be a number, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"strength must be in [0, 1], got {text}")
-    return value
-
-
-def _face_index(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"face index must be an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"face index must be >= 0, got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"unknown device {text!r} (expected auto, cpu, cuda, cuda:N or mps)"
+        ) from None
+    if device.type == "cuda":
+        present = torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+    elif device.type == "mps":
+        present = torch.backends.mps.is_available()
+    elif device.type == "cpu":
+        present = True
+    else:
+        raise argparse.ArgumentTypeError(
+            f"unsupported device {text!r} (expected auto, cpu, cuda, cuda:N or mps)"
+        )
+    if not present:
+        raise argparse.ArgumentTypeError(f"device {text!r} is not available on this machine")
+    return text
 
 
 def build_transfer_parser() -> argparse.ArgumentParser:
@@ -140,13 +160,16 @@ def build_transfer_parser() -> argparse.ArgumentParser:
         help="Hub repo id or local folder of a trained GeoGAN (default: the geometry prior)",
     )
     parser.add_argument(
-        "--strength", type=_strength, default=1.0, help="edit weight in [0, 1] (default: 1)"
+        "--strength",
+        type=ranged(float, 0, 1),
+        default=1.0,
+        help="edit weight in [0, 1] (default: 1)",
     )
     parser.add_argument(
-        "--source-face", type=_face_index, default=0, help="source face index (0 = largest)"
+        "--source-face", type=ranged(int, 0), default=0, help="source face index (0 = largest)"
     )
     parser.add_argument(
-        "--exemplar-face", type=_face_index, default=0, help="exemplar face index (0 = largest)"
+        "--exemplar-face", type=ranged(int, 0), default=0, help="exemplar face index (0 = largest)"
     )
     parser.add_argument(
         "--save-intermediates",
@@ -158,16 +181,18 @@ def build_transfer_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--landmarks", choices=LANDMARK_BACKENDS, default="dlib", help="landmark backend"
     )
-    parser.add_argument("--device", default="auto", help="torch device (default: auto)")
+    parser.add_argument(
+        "--device", type=_device, default="auto", help="auto (default), cpu, cuda, cuda:N or mps"
+    )
     parser.add_argument(
         "--work-size",
-        type=_positive_int,
+        type=ranged(int, 1),
         default=DEFAULT_WORK_SIZE,
         help=f"largest side of the high-resolution face crop (default: {DEFAULT_WORK_SIZE})",
     )
     parser.add_argument(
         "--max-pixels",
-        type=_positive_int,
+        type=ranged(int, 1),
         default=DEFAULT_MAX_PIXELS,
         help=f"largest accepted photo, width x height (default: {DEFAULT_MAX_PIXELS:,})",
     )

@@ -55,6 +55,11 @@ class ModelLoadError(GeoGANError):
     """A checkpoint cannot be loaded: corrupt file or tensors that do not match the config."""
 
 
+class CheckpointError(ModelLoadError):
+    """A training checkpoint cannot be resumed: incomplete, unreadable, not of this run, or
+    holding pickle files (never loaded: unpickling can run any code)."""
+
+
 class MissingLandmarksError(GeoGANError, ValueError):
     """Landmarks are required (geometry prior) but were not given."""
 

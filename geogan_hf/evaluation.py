@@ -46,6 +46,7 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from geogan_hf.align import align_face
+from geogan_hf.arguments import ranged
 from geogan_hf.errors import DatasetError, ModelLoadError, NoFaceError, UnknownAttributeError
 from geogan_hf.geometry import (
     flow_jacobian_determinant,
@@ -443,10 +444,16 @@ def load_photo_pairs(
         NoFaceError: a photo without a face (``role`` says which side).
     """
     listing = Path(path)
-    if not listing.is_file():
+    if not listing.exists():
         raise DatasetError(f"photo pair list not found: {listing}")
+    if listing.is_dir():
+        raise DatasetError(f"photo pair list is a folder, not a JSON Lines file: {listing}")
+    try:
+        text = listing.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"photo pair list is not UTF-8 text: {listing} ({err})") from err
     rows = []
-    for number, line in enumerate(listing.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -667,15 +674,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--split", default="eval", help="split holding the quadruples (default eval)"
     )
     parser.add_argument(
-        "--size", type=int, default=None,
+        "--size", type=ranged(int, 16, 4096), default=None,
         help="alignment size (default: the model's image_size, else the data's image size)",
     )  # fmt: skip
-    parser.add_argument("--num-pairs", type=int, default=None, help="evaluate the first N pairs")
+    parser.add_argument(
+        "--num-pairs", type=ranged(int, 1), default=None, help="evaluate the first N pairs"
+    )
     parser.add_argument("--grid", default="geogan-eval-grid.png", help="PNG grid to write")
     parser.add_argument(
-        "--grid-pairs", type=int, default=6, help="pairs shown in the grid (default 6)"
+        "--grid-pairs", type=ranged(int, 0), default=6, help="pairs shown in the grid (default 6)"
     )
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=ranged(int, 1), default=16)
     return parser
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.resources
 import json
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,6 +73,21 @@ PAPER_URL = "https://arxiv.org/abs/1811.12670"
 FLOW_HEAD_INIT_SCALE = 0.01  # paper mode: initial flow head weights x this (near-identity warp)
 CARD_TAGS = ["geogan", "gan", "face-editing", "facial-attribute-transfer"]
 CODE_LICENSE = "apache-2.0"  # of geogan_hf; trained weights carry their data's terms instead
+# Allowed values of the numeric config.json keys, checked before a model is built: configs
+# are shared files, and n_blocks 10**7 or n_downsample 40 allocate until the kernel kills
+# the process. Nine blocks is pix2pixHD's global generator; 1024 its widest layer.
+CONFIG_RANGES: dict[str, tuple[int, int] | tuple[float, float]] = {
+    "image_size": (8, 4096),
+    "ngf": (1, 128),
+    "n_blocks": (0, 9),
+    "n_downsample": (1, 6),
+    "refine_blocks": (0, 9),
+    "flow_scale": (0.0, 10.0),
+    "alpha": (0.0, 1.0),
+    "ndf": (1, 128),
+    "n_scales": (1, 5),
+}
+MAX_WIDTH = 1024  # ngf * 2**n_downsample: the generator's bottleneck width
 
 
 class GeoGANOutput(TransferOutput):
@@ -152,6 +168,9 @@ class _HubMixin(
             if subfolder:
                 pretrained_model_name_or_path = _subfolder_dir(name, subfolder, kwargs)
             return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except AttributeError as e:
+            # the mixin calls ``config.items()`` before ``_from_pretrained`` sees the config
+            raise ModelLoadError(f"{name}/{CONFIG_NAME}: not a JSON object ({e})") from e
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ModelLoadError(f"{name}: {CONFIG_NAME} is not valid JSON ({e})") from e
         except HFValidationError as e:
@@ -179,6 +198,7 @@ class _HubMixin(
         unknown = sorted(set(config) - known)
         if unknown:
             raise ModelLoadError(f"{model_id}/{CONFIG_NAME}: unknown keys {unknown}")
+        validate_config(config, f"{model_id}/{CONFIG_NAME}")
         try:
             model = cls(**model_kwargs)
         except (TypeError, ValueError) as e:
@@ -294,10 +314,48 @@ def _subfolder_dir(model_id: str, subfolder: str, kwargs: dict[str, Any]) -> Pat
     if not folder.is_dir():
         raise ModelLoadError(f"{model_id}: no subfolder {subfolder!r}")
     return folder
+def validate_config(config: dict[str, Any], where: str) -> None:
+    """Check the types and ranges of a model config; raise :class:`ModelLoadError` naming the key.
+
+    The attribute names and ``norm``'s value are checked by the constructors.
+    """
+
+    def bad(key: str, allowed: str) -> ModelLoadError:
+        return ModelLoadError(f"{where}: {key} must be {allowed}, got {config[key]!r}")
+
+    for key, (low, high) in CONFIG_RANGES.items():
+        if key not in config:
+            continue
+        value = config[key]
+        if isinstance(low, int):
+            if type(value) is not int or not low <= value <= high:
+                raise bad(key, f"an integer in [{low}, {high}]")
+        elif type(value) not in (int, float) or not (math.isfinite(value) and low <= value <= high):
+            raise bad(key, f"a number in [{low}, {high}]")
+    if not isinstance(config.get("geometry_prior", False), bool):
+        raise bad("geometry_prior", "true or false")
+    if not isinstance(config.get("norm", NORMS[0]), str):
+        raise bad("norm", f"one of {list(NORMS)}")
+    attributes = config.get("attributes", [])
+    if not isinstance(attributes, list) or not all(isinstance(a, str) for a in attributes):
+        raise bad("attributes", "a list of attribute names")
+    width = config.get("ngf", 16) * 2 ** config.get("n_downsample", 3)
+    if width > MAX_WIDTH:
+        raise ModelLoadError(
+            f"{where}: ngf * 2**n_downsample must be at most {MAX_WIDTH}, got {width}"
+        )
+
+
+def _some(names: Sequence[str]) -> str:
+    """The first five names, and how many more."""
+    return ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
 
 
 def load_weights_strict(model: nn.Module, path: Path, map_location: str = "cpu") -> None:
-    """Load a safetensors file into ``model``; raise :class:`ModelLoadError` on any mismatch."""
+    """Load a safetensors file into ``model``; raise :class:`ModelLoadError` on any mismatch.
+
+    Non-finite values (NaN, inf) are refused too: such a model outputs nothing usable.
+    """
     try:
         state = load_file(str(path), device=map_location)
     except (SafetensorError, OSError, ValueError) as e:
@@ -317,10 +375,14 @@ def load_weights_strict(model: nn.Module, path: Path, map_location: str = "cpu")
         ("mis-shaped", mis_shaped),
     ):
         if names:
-            shown = ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
-            problems.append(f"{label} tensors: {shown}")
+            problems.append(f"{label} tensors: {_some(names)}")
     if problems:
         raise ModelLoadError(f"{path}: weights do not match the config; " + "; ".join(problems))
+    non_finite = sorted(
+        k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()
+    )
+    if non_finite:
+        raise ModelLoadError(f"{path}: non-finite values (NaN or inf) in {_some(non_finite)}")
     model.load_state_dict(state, strict=True)
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import datasets
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from geogan_hf.arguments import ranged
 from geogan_hf.data import (
     dataset_terms,
     find_image_column,
@@ -208,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep rows without a face (has_face=False, null landmarks) instead of dropping them",
     )
-    parser.add_argument("--num_proc", type=int, default=1, help="processes for datasets.map")
+    parser.add_argument(
+        "--num_proc", type=ranged(int, 1), default=1, help="processes for datasets.map"
+    )
     parser.add_argument("--cache_dir", default=None, help="datasets cache folder")
     return parser
 

@@ -65,6 +65,7 @@ from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from geogan_hf.align import align_face, paste_back
+from geogan_hf.arguments import ranged
 from geogan_hf.errors import DatasetError, NoFaceError
 from geogan_hf.geometry import pixel_to_normalized, tps_flow, warp_with_flow
 from geogan_hf.landmarks import detect_faces
@@ -769,13 +770,17 @@ def build_parser() -> argparse.ArgumentParser:
         "mustaches, goatees and glasses with known ground truth) as a save_to_disk dataset.",
     )
     parser.add_argument("--output", required=True, help="folder to write the dataset to")
-    parser.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
-    parser.add_argument("--num-train", type=int, default=1000, help="training rows (default 1000)")
     parser.add_argument(
-        "--num-eval", type=int, default=100, help="evaluation quadruples (default 100)"
+        "--size", type=ranged(int, 32, 4096), default=128, help="image side in pixels (default 128)"
     )
     parser.add_argument(
-        "--num-validation", type=int, default=0,
+        "--num-train", type=ranged(int, 1), default=1000, help="training rows (default 1000)"
+    )
+    parser.add_argument(
+        "--num-eval", type=ranged(int, 1), default=100, help="evaluation quadruples (default 100)"
+    )
+    parser.add_argument(
+        "--num-validation", type=ranged(int, 0), default=0,
         help="validation quadruples of the training faces (default 0: no validation split)",
     )  # fmt: skip
     parser.add_argument(
@@ -803,12 +808,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``geogan-synth``; returns the exit code."""
-    if args.size < 32:
-        raise DatasetError(f"--size must be at least 32 px, got {args.size}")
-    if args.num_train < 1 or args.num_eval < 1 or args.num_validation < 0:
-        raise DatasetError(
-            "--num-train and --num-eval must be at least 1, --num-validation at least 0"
-        )
+    os.makedirs(args.output, exist_ok=True)  # an unwritable path fails now, not after the work
     data = generate_synthetic_dataset(
         args.output,
         size=args.size,

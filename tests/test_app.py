@@ -146,8 +146,11 @@ def test_experimental_attributes_and_untrained_models_are_said(app, pipe, images
     assert "never trained" not in app.model_panel(pipe)
 
 
-def test_corrupt_checkpoint_exits_with_one_line(app, tmp_path, capsys):
-    (tmp_path / "config.json").write_text("{}")
+@pytest.mark.parametrize(
+    "config", ["{}", '{"n_downsample": 40, "image_size": 1099511627776}', "null"]
+)
+def test_corrupt_checkpoint_exits_with_one_line(app, tmp_path, capsys, config):
+    (tmp_path / "config.json").write_text(config)
     (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(SystemExit) as exit_info:
         app.main(["--model", str(tmp_path)])

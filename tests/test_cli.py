@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from geogan_hf.cli import eval_main, prepare_main, synth_main, transfer_main
 from geogan_hf.samples import load_sample
 
 REPO = Path(__file__).resolve().parent.parent
+ABSENT_GPU = "cuda:99" if torch.cuda.is_available() else "cuda"
 
 
 def exit_code(main, argv: list[str]) -> int:
@@ -79,7 +81,13 @@ BAD_INPUTS = {
     "too large": (["source", "exemplar"], ["--max-pixels", "1000"], "above the limit of 1,000"),
     "missing model dir": (["source", "exemplar"], ["--model", "./no/such/dir"], "does not exist"),
     "model dir without model": (["source", "exemplar"], ["--model", "{empty_dir}"], "config.json"),
-    "strength": (["source", "exemplar"], ["--strength", "1.5"], "strength must be in [0, 1]"),
+    "strength": (
+        ["source", "exemplar"],
+        ["--strength", "1.5"],
+        "--strength: expected a number in [0, 1], got 1.5",
+    ),
+    "unknown device": (["source", "exemplar"], ["--device", "quantum"], "unknown device 'quantum'"),
+    "absent device": (["source", "exemplar"], ["--device", ABSENT_GPU], "is not available"),
     "output format": (["source", "exemplar"], ["-o", "{tmp}/out.xyz"], "unknown image format"),
 }
 
@@ -124,3 +132,37 @@ def test_module_commands_are_wired(main, prog, capsys):
     assert info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "required" in lines[0]
+
+
+SMALL_SYNTH = ["--size", "48", "--num-train", "2", "--num-eval", "1", "--no-progress"]
+
+
+@pytest.mark.parametrize(
+    ("main", "argv", "message"),
+    [
+        (synth_main, ["--output", "/proc/geogan/out", *SMALL_SYNTH], "/proc/geogan"),
+        (prepare_main, ["--dataset_name", "{tmp}/missing", "--output_dir", "{tmp}/o"], "missing"),
+        (eval_main, ["--model", "{tmp}/broken", "--pairs", "/dev/null"], "not a JSON object"),
+        (eval_main, ["--model", "prior", "--pairs", "/dev/null"], "no photo pairs in /dev/null"),
+        (eval_main, ["--model", "prior", "--pairs", "x", "--batch-size", "0"], "integer >= 1"),
+        (synth_main, ["--output", "{tmp}/o", "--size", "-1"], "--size: expected an integer"),
+    ],
+    ids=[
+        "unwritable output",
+        "missing dataset",
+        "broken model",
+        "empty pairs",
+        "batch size",
+        "size",
+    ],
+)
+def test_module_commands_report_bad_input_in_one_line(main, argv, message, tmp_path, capsys):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("null")
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert exit_code(main, argv) == 2
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.strip().splitlines() if not line.startswith("note: ")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert message in lines[0]

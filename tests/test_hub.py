@@ -182,6 +182,59 @@ def test_bad_config_or_missing_files_raise_model_load_error(saved, tmp_path):
         GeoGAN.from_pretrained(tmp_path / "does" / "not" / "exist")
 
 
+BAD_CONFIGS = {
+    # each fails before any network is built (none of them allocates on today's code either)
+    "list": ([4, 1], "not a JSON object"),
+    "null": (None, "not a JSON object"),
+    "negative width": ({"ngf": -8}, r"ngf must be an integer in \[1, 128\], got -8"),
+    "too many blocks": ({"n_blocks": 10}, r"n_blocks must be an integer in \[0, 9\]"),
+    "float blocks": ({"n_blocks": 2.0}, "n_blocks must be an integer"),
+    "bool width": ({"ngf": True}, "ngf must be an integer"),
+    "too deep": ({"n_downsample": 40}, r"n_downsample must be an integer in \[1, 6\]"),
+    "too wide": (
+        {"ngf": 128, "n_downsample": 6, "image_size": 100},
+        r"ngf \* 2\*\*n_downsample must be at most 1024, got 8192",
+    ),
+    "huge image": ({"image_size": 2**40}, r"image_size must be an integer in \[8, 4096\]"),
+    "string bool": ({"geometry_prior": "false"}, "geometry_prior must be true or false"),
+    "nan alpha": ({"alpha": float("nan")}, r"alpha must be a number in \[0.0, 1.0\]"),
+    "string alpha": ({"alpha": "0.1"}, "alpha must be a number"),
+    "attributes": ({"attributes": "Mustache"}, "attributes must be a list"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_config_types_and_ranges_are_checked(saved, tmp_path, case):
+    _, path = saved
+    ckpt = copy_checkpoint(path, tmp_path / "ckpt")
+    change, message = BAD_CONFIGS[case]
+    config = json.loads((ckpt / "config.json").read_text())
+    config = {**config, **change} if isinstance(change, dict) else change
+    (ckpt / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match=message):
+        GeoGAN.from_pretrained(ckpt)
+
+
+def test_discriminator_config_ranges_are_checked(tmp_path):
+    GeoGANDiscriminator(ndf=4, n_scales=1).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "n_scales": 0}))
+    with pytest.raises(ModelLoadError, match=r"n_scales must be an integer in \[1, 5\]"):
+        GeoGANDiscriminator.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(saved, tmp_path, value):
+    _, path = saved
+    ckpt = copy_checkpoint(path, tmp_path / "ckpt")
+    tensors = load_file(str(ckpt / "model.safetensors"))
+    name = sorted(tensors)[3]
+    tensors[name] = torch.full_like(tensors[name], value)
+    save_file(tensors, str(ckpt / "model.safetensors"))
+    with pytest.raises(ModelLoadError, match=f"non-finite values .* in {name}"):
+        GeoGAN.from_pretrained(ckpt)
+
+
 class _Trap:
     """Unpickling this writes a file: proof that a pickle was loaded."""
 

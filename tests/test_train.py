@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -91,7 +94,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _run(args: list[str], launcher: list[str] | None = None, timeout: int = 300):
+def _run(
+    args: list[str], launcher: list[str] | None = None, timeout: int = 300, returncode: int = 0
+):
     launcher = launcher or [sys.executable]
     result = subprocess.run(
         [*launcher, str(SCRIPT), *args],
@@ -101,8 +106,16 @@ def _run(args: list[str], launcher: list[str] | None = None, timeout: int = 300)
         timeout=timeout,
         cwd=ROOT,
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    assert result.returncode == returncode, result.stdout[-3000:] + result.stderr[-5000:]
     return result
+
+
+def _one_line_error(result) -> str:
+    """The error line of a run that failed on bad input: the last line, no traceback."""
+    assert "Traceback" not in result.stderr, result.stderr[-5000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: "), result.stderr[-3000:]
+    return line
 
 
 def _free_port() -> int:
@@ -136,6 +149,9 @@ def full_run(faces, tmp_path_factory) -> tuple[Path, str]:
         "3",
         "--report_to",
         "tensorboard",
+        "--tracker_project_name",
+        "geogan-test",
+        "--allow_tf32",
     ]
     launcher = ["accelerate", "launch", "--cpu", "--num_processes", "1", "--num_machines", "1"]
     launcher += ["--mixed_precision", "no", "--dynamo_backend", "no"]
@@ -162,12 +178,13 @@ def test_accelerate_launch_trains_and_exports_loadable_models(full_run):
     card = (out / "README.md").read_text()
     assert "Trained for 3 steps" in card and "`max_train_steps` | `3`" in card
     assert "EMA of the generator" in card
+    assert "`mixed_precision` | `no`" in card  # Accelerate's, set by the launcher
     # Validation grid: one row per pair (4), six 64-px columns with 2-px padding.
     from PIL import Image
 
     grid = Image.open(out / "validation" / "step-3.png")
     assert grid.size == (6 * 66 + 2, 4 * 66 + 2)
-    assert list((out / "logs").rglob("events.out.tfevents.*"))
+    assert list((out / "logs" / "geogan-test").rglob("events.out.tfevents.*"))
     assert "skipped 0 bad rows" in log and "Data at the end" in log
     with torch.no_grad():
         image = torch.zeros(1, 3, 64, 64)
@@ -182,13 +199,172 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(faces, full_run, tmp_p
     _run([*args, "--max_train_steps", "1"])  # stops after checkpoint-1, mid-epoch
     assert (out / "checkpoint-1").is_dir()
     log = _run([*args, "--max_train_steps", "3", "--resume_from_checkpoint", "latest"]).stderr
-    assert "Resuming from" in log and "checkpoint-1" in log
+    assert f"Resuming from {out / 'checkpoint-1'} at step 1" in log
     assert json.loads((out / "train_summary.json").read_text())["global_step"] == 3
     for sub in (".", "discriminator", "checkpoint-3/generator"):
         expected, got = _tensors(reference / sub), _tensors(out / sub)
         assert expected.keys() == got.keys()
         for name, tensor in expected.items():
             assert torch.equal(tensor, got[name]), f"{sub}: {name} differs after resuming"
+    # The training state equals the uninterrupted run's: optimizers (Adam moments and step
+    # counts), schedules, EMA. (Not the random generators: DataLoader iterators draw their
+    # seeds from them, and the resumed run started one more iterator; training uses none.)
+    names = {p.name for p in (reference / "checkpoint-3").glob("*.safetensors")}
+    names -= {"rng-0.safetensors"}
+    assert {"optimizer_g.safetensors", "scheduler_d.safetensors", "ema.safetensors"} <= names
+    assert names | {"rng-0.safetensors"} == {
+        p.name for p in (out / "checkpoint-3").glob("*.safetensors")
+    }
+    for name in sorted(names):
+        expected = train_accelerate.load_state_file(reference / "checkpoint-3" / name)
+        _assert_same_state(expected, train_accelerate.load_state_file(out / "checkpoint-3" / name))
+
+
+def _assert_same_state(expected, got, where: str = "") -> None:
+    assert type(expected) is type(got), where
+    if isinstance(expected, torch.Tensor):
+        assert expected.dtype == got.dtype and torch.equal(expected, got), where
+    elif isinstance(expected, dict):
+        assert expected.keys() == got.keys(), where
+        for key in expected:
+            _assert_same_state(expected[key], got[key], f"{where}/{key}")
+    elif isinstance(expected, list | tuple):
+        assert len(expected) == len(got), where
+        for i, (a, b) in enumerate(zip(expected, got)):
+            _assert_same_state(a, b, f"{where}/{i}")
+    else:
+        assert expected == got, where
+
+
+class _Trap:
+    """Unpickling this writes a file: proof that a pickle was loaded."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (self.path.write_text, ("unpickled",))
+
+
+@pytest.mark.slow
+def test_planted_pickle_is_refused_and_never_run(faces, full_run, tmp_path):
+    reference, _ = full_run
+    out = tmp_path / "run"
+    shutil.copytree(reference / "checkpoint-3", out / "checkpoint-3")
+    assert not list(out.rglob("*.pkl")) and not list(out.rglob("*.bin"))  # none of our own
+    marker = tmp_path / "payload-ran"
+    # what Accelerate's load_state unpickles (with weights_only=False) for a registered object
+    torch.save(_Trap(marker), out / "checkpoint-3" / "custom_checkpoint_0.pkl")
+    args = ["--dataset_name", str(faces), "--output_dir", str(out), *TINY, *RESUMABLE]
+    result = _run(
+        [*args, "--max_train_steps", "4", "--resume_from_checkpoint", "latest"], returncode=2
+    )
+    line = _one_line_error(result)
+    assert "custom_checkpoint_0.pkl" in line and "pickle" in line
+    assert not marker.exists()
+    assert not (out / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_incomplete_and_stray_checkpoints_are_skipped(faces, full_run, tmp_path):
+    reference, _ = full_run
+    out = tmp_path / "run"
+    shutil.copytree(reference / "checkpoint-2", out / "checkpoint-2")
+    # a save killed after the generator (as the older, non-atomic saves could leave it)
+    shutil.copytree(reference / "checkpoint-3" / "generator", out / "checkpoint-10" / "generator")
+    (out / "checkpoint-old").mkdir()
+    (out / "checkpoint-11.partial").mkdir()
+    args = ["--dataset_name", str(faces), "--output_dir", str(out), *TINY, *RESUMABLE]
+    log = _run([*args, "--max_train_steps", "3", "--resume_from_checkpoint", "latest"]).stderr
+    assert f"Resuming from {out / 'checkpoint-2'} at step 2" in log
+    assert "Ignoring incomplete checkpoints: checkpoint-10" in log
+    assert json.loads((out / "train_summary.json").read_text())["global_step"] == 3
+    assert not (out / "checkpoint-11.partial").exists()  # the next save cleared it
+    # an explicit path to the incomplete one is refused in one line
+    result = _run(
+        [*args, "--max_train_steps", "12", "--resume_from_checkpoint", str(out / "checkpoint-10")],
+        returncode=2,
+    )
+    assert "incomplete checkpoint" in _one_line_error(result)
+
+
+def test_checkpoint_folders_other_names_are_ignored(tmp_path):
+    for name in ("checkpoint-5", "checkpoint-10", "checkpoint-old", "checkpoint-7.partial"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "checkpoint-20").write_text("a file, not a folder")
+    (tmp_path / "checkpoint-5" / train_accelerate.STATE_NAME).write_text("{}")
+    found = train_accelerate.checkpoint_dirs(tmp_path)
+    assert [p.name for p in found] == ["checkpoint-5", "checkpoint-10"]
+    args = train_accelerate.parse_args(
+        ["--dataset_name", "x", "--output_dir", str(tmp_path), "--resume_from_checkpoint", "latest"]
+    )
+    assert train_accelerate.resolve_checkpoint(args) == tmp_path / "checkpoint-5"
+
+
+def test_state_files_round_trip_without_pickle(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1, betas=(0.5, 0.9))
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1, 0.5)
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    for name, state in {
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": train_accelerate.rng_state(),
+        "nested": {"a": (1, 2.5, None, "s", [True, {3: torch.arange(3)}]), 0: float("inf")},
+    }.items():
+        path = tmp_path / f"{name}.safetensors"
+        train_accelerate.save_state_file(path, state)
+        _assert_same_state(state, train_accelerate.load_state_file(path), name)
+    with pytest.raises(TypeError, match="cannot store a object"):
+        train_accelerate.save_state_file(tmp_path / "bad.safetensors", {"x": object()})
+    (tmp_path / "pickled.safetensors").write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(train_accelerate.CheckpointError, match="not a readable training state"):
+        train_accelerate.load_state_file(tmp_path / "pickled.safetensors")
+
+
+def test_rng_state_restores_every_generator():
+    state = train_accelerate.rng_state()
+    first = (random.random(), np.random.rand(), torch.rand(1).item())
+    train_accelerate.set_rng_state(state)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
+
+
+class _Failing:
+    """A training state that cannot be read: the save stops part-way."""
+
+    def state_dict(self):
+        raise RuntimeError("disk full")
+
+
+def test_interrupted_save_leaves_no_checkpoint(tmp_path):
+    accelerator = _accelerator(1)
+    torch.manual_seed(0)
+    models = {"generator": GeoGAN(image_size=64, ngf=4, n_blocks=1)}
+    optimizer = torch.optim.Adam(models["generator"].parameters())
+    checkpoint = tmp_path / "checkpoint-1"
+    with pytest.raises(RuntimeError, match="disk full"):
+        train_accelerate.save_checkpoint(
+            accelerator, checkpoint, 1, models, {"optimizer": optimizer, "other": _Failing()}
+        )
+    assert not checkpoint.exists() and train_accelerate.checkpoint_dirs(tmp_path) == []
+    assert (tmp_path / "checkpoint-1.partial" / "generator" / "model.safetensors").is_file()
+
+    train_accelerate.save_checkpoint(accelerator, checkpoint, 1, models, {"optimizer": optimizer})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-1"]
+    assert train_accelerate.is_complete(checkpoint)
+    fresh = {"generator": GeoGAN(image_size=64, ngf=4, n_blocks=1)}
+    fresh_optimizer = torch.optim.Adam(fresh["generator"].parameters())
+    step = train_accelerate.load_checkpoint(
+        accelerator, checkpoint, fresh, {"optimizer": fresh_optimizer}
+    )
+    assert step == 1
+    assert train_accelerate.weights_hash(fresh["generator"]) == train_accelerate.weights_hash(
+        models["generator"]
+    )
+    with pytest.raises(train_accelerate.CheckpointError, match=r"no ema\.safetensors"):
+        train_accelerate.load_checkpoint(accelerator, checkpoint, fresh, {"ema": fresh_optimizer})
 
 
 @pytest.mark.slow
@@ -212,15 +388,20 @@ def test_two_process_run_keeps_ranks_identical(faces, tmp_path):
     launcher += ["--num_machines", "1", "--main_process_port", str(_free_port())]
     launcher += ["--mixed_precision", "no", "--dynamo_backend", "no"]
     _run(args, launcher=launcher)
+    # every rank's random generators, as safetensors; nothing pickled
+    assert (out / "checkpoint-1" / "rng-1.safetensors").is_file()
+    assert not [p for p in out.rglob("*") if p.suffix in train_accelerate.PICKLE_SUFFIXES]
+    args[args.index("--max_train_steps") + 1] = "2"
+    log = _run([*args, "--resume_from_checkpoint", "latest"], launcher=launcher).stderr
+    assert f"Resuming from {out / 'checkpoint-1'} at step 1" in log
     ranks = [json.loads((out / f"rank-{i}.json").read_text()) for i in range(2)]
     assert [r["num_processes"] for r in ranks] == [2, 2]
     assert [r["process_index"] for r in ranks] == [0, 1]
-    assert [r["global_step"] for r in ranks] == [1, 1]
+    assert [r["global_step"] for r in ranks] == [2, 2]
     assert ranks[0]["generator_sha256"] == ranks[1]["generator_sha256"]
     assert ranks[0]["discriminator_sha256"] == ranks[1]["discriminator_sha256"]
     model = GeoGAN.from_pretrained(out)
     assert train_accelerate.weights_hash(model) == ranks[0]["generator_sha256"]
-    assert (out / "checkpoint-1" / "random_states_1.pkl").is_file()
     torch.manual_seed(0)  # the script's seed: the frozen parts are the fresh model's
     fresh = GeoGAN(image_size=64, attributes=("Mustache",), ngf=4, n_blocks=1, geometry_prior=True)
     for part, frozen in (("flow", True), ("mask", True), ("refine", False), ("remove", False)):
@@ -272,12 +453,57 @@ def test_unreadable_images_found_in_dataloader_workers_are_counted(tmp_path):
     assert summary["skipped_rows"] == 1
 
 
+BAD_FLAGS = {
+    "--gradient_accumulation_steps 0": "expected an integer >= 1, got 0",
+    "--checkpointing_steps 0": "expected an integer >= 1, got 0",
+    "--max_train_steps -1": "expected an integer >= 1, got -1",
+    "--flip_prob 5": "expected a number in [0, 1], got 5",
+    "--learning_rate nan": "expected a number >= 0, got nan",
+    "--ngf 0": "expected an integer in [1, 128], got 0",
+    "--resolution 64.5": "expected an integer in [8, 4096], got '64.5'",
+}
+
+
+@pytest.mark.parametrize("flag", list(BAD_FLAGS))
+def test_bad_flags_exit_2_with_one_line(flag, capsys):
+    parser = train_accelerate.build_parser()
+    with pytest.raises(SystemExit) as info:
+        train_accelerate.run_command(parser, pytest.fail, ["--dataset_name", "x", *flag.split()])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: argument {flag.split()[0]}: ")
+    assert BAD_FLAGS[flag] in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--gradient_accumulation_steps", "0"], "expected an integer >= 1, got 0"),
+        (["--attributes", "Beard"], "Beard"),  # not an attribute GeoGAN transfers
+        (["--attributes", "Eyeglasses"], "Eyeglasses"),  # not in the data
+    ],
+)
+def test_script_reports_bad_input_in_one_line(faces, tmp_path, flags, message):
+    args = ["--dataset_name", str(faces), "--output_dir", str(tmp_path), *TINY, *flags]
+    line = _one_line_error(_run([*args, "--max_train_steps", "1"], returncode=2))
+    assert message in line
+    assert not (tmp_path / "model.safetensors").exists()
+
+
 def test_schedules_and_arguments():
     args = train_accelerate.parse_args(["--dataset_name", "x", "--lambda_landmark", "100"])
     assert train_accelerate.loss_weights(args).landmark == 100
     assert args.learning_rate == 1e-4 and args.lr_decay_every == 20
-    decay = train_accelerate.step_decay(0.4, 10)
-    assert [decay(s) for s in (0, 9, 10, 25)] == pytest.approx([1, 1, 0.4, 0.16])
+    # torch's StepLR is the official staircase decay lr * 0.4 ** (step // 10)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 10, 0.4)
+    lrs = []
+    for _ in range(26):
+        lrs.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert [lrs[s] for s in (0, 9, 10, 19, 20, 25)] == pytest.approx([1, 1, 0.4, 0.4, 0.16, 0.16])
     assert train_accelerate.refinement_alpha(9, 10, 0.1) == 0.0
     assert train_accelerate.refinement_alpha(10, 10, 0.1) == 0.1
 
@@ -386,6 +612,7 @@ def test_push_to_hub_uploads_models_not_checkpoints(full_run, monkeypatch):
     args = train_accelerate.parse_args(
         ["--dataset_name", "x", "--hub_model_id", "user/geogan-test", "--hub_private_repo"]
     )
+    assert train_accelerate.create_hub_repo(args, out) == "user/geogan-test"
     assert train_accelerate.push_to_hub(args, out) == "user/geogan-test"
     assert calls["create"][0] == ("user/geogan-test",) and calls["create"][1]["private"] is True
     upload = calls["upload"]
@@ -396,3 +623,42 @@ def test_push_to_hub_uploads_models_not_checkpoints(full_run, monkeypatch):
     assert {"config.json", "model.safetensors", "README.md"} <= uploaded
     assert {"discriminator/config.json", "discriminator/model.safetensors"} <= uploaded
     assert not [f for f in uploaded if f.startswith(("checkpoint-", "logs/"))]
+
+
+def test_push_to_hub_with_a_bad_token_fails_before_training(monkeypatch, tmp_path, capsys):
+    """The Hub call is mocked (it needs the internet): it refuses the token as the Hub would."""
+    import importlib
+
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    # the HTTP library huggingface_hub's errors are built on (httpx, or its fork httpx2)
+    http = importlib.import_module(errors.Response.__module__.split(".")[0])
+
+    def refuse(*args, **kwargs):
+        request = http.Request("POST", "https://huggingface.co/api/repos/create")
+        raise errors.HfHubHTTPError(
+            "401 Client Error: Unauthorized (invalid token)",
+            response=http.Response(401, request=request),
+        )
+
+    monkeypatch.setattr(huggingface_hub, "create_repo", refuse)
+    monkeypatch.setattr(train_accelerate, "load_face_dataset", pytest.fail)  # never reached
+    _accelerator(1)  # fresh Accelerate state for main's Accelerator
+    argv = ["--dataset_name", "x", "--output_dir", str(tmp_path), "--report_to", "none"]
+    argv += ["--push_to_hub", "--hub_model_id", "user/geogan-test", "--hub_token", "bad"]
+    parser = train_accelerate.build_parser()
+    assert train_accelerate.run_command(parser, train_accelerate.main, argv) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: 401 Client Error: Unauthorized (invalid token)"
+    )
+
+
+def test_first_rows_of_map_and_streaming_datasets():
+    from datasets import Dataset
+
+    rows = Dataset.from_dict({"i": list(range(10))})
+    assert train_accelerate.first_rows(rows, 3)["i"] == [0, 1, 2]
+    assert len(train_accelerate.first_rows(rows, 30)) == 10
+    streamed = train_accelerate.first_rows(rows.to_iterable_dataset(), 4)
+    assert [r["i"] for r in streamed] == [0, 1, 2, 3]
