@@ -23,21 +23,53 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .geometry import gaussian_blur
-from .instance import InstanceLayers, luma
-from .regions import ATTRIBUTE_SPECS
+from .geometry import gaussian_blur, resize_image
+from .instance import LUMA, InstanceLayers, luma
+from .regions import ATTRIBUTE_SPECS, part_mask
 
 TINT = 0.75  # share of the skin's colour change that the instance takes (it keeps its own)
 GLOBAL_SHARE = 0.5  # share of the overall skin-to-skin gain that the instance takes
 LOCAL_SHARE = 0.5  # share of the shading across the region that the instance takes
 GAIN_RANGE = (0.35, 2.8)  # limits of the overall lighting ratio
 LOCAL_RANGE = (0.5, 2.0)  # limits of the shading ratio across the region
+WHITE_SIZE = 256  # the eye whites are looked for at this size...
+WHITE_PIXELS = 6  # ... and trusted from this many pixels on
 DETAIL_SCALE = 0.01  # the finest detail scale compared between two faces (iod)...
 BLUR_STEPS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # ... and the blurs tried, in that unit
 
 
+def eye_white(image: Tensor, landmarks: Tensor) -> Tensor:
+    """``(N, 3)`` the colour of the whites of the eyes, at unit luminance; NaN where not seen.
+
+    The whites are the brightest, least saturated pixels inside the eye outlines. They are
+    white in every face, so their colour is the photo's colour cast (white balance, tinted
+    light), which the skin cannot tell apart from the person's skin tone.
+    """
+    size = (min(image.shape[-2], WHITE_SIZE), min(image.shape[-1], WHITE_SIZE))
+    small = resize_image((image.clamp(-1, 1) + 1) / 2, size)
+    eyes = part_mask("eyes", landmarks.to(small), size, softness=0.0) > 0.5
+    weights = small.new_tensor(LUMA)
+    whites = small.new_full((len(small), 3), float("nan"))
+    for i, (pixels, inside) in enumerate(zip(small, eyes[:, 0], strict=True)):
+        seen = pixels[:, inside]
+        if seen.shape[1] < 4 * WHITE_PIXELS:
+            continue
+        light = weights @ seen
+        saturation = (seen.amax(0) - seen.amin(0)) / seen.amax(0).clamp_min(1e-3)
+        keep = (light >= light.quantile(0.7)) & (saturation <= saturation.quantile(0.5))
+        if keep.sum() >= WHITE_PIXELS:
+            white = seen[:, keep].median(1).values
+            whites[i] = white / (weights @ white).clamp_min(1e-3)
+    return whites
+
+
 def relight(
-    foreground: Tensor, alpha: Tensor, source_skin: Tensor, exemplar_skin: Tensor, gray: Tensor
+    foreground: Tensor,
+    alpha: Tensor,
+    source_skin: Tensor,
+    exemplar_skin: Tensor,
+    gray: Tensor,
+    white_ratio: Tensor | None = None,
 ) -> Tensor:
     """The instance colour under the source's light (see the module docstring).
 
@@ -52,6 +84,9 @@ def relight(
         source_skin: ``(N, 3, h, w)`` the source's local skin field.
         exemplar_skin: ``(N, 3, h, w)`` the exemplar's local skin field, warped likewise.
         gray: ``(N,)`` bool: make the instance grayscale.
+        white_ratio: ``(N, 3)`` the source's eye white over the exemplar's
+            (:func:`eye_white`): the change of colour cast, which the instance takes fully;
+            where NaN (eyes not seen), the skin's colour change is taken in part instead.
     """
     f, bs, be = (foreground + 1) / 2, (source_skin + 1) / 2, (exemplar_skin + 1) / 2
     ratio = (bs + 0.02) / (be + 0.02)
@@ -62,7 +97,11 @@ def relight(
     # the colour part of the gain (white balance, skin hue) only partly: the instance
     # keeps its own colour
     gain_l = luma(gain)
-    gain = gain_l * (gain / gain_l.clamp_min(1e-3)).clamp(0.5, 2.0) ** TINT
+    skin_tint = (gain / gain_l.clamp_min(1e-3)).clamp(0.5, 2.0) ** TINT
+    if white_ratio is not None:
+        cast = white_ratio.clamp(0.5, 2.0)[..., None, None]
+        skin_tint = torch.where(cast.isfinite(), cast, skin_tint)
+    gain = gain_l * skin_tint
     out = f * gain
     out = torch.where(gray.view(-1, 1, 1, 1), luma(out).expand_as(out), out)
     return out.clamp(0, 1) * 2 - 1

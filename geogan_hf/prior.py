@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .align import FLIP_PERMUTATION_68
-from .compose import composite, matching_blur, relight, remove_instance
+from .compose import composite, eye_white, matching_blur, relight, remove_instance
 from .errors import InvalidImageError, MissingLandmarksError
 from .geometry import (
     flow_jacobian_determinant,
@@ -114,6 +114,8 @@ class GeometricPrior:
         timings: seconds spent on the ``flow`` and on the ``instance`` extraction.
         blur: ``(N,)`` Gaussian blur (source pixels) that matches the exemplar's detail to
             the source's (:func:`~geogan_hf.compose.matching_blur`).
+        white_ratio: ``(N, 3)`` the source's eye white over the exemplar's (the change of
+            colour cast; NaN where either is not seen, :func:`~geogan_hf.compose.eye_white`).
     """
 
     flow: Tensor
@@ -124,6 +126,7 @@ class GeometricPrior:
     attributes: list[str]
     timings: dict[str, float]
     blur: Tensor
+    white_ratio: Tensor
 
 
 def _eyes(image: Tensor, landmarks: Tensor) -> tuple[Tensor, float]:
@@ -303,10 +306,12 @@ def geometric_prior(
     exemplar_layers = extract_instance(exemplar, exemplar_landmarks, attributes)
     source_layers = extract_instance(source, source_landmarks, attributes)
     blur = sharpness_blur(source, exemplar, source_landmarks, exemplar_landmarks)
+    white_ratio = eye_white(source, source_landmarks) / eye_white(exemplar, exemplar_landmarks)
     timings = {"flow": middle - start, "instance": time.perf_counter() - middle}
     return GeometricPrior(
-        flow, mirror, warped, exemplar_layers, source_layers, attributes, timings, blur
-    )
+        flow, mirror, warped, exemplar_layers, source_layers, attributes, timings, blur,
+        white_ratio,
+    )  # fmt: skip
 
 
 def compose_transfer(
@@ -356,7 +361,9 @@ def compose_transfer(
     colour = torch.tensor([k == "colour" for k in kinds], device=source.device).view(-1, 1, 1, 1)
     if colour.any():
         foreground = torch.where(colour, recolour(pixels, src, ex, ex_skin), foreground)
-    foreground = relight(foreground, warped[:, 3:4], src.skin, ex_skin, is_grayscale(source))
+    foreground = relight(
+        foreground, warped[:, 3:4], src.skin, ex_skin, is_grayscale(source), prior.white_ratio
+    )
     alpha = prior_alpha
     if alpha_correction is not None:
         alpha = (alpha + resample_box(alpha_correction, box, size) * src.region).clamp(0, 1)
