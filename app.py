@@ -41,6 +41,7 @@ from PIL import Image, ImageDraw
 
 from geogan_hf.errors import GeoGANError, InvalidImageError
 from geogan_hf.imageio import ImageInput, load_image, read_upload
+from geogan_hf.model import PAPER_URL
 from geogan_hf.pipeline import MODE_UNTRAINED, ProgressCallback, TransferPipeline, TransferResult
 from geogan_hf.regions import EXPERIMENTAL_ATTRIBUTES
 from geogan_hf.runtime import configure_cpu_runtime
@@ -60,8 +61,9 @@ QUEUE_MAX_SIZE = 64
 CONCURRENCY_LIMIT = 1  # CPU-bound model calls: more at once only slows each one down
 CACHE_MAX_AGE = 600  # seconds an upload or a result stays in Gradio's cache
 MAX_EXAMPLES = 6
+EXAMPLES_PER_TABLE = 3  # tables side by side: every example fits on a laptop's first screen
 INPUT_SOURCES = ["upload", "webcam", "clipboard"]
-INPUT_HEIGHT = 320
+INPUT_HEIGHT = 200
 OUTPUT_HEIGHT = 480
 PREVIEW_SIZE = 1024  # long side of the before/after pictures (shown 480 px high)
 DETAIL_SIZE = 512  # long side of the "inside the model" pictures (shown about 240 px wide)
@@ -70,7 +72,19 @@ OUTPUT_FOLDER = "geogan_outputs"  # in Gradio's cache: served from there, never 
 EMPTY_FOLDER_AGE = 60.0  # seconds; output folders emptied by Gradio's cache cleaning go then
 BROWSER_FORMATS = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
 
-CSS = "#model-panel table { font-size: 0.9em; }"
+CSS = """
+#model-panel table { font-size: 0.9em; }
+#header h1 { margin-bottom: 0.2em; }
+#header p { margin: 0.2em 0; }
+.examples-table .container.table { width: 56px; height: 56px; }
+.examples-table td { padding: 4px 8px; }
+"""
+RESPONSIBLE_USE = (
+    "**Responsible use.** This edits photos of real people. Do not use it to deceive, harass "
+    "or impersonate, or on someone's photo without their consent. The landmark detector and "
+    "any trained model inherit the biases of their training data; check results on the people "
+    "you apply it to. Uploaded photos and results are deleted from this server after {age}."
+)
 
 OUTPUTS_DOC = (
     "result (full resolution), before/after, source crop with landmarks, exemplar crop "
@@ -132,6 +146,27 @@ def load_pipeline(model: str | None = None) -> TransferPipeline:
     pipe.detect(Image.new("RGB", (64, 64)))  # loads the landmark predictor now, not at 1st visit
     logger.info("loaded %s", pipe.describe())
     return pipe
+
+
+def header(pipe: TransferPipeline) -> str:
+    """Title, what the page does and links to the paper, the code and the model."""
+    links = [f"[Paper]({PAPER_URL})"]
+    if space := os.environ.get("SPACE_ID"):  # set on Hugging Face Spaces
+        links.append(f"[Code](https://huggingface.co/spaces/{space}/tree/main)")
+    model = pipe.model_id
+    if model and not Path(model).expanduser().exists():
+        links.append(f"Model: [{model}](https://huggingface.co/{model})")
+    else:
+        links.append(f"Model: {pipe.mode}" + (" (no learned weights)" if not model else ""))
+    experimental = any(a in EXPERIMENTAL_ATTRIBUTES for a in pipe.attributes)
+    return (
+        "# GeoGAN: facial attribute transfer\n"
+        "Put the **exemplar**'s mustache, goatee or glasses on the **source** face, bent to "
+        "its geometry, at the photo's full resolution."
+        + (" Attributes marked experimental are often not believable yet." if experimental else "")
+        + "\n\n"
+        + " · ".join(links)
+    )
 
 
 def draw_landmarks(image: Image.Image, landmarks: np.ndarray) -> Image.Image:
@@ -296,6 +331,10 @@ def transfer(
     )
 
 
+def _duration(seconds: int) -> str:
+    return f"{seconds // 60} minutes" if seconds >= 120 else f"{seconds} seconds"
+
+
 def _sentence(message: str) -> str:
     return message[:1].upper() + message[1:]
 
@@ -310,7 +349,7 @@ def example_value(sample: Sample) -> str | Image.Image:
 
 
 def example_rows(attributes: Sequence[str], limit: int = MAX_EXAMPLES) -> list[list[Any]]:
-    """Offline example pairs from the installed sample faces: [source, exemplar, attribute, 1.0].
+    """Offline example pairs from the installed sample faces: [source, exemplar, attribute].
 
     An exemplar wearing an attribute the model knows is paired with a source face that does
     not wear it; sources rotate so the examples show different faces.
@@ -324,13 +363,13 @@ def example_rows(attributes: Sequence[str], limit: int = MAX_EXAMPLES) -> list[l
             if attribute in exemplar.attributes and sources:
                 source = sources[turn % len(sources)]
                 turn += 1
-                rows.append([example_value(source), example_value(exemplar), attribute, 1.0])
+                rows.append([example_value(source), example_value(exemplar), attribute])
     return rows[:limit]
 
 
 def photo_input(label: str, name: str, face_label: str) -> tuple[gr.Image, gr.Dropdown]:
     """A photo upload column and its face selector (shown only for photos with several faces)."""
-    with gr.Column():
+    with gr.Column(min_width=140):  # two photos side by side, even on a phone
         image = gr.Image(
             label=label,
             type="filepath",
@@ -373,7 +412,7 @@ def build_demo(
 
     def select_face(image):
         try:
-            photo = uploaded(image, "source")
+            photo = uploaded(image, "photo")
         except GeoGANError:
             photo = None  # the Transfer button reports the problem with the image
         return face_selector(pipe, photo)
@@ -386,51 +425,59 @@ def build_demo(
     }
     delete_cache = (max(1, cache_age // 4), cache_age)
     with gr.Blocks(title="GeoGAN attribute transfer", delete_cache=delete_cache) as demo:
-        gr.Markdown(
-            "# GeoGAN: facial attribute transfer with geometry-aware flow\n"
-            "Give a **source** face and an **exemplar** face that wears the attribute; the "
-            "exemplar's attribute is warped onto the source's face geometry and blended in, "
-            "at the photo's full resolution."
-            + (
-                "\n\n*Attributes marked experimental are often not believable yet.*"
-                if any(a in EXPERIMENTAL_ATTRIBUTES for a in attributes)
-                else ""
-            )
-        )
-        with gr.Row():
-            source, source_face = photo_input("Source face", "source", "Source face to edit")
-            exemplar, exemplar_face = photo_input(
-                "Exemplar face (has the attribute)", "exemplar", "Exemplar face to copy from"
-            )
-        with gr.Row():
-            attribute = gr.Dropdown(
-                [(attribute_label(name), name) for name in attributes],
-                value=attributes[0],
-                label="Attribute",
-                elem_id="attribute",
-            )
-            strength = gr.Slider(
-                0.0, 1.0, value=1.0, step=0.05, label="Strength", elem_id="strength"
-            )
-        button = gr.Button("Transfer", variant="primary", elem_id="transfer-button")
-        with gr.Row():
-            result = gr.Image(
-                label="Result (full resolution)",
-                type="filepath",
-                interactive=False,
-                buttons=["download", "fullscreen"],
-                height=OUTPUT_HEIGHT,
-                elem_id="result-image",
-            )
-            before_after = gr.ImageSlider(
-                label="Before / after",
-                type="filepath",
-                interactive=False,
-                max_height=OUTPUT_HEIGHT,
-                elem_id="before-after",
-            )
-        gr.Markdown("### Inside the model")
-        with gr.Row(elem_id="inside-row"):
+        gr.Markdown(header(pipe), elem_id="header")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=300):
+                with gr.Row():
+                    source, source_face = photo_input("Source", "source", "Face to edit")
+                    exemplar, exemplar_face = photo_input(
+                        "Exemplar", "exemplar", "Face to copy from"
+                    )
+                with gr.Row():
+                    attribute = gr.Dropdown(
+                        [(attribute_label(name), name) for name in attributes],
+                        value=attributes[0],
+                        label="Attribute",
+                        min_width=220,  # on a phone: above the slider, not cut short
+                        elem_id="attribute",
+                    )
+                    strength = gr.Slider(
+                        0.0, 1.0, value=1.0, step=0.05, label="Strength", elem_id="strength"
+                    )
+                button = gr.Button("Transfer", variant="primary", elem_id="transfer-button")
+                rows = example_rows(attributes)
+                with gr.Row():
+                    for start in range(0, len(rows), EXAMPLES_PER_TABLE):
+                        with gr.Column(min_width=280, elem_classes="examples-table"):
+                            gr.Examples(
+                                rows[start : start + EXAMPLES_PER_TABLE],
+                                inputs=[source, exemplar, attribute],
+                                cache_examples=False,
+                                label="Examples: click one, then Transfer"
+                                if start == 0
+                                else "More examples",
+                                elem_id="examples" if start == 0 else f"examples-{start}",
+                            )
+            with gr.Column(scale=2, min_width=300):
+                result = gr.Image(
+                    label="Result (full resolution)",
+                    type="filepath",
+                    interactive=False,
+                    buttons=["download", "share", "fullscreen"],
+                    height=OUTPUT_HEIGHT,
+                    elem_id="result-image",
+                )
+                before_after = gr.ImageSlider(
+                    label="Before / after",
+                    type="filepath",
+                    interactive=False,
+                    max_height=OUTPUT_HEIGHT,
+                    elem_id="before-after",
+                )
+                panel = gr.Markdown(
+                    model_panel(pipe), label="Model and timings", elem_id="model-panel"
+                )
+        with gr.Accordion("Inside the model", open=False, elem_id="inside"), gr.Row():
             inside = [
                 gr.Image(label=label, type="filepath", interactive=False)
                 for label in (
@@ -441,7 +488,7 @@ def build_demo(
                     "Flow",
                 )
             ]
-        panel = gr.Markdown(model_panel(pipe), label="Model and timings", elem_id="model-panel")
+        gr.Markdown(RESPONSIBLE_USE.format(age=_duration(cache_age)), elem_id="responsible-use")
 
         for image, selector in ((source, source_face), (exemplar, exemplar_face)):
             image.change(select_face, image, selector, api_visibility="private", **model_events)
@@ -454,15 +501,6 @@ def build_demo(
             show_progress_on=[result, before_after],
             **model_events,
         )
-        rows = example_rows(attributes)
-        if rows:
-            gr.Examples(
-                rows,
-                inputs=[source, exemplar, attribute, strength],
-                cache_examples=False,
-                label="Examples (offline sample faces)",
-                elem_id="examples",
-            )
     return demo
 
 

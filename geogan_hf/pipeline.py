@@ -62,6 +62,7 @@ from .imageio import DEFAULT_MAX_PIXELS, ImageInput, load_image, pil_to_tensor, 
 from .landmarks import LANDMARK_BACKENDS, Face, detect_faces
 from .model import GeoGAN
 from .regions import ATTRIBUTE_SPECS, SUPPORTED_ATTRIBUTES, canonical_attribute
+from .runtime import resolve_device
 
 __all__ = [
     "DEFAULT_WORK_SIZE",
@@ -219,12 +220,6 @@ class TransferResult:
         return paths
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _load_model(model: GeoGAN | str | os.PathLike | None) -> tuple[GeoGAN, str | None]:
     """The model and where it came from (``None`` for an in-memory model or the prior)."""
     if model is None:
@@ -298,7 +293,8 @@ class TransferPipeline:
             a ``GeoGAN(geometry_prior=True)`` with no learned weights (TPS flow from
             landmarks, the exemplar's instance matted, relit and composited).
         landmark_backend: ``"dlib"`` (offline) or ``"face_alignment"``.
-        device: ``"auto"`` (CUDA when available, else CPU), or any torch device.
+        device: ``"auto"`` (CUDA when available, else Apple's MPS, else CPU), or any torch
+            device.
         work_size: cap of the high-resolution crop side in pixels (default 1024); never
             below the model's ``image_size``.
         max_pixels: largest photo accepted (``width * height``); ``None`` = no limit.
@@ -326,7 +322,7 @@ class TransferPipeline:
                 f"unknown landmark backend {landmark_backend!r}; "
                 f"choose one of {', '.join(LANDMARK_BACKENDS)}"
             )
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         model, self.model_id = _load_model(model)
         self.model = model.to(self.device).eval()
         if self.model.is_untrained:

@@ -21,6 +21,7 @@ import pytest
 import torch
 from PIL import Image
 
+from geogan_hf.pipeline import STAGES
 from geogan_hf.regions import EXPERIMENTAL_ATTRIBUTES
 from geogan_hf.samples import available_samples, load_sample
 
@@ -90,7 +91,11 @@ def test_parser_reads_environment(app, monkeypatch):
 
 def test_transfer_handler_outputs(app, pipe, images):
     source_path, exemplar_path = str(images["astronaut"]), str(images["einstein"])
-    outputs = app.transfer(pipe, source_path, exemplar_path, "Mustache", 1.0)
+    stages = []
+    outputs = app.transfer(
+        pipe, source_path, exemplar_path, "Mustache", 1.0, progress=lambda f, d: stages.append(d)
+    )
+    assert stages == list(STAGES.values())  # gr.Progress shows each stage as it starts
     result, (before, after), *inside, panel = outputs
     source = np.asarray(Image.open(source_path).convert("RGB"))
     edited = np.asarray(Image.open(result))
@@ -226,8 +231,8 @@ def test_examples_pair_exemplar_attribute_with_source_without(app, pipe):
 
     samples = [load_sample(name) for name in available_samples()]
     wearing = {key(app.example_value(s)): s.attributes for s in samples}
-    for source, exemplar, attribute, strength in rows:
-        assert attribute in pipe.attributes and strength == 1.0
+    for source, exemplar, attribute in rows:
+        assert attribute in pipe.attributes
         assert attribute in wearing[key(exemplar)]
         assert attribute not in wearing[key(source)]
         for value in (source, exemplar):  # files only in formats browsers display
@@ -244,6 +249,11 @@ def test_demo_exposes_transfer_endpoint(app, pipe):
     assert "any face index" in endpoint["description"]  # the dropdown only lists [0]
     assert len(endpoint["returns"]) == 8
     assert endpoint["returns"][-1]["label"] == "Model and timings"
+    props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
+    assert {"download", "share"} <= set(props["result-image"]["buttons"])
+    header = props["header"]["value"]
+    assert "arxiv.org/abs/1811.12670" in header and "geometry prior" in header
+    assert "Do not use it to deceive" in props["responsible-use"]["value"]
     assert list(info["named_endpoints"]) == ["/transfer"]  # the face listeners are private
 
 
@@ -479,6 +489,63 @@ def test_browser_error_message(server, browser, images):
     page.wait_for_timeout(1000)  # let the toast finish sliding in before the screenshot
     RESULTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(RESULTS / "app_error.png"), full_page=True)
+    page.close()
+
+
+def _in_view(page, selector: str) -> bool:
+    """Whether the element is displayed entirely inside the viewport, without scrolling."""
+    box = page.locator(selector).first.bounding_box()
+    size = page.viewport_size
+    return (
+        box is not None
+        and box["x"] >= 0
+        and box["y"] >= 0
+        and box["x"] + box["width"] <= size["width"]
+        and box["y"] + box["height"] <= size["height"]
+    )
+
+
+@pytest.mark.slow
+def test_browser_first_screen_shows_examples_and_transfer(server, browser):
+    page = browser.new_page()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(server.url, wait_until="networkidle", timeout=60_000)
+    tables = page.locator("[id^=examples]")
+    assert tables.count() == 2
+    for selector in ("#transfer-button", "#examples", "#examples-3", "#header"):
+        assert _in_view(page, selector), f"{selector} is not on the first screen"
+    assert page.get_by_role("link", name="Paper").is_visible()
+    page.screenshot(path=str(RESULTS / "app_desktop_1280x800.png"))
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(500)
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 390  # no sideways scroll
+    assert _in_view(page, "#transfer-button") and _in_view(page, "#attribute")
+    page.screenshot(path=str(RESULTS / "app_phone_390x844.png"))
+    page.close()
+
+
+@pytest.mark.slow
+@pytest.mark.samples("takeo", "breakingbad")
+def test_browser_grayscale_example_gives_grayscale_result(server, browser):
+    import httpx
+
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(server.url, wait_until="networkidle", timeout=60_000)
+    page.locator("#examples tbody tr").nth(1).click()  # takeo (grayscale) <- breakingbad
+    page.locator("#exemplar-image img").first.wait_for(timeout=30_000)
+    page.locator("#transfer-button").click()
+    source = load_sample("takeo").image
+    assert _wait_for_result(page) == source.width
+    src = page.locator("#result-image img").first.get_attribute("src")
+    result = np.asarray(Image.open(io.BytesIO(httpx.get(src).content)).convert("RGB")).astype(int)
+    edit = np.abs(result - np.asarray(source)).max(-1) > 0
+    assert edit.sum() > 100  # the mustache was drawn
+    spread = result.max(-1) - result.min(-1)
+    assert spread[edit].max() <= 2  # grayscale inside the edit, not a brown mustache
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(RESULTS / "app_grayscale_example.png"))
     page.close()
 
 
