@@ -116,20 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT)),
         help=f"port (env GRADIO_SERVER_PORT, default {DEFAULT_PORT})",
     )
-    parser.add_argument(
-        "--concurrency",
-        type=_positive_int,
-        default=os.environ.get("GEOGAN_CONCURRENCY", CONCURRENCY_LIMIT),
-        help="transfers run at once (env GEOGAN_CONCURRENCY, default "
-        f"{CONCURRENCY_LIMIT}; the pipeline is thread-safe)",
-    )
-    parser.add_argument(
-        "--cache-age",
-        type=_positive_int,
-        default=os.environ.get("GEOGAN_CACHE_AGE", CACHE_MAX_AGE),
-        help="seconds uploads and results are kept (env GEOGAN_CACHE_AGE, default "
-        f"{CACHE_MAX_AGE})",
-    )
+    for flag, env, default, what in (
+        ("--concurrency", "GEOGAN_CONCURRENCY", CONCURRENCY_LIMIT, "transfers run at once"),
+        ("--cache-age", "GEOGAN_CACHE_AGE", CACHE_MAX_AGE, "seconds uploads and results are kept"),
+    ):
+        parser.add_argument(
+            flag,
+            type=_positive_int,
+            default=os.environ.get(env, default),
+            help=f"{what} (env {env}, default {default})",
+        )
     return parser
 
 
@@ -249,7 +245,8 @@ def uploaded(payload: Any, role: str) -> bytes | None:
     refused) or a ``data:`` URL; both are refused above :data:`MAX_UPLOAD_BYTES`.
 
     Raises:
-        InvalidImageError: not an uploaded file; ImageTooLargeError: above the size limit.
+        InvalidImageError: not an uploaded file.
+        ImageTooLargeError: above the size limit.
     """
     if payload is None:
         return None
@@ -390,7 +387,8 @@ def build_demo(
     concurrency_limit: int = CONCURRENCY_LIMIT,
     cache_age: int = CACHE_MAX_AGE,
 ) -> gr.Blocks:
-    """The page: inputs, Transfer button, outputs, "inside the model" row and examples.
+    """The page: header and links; inputs, Transfer button and examples beside the results;
+    an "inside the model" accordion; the responsible-use note.
 
     Gradio deletes uploads and results older than ``cache_age`` seconds.
     """

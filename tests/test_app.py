@@ -87,6 +87,13 @@ def test_parser_reads_environment(app, monkeypatch):
     monkeypatch.delenv("GRADIO_SERVER_PORT")
     args = app.build_parser().parse_args([])
     assert (args.model, args.host, args.port) == (None, "127.0.0.1", 7860)
+    assert (args.concurrency, args.cache_age) == (app.CONCURRENCY_LIMIT, app.CACHE_MAX_AGE)
+    monkeypatch.setenv("GEOGAN_CONCURRENCY", "2")
+    monkeypatch.setenv("GEOGAN_CACHE_AGE", "30")
+    args = app.build_parser().parse_args([])
+    assert (args.concurrency, args.cache_age) == (2, 30)
+    with pytest.raises(SystemExit):
+        app.build_parser().parse_args(["--concurrency", "0"])
 
 
 def test_transfer_handler_outputs(app, pipe, images):
