@@ -499,6 +499,13 @@ def test_browser_error_message(server, browser, images):
     page.close()
 
 
+def _click_example(page, row: int) -> None:
+    """Clicks an example of the first table and waits until both photos are shown."""
+    page.locator("#examples tbody tr").nth(row).click()
+    for name in ("source", "exemplar"):
+        page.locator(f"#{name}-image img").first.wait_for(timeout=30_000)
+
+
 def _in_view(page, selector: str) -> bool:
     """Whether the element is displayed entirely inside the viewport, without scrolling."""
     box = page.locator(selector).first.bounding_box()
@@ -540,8 +547,7 @@ def test_browser_grayscale_example_gives_grayscale_result(server, browser):
     page = browser.new_page()
     page.set_viewport_size({"width": 1280, "height": 800})
     page.goto(server.url, wait_until="networkidle", timeout=60_000)
-    page.locator("#examples tbody tr").nth(1).click()  # takeo (grayscale) <- breakingbad
-    page.locator("#exemplar-image img").first.wait_for(timeout=30_000)
+    _click_example(page, 1)  # takeo (grayscale) <- breakingbad
     page.locator("#transfer-button").click()
     source = load_sample("takeo").image
     assert _wait_for_result(page) == source.width
@@ -561,8 +567,7 @@ def test_browser_grayscale_example_gives_grayscale_result(server, browser):
 def test_browser_face_selector_and_example(server, browser, images):
     page = browser.new_page()
     page.goto(server.url, wait_until="networkidle", timeout=60_000)
-    page.locator("#examples tbody tr").first.click()  # astronaut <- einstein, offline files
-    page.locator("#exemplar-image img").first.wait_for(timeout=30_000)
+    _click_example(page, 0)  # astronaut <- einstein, offline files
     page.locator("#transfer-button").click()
     assert _wait_for_result(page) == load_sample("astronaut").image.width
     # A photo with two people: the exemplar face selector appears; pick the second face.
