@@ -41,7 +41,7 @@ from PIL import Image, ImageDraw
 
 from geogan_hf.errors import GeoGANError, InvalidImageError
 from geogan_hf.imageio import ImageInput, load_image, read_upload
-from geogan_hf.model import PAPER_URL
+from geogan_hf.model import PAPER_URL, code_url
 from geogan_hf.pipeline import MODE_UNTRAINED, ProgressCallback, TransferPipeline, TransferResult
 from geogan_hf.regions import EXPERIMENTAL_ATTRIBUTES
 from geogan_hf.runtime import configure_cpu_runtime
@@ -147,8 +147,10 @@ def load_pipeline(model: str | None = None) -> TransferPipeline:
 def header(pipe: TransferPipeline) -> str:
     """Title, what the page does and links to the paper, the code and the model."""
     links = [f"[Paper]({PAPER_URL})"]
-    if space := os.environ.get("SPACE_ID"):  # set on Hugging Face Spaces
+    if space := os.environ.get("SPACE_ID"):  # set on Hugging Face Spaces: its own files
         links.append(f"[Code](https://huggingface.co/spaces/{space}/tree/main)")
+    elif code := code_url():
+        links.append(f"[Code]({code})")
     model = pipe.model_id
     if model and not Path(model).expanduser().exists():
         links.append(f"Model: [{model}](https://huggingface.co/{model})")
