@@ -6,7 +6,11 @@ prior, which needs no download. The model and the landmark predictor load once a
 
 The page calls one named endpoint, ``/transfer``: (source image, exemplar image, attribute,
 strength[, source face, exemplar face]) -> (result image, before/after, inside-the-model
-pictures..., model panel). ``gradio_client`` may call it with the first four arguments.
+pictures..., model and timings). ``gradio_client`` may call it with the first four
+arguments; face indices are checked against the faces found on the server.
+Inputs reach the handlers unprocessed by Gradio (``preprocess=False``): photos as the bytes
+of the uploaded file or ``data:`` URL, size-checked before anything is decoded, and every
+other value is checked by the pipeline, so each error a user can cause gets its message.
 This file holds the UI only; every image operation lives in :mod:`geogan_hf.pipeline`.
 """
 
@@ -16,7 +20,6 @@ import argparse
 import contextlib
 import logging
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,20 +27,22 @@ import tempfile
 import time
 import urllib.request
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # Analytics stay off unless the environment asks for them (set before gradio is imported).
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 import numpy as np
+from gradio.utils import get_upload_folder, is_in_or_equal
 from PIL import Image, ImageDraw
 
-from geogan_hf.errors import GeoGANError
-from geogan_hf.imageio import load_image
-from geogan_hf.pipeline import MODE_UNTRAINED, TransferPipeline, TransferResult
+from geogan_hf.errors import GeoGANError, InvalidImageError
+from geogan_hf.imageio import ImageInput, load_image, read_upload
+from geogan_hf.model import PAPER_URL, code_url
+from geogan_hf.pipeline import MODE_UNTRAINED, ProgressCallback, TransferPipeline, TransferResult
 from geogan_hf.regions import EXPERIMENTAL_ATTRIBUTES
 from geogan_hf.runtime import configure_cpu_runtime
 from geogan_hf.samples import Sample, available_samples, load_sample
@@ -51,23 +56,43 @@ logger = logging.getLogger("geogan_hf.app")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
-MAX_FILE_SIZE = "10mb"
+MAX_UPLOAD_BYTES = 10 * 1024**2  # per photo, uploads and data: URLs alike
 QUEUE_MAX_SIZE = 64
 CONCURRENCY_LIMIT = 1  # CPU-bound model calls: more at once only slows each one down
+CACHE_MAX_AGE = 600  # seconds an upload or a result stays in Gradio's cache
 MAX_EXAMPLES = 6
+EXAMPLES_PER_TABLE = 3  # tables side by side: every example fits on a laptop's first screen
 INPUT_SOURCES = ["upload", "webcam", "clipboard"]
-INPUT_HEIGHT = 320
+INPUT_HEIGHT = 200
 OUTPUT_HEIGHT = 480
+PREVIEW_SIZE = 1024  # long side of the before/after pictures (shown 480 px high)
+DETAIL_SIZE = 512  # long side of the "inside the model" pictures (shown about 240 px wide)
 JPEG_QUALITY = 90  # previews (before/after, crops) are JPEG: fast to encode; the result is PNG
-OUTPUT_ROOT = Path(tempfile.gettempdir()) / "geogan_app_outputs"
-OUTPUT_MAX_AGE = 600.0  # seconds; Gradio has copied the files into its cache long before
+OUTPUT_FOLDER = "geogan_outputs"  # in Gradio's cache: served from there, never copied
+EMPTY_FOLDER_AGE = 60.0  # seconds; output folders emptied by Gradio's cache cleaning go then
 BROWSER_FORMATS = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
 
-CSS = "#model-panel table { font-size: 0.9em; }"
+CSS = """
+#model-panel table { font-size: 0.9em; }
+#header h1 { margin-bottom: 0.2em; }
+#header p { margin: 0.2em 0; }
+.examples-table .container.table { width: 56px; height: 56px; }
+.examples-table td { padding: 4px 8px; }
+"""
+RESPONSIBLE_USE = (
+    "**Responsible use.** This edits photos of real people. Do not use it to deceive, harass "
+    "or impersonate, or on someone's photo without their consent. The landmark detector and "
+    "any trained model inherit the biases of their training data; check results on the people "
+    "you apply it to. Uploaded photos and results are deleted from this server after {age}."
+)
 
 OUTPUTS_DOC = (
     "result (full resolution), before/after, source crop with landmarks, exemplar crop "
-    "with landmarks, warped exemplar, mask, flow, model panel"
+    "with landmarks, warped exemplar, mask, flow, model and timings (markdown)"
+)
+FACE_DOC = (
+    "source_face and exemplar_face take any face index (0 = the largest face; the page lists "
+    "only the faces it found), checked against the faces found in each photo"
 )
 
 
@@ -91,7 +116,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT)),
         help=f"port (env GRADIO_SERVER_PORT, default {DEFAULT_PORT})",
     )
+    for flag, env, default, what in (
+        ("--concurrency", "GEOGAN_CONCURRENCY", CONCURRENCY_LIMIT, "transfers run at once"),
+        ("--cache-age", "GEOGAN_CACHE_AGE", CACHE_MAX_AGE, "seconds uploads and results are kept"),
+    ):
+        parser.add_argument(
+            flag,
+            type=_positive_int,
+            default=os.environ.get(env, default),
+            help=f"{what} (env {env}, default {default})",
+        )
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
 
 
 def load_pipeline(model: str | None = None) -> TransferPipeline:
@@ -100,6 +142,29 @@ def load_pipeline(model: str | None = None) -> TransferPipeline:
     pipe.detect(Image.new("RGB", (64, 64)))  # loads the landmark predictor now, not at 1st visit
     logger.info("loaded %s", pipe.describe())
     return pipe
+
+
+def header(pipe: TransferPipeline) -> str:
+    """Title, what the page does and links to the paper, the code and the model."""
+    links = [f"[Paper]({PAPER_URL})"]
+    if space := os.environ.get("SPACE_ID"):  # set on Hugging Face Spaces: its own files
+        links.append(f"[Code](https://huggingface.co/spaces/{space}/tree/main)")
+    elif code := code_url():
+        links.append(f"[Code]({code})")
+    model = pipe.model_id
+    if model and not Path(model).expanduser().exists():
+        links.append(f"Model: [{model}](https://huggingface.co/{model})")
+    else:
+        links.append(f"Model: {pipe.mode}" + (" (no learned weights)" if not model else ""))
+    experimental = any(a in EXPERIMENTAL_ATTRIBUTES for a in pipe.attributes)
+    return (
+        "# GeoGAN: facial attribute transfer\n"
+        "Put the **exemplar**'s mustache, goatee or glasses on the **source** face, bent to "
+        "its geometry, at the photo's full resolution."
+        + (" Attributes marked experimental are often not believable yet." if experimental else "")
+        + "\n\n"
+        + " · ".join(links)
+    )
 
 
 def draw_landmarks(image: Image.Image, landmarks: np.ndarray) -> Image.Image:
@@ -135,7 +200,7 @@ def model_panel(pipe: TransferPipeline, timings: dict[str, float] | None = None)
     return "\n".join(lines)
 
 
-def face_selector(pipe: TransferPipeline, image: str | Image.Image | None) -> dict[str, Any]:
+def face_selector(pipe: TransferPipeline, image: ImageInput | None) -> dict[str, Any]:
     """Dropdown update listing the faces of ``image``; shown only when there are several."""
     faces: list[Any] = []
     if image is not None:
@@ -147,39 +212,74 @@ def face_selector(pipe: TransferPipeline, image: str | Image.Image | None) -> di
     return gr.update(choices=choices or [("Face 1", 0)], value=0, visible=len(faces) > 1)
 
 
-def output_folder(max_age: float = OUTPUT_MAX_AGE) -> Path:
-    """A new folder for one request's pictures; folders older than ``max_age`` s are removed.
+def output_folder() -> Path:
+    """A new folder in Gradio's cache for one request's pictures.
 
-    The handler returns file paths rather than PIL images: Gradio copies a returned file into
-    its cache only when an identical file is not there yet, whereas it re-encodes a PIL image
-    and rewrites the cached file in place, truncating it for a client that is downloading
-    the same picture from an earlier request (seen under concurrent identical requests).
+    Files written there are served as they are (not copied) and deleted by Gradio's cache
+    cleaning (``delete_cache``); folders it left empty are removed here. The handler returns
+    file paths rather than PIL images: Gradio re-encodes a PIL image and rewrites the cached
+    file in place, truncating it for a client that is downloading the same picture from an
+    earlier request (seen under concurrent identical requests).
     """
-    OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
-    for old in OUTPUT_ROOT.iterdir():
-        with contextlib.suppress(OSError):
-            if time.time() - old.stat().st_mtime > max_age:
-                shutil.rmtree(old)
-    return Path(tempfile.mkdtemp(dir=OUTPUT_ROOT))
+    root = Path(get_upload_folder()) / OUTPUT_FOLDER
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.iterdir():
+        with contextlib.suppress(OSError):  # not empty, or removed by a concurrent request
+            if time.time() - old.stat().st_mtime > EMPTY_FOLDER_AGE:
+                old.rmdir()
+    return Path(tempfile.mkdtemp(dir=root))
 
 
-def save_output(image: Image.Image, path: Path) -> str:
-    """Writes ``image`` (format from the suffix) and returns the path as a string."""
+def save_output(image: Image.Image, path: Path, max_side: int | None = None) -> str:
+    """Writes ``image`` (format from the suffix), at most ``max_side`` px long; returns the path."""
+    if max_side is not None and max(image.size) > max_side:
+        image = image.copy()
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     options = {"quality": JPEG_QUALITY} if path.suffix == ".jpg" else {}
     image.save(path, **options)
     return str(path)
 
 
+def uploaded(payload: Any, role: str) -> bytes | None:
+    """The encoded bytes of a photo as the page or the API sends it, undecoded.
+
+    ``payload`` is Gradio's file payload: a file in Gradio's upload folder (anything else is
+    refused) or a ``data:`` URL; both are refused above :data:`MAX_UPLOAD_BYTES`.
+
+    Raises:
+        InvalidImageError: not an uploaded file.
+        ImageTooLargeError: above the size limit.
+    """
+    if payload is None:
+        return None
+    if not isinstance(payload, dict):
+        raise InvalidImageError(f"{role} image must be an uploaded file")
+    upload = payload.get("url") or ""
+    if not upload.startswith("data:"):
+        upload = payload.get("path") or ""
+        if not upload or not is_in_or_equal(upload, get_upload_folder()):
+            raise InvalidImageError(f"{role} image was not uploaded to this server")
+    return read_upload(upload, max_bytes=MAX_UPLOAD_BYTES, role=role)
+
+
+def user_error(err: GeoGANError) -> gr.Error:
+    """A :class:`GeoGANError` as the message the page and the API show."""
+    return gr.Error(_sentence(str(err)), print_exception=False)
+
+
 def transfer(
     pipe: TransferPipeline,
-    source: str | Image.Image | None,
-    exemplar: str | Image.Image | None,
-    attribute: str,
-    strength: float = 1.0,
-    source_face: int | None = 0,
-    exemplar_face: int | None = 0,
+    source: ImageInput | None,
+    exemplar: ImageInput | None,
+    attribute: Any,
+    strength: Any = 1.0,
+    source_face: Any = 0,
+    exemplar_face: Any = 0,
+    progress: ProgressCallback | None = None,
 ) -> tuple[Any, ...]:
     """Runs one transfer and returns the values of the page's output components.
+
+    Values come as the client sent them; the pipeline checks their types and ranges.
 
     Raises:
         gr.Error: a missing input or any :class:`GeoGANError`, with its one-line message.
@@ -197,33 +297,41 @@ def transfer(
                 source,
                 exemplar,
                 attribute=attribute,
-                strength=float(strength),
-                source_face=int(source_face or 0),
-                exemplar_face=int(exemplar_face or 0),
+                strength=strength,
+                source_face=source_face,
+                exemplar_face=exemplar_face,
+                progress=progress,
             )
     except GeoGANError as err:
-        raise gr.Error(_sentence(str(err)), print_exception=False) from err
+        raise user_error(err) from err
     for note in notes:  # e.g. an experimental attribute: shown, the result still comes back
         gr.Warning(_sentence(str(note.message)))
     folder = output_folder()
     return (
         save_output(result.image, folder / "result.png"),
         (
-            save_output(result.source, folder / "before.jpg"),
-            save_output(result.image, folder / "after.jpg"),
+            save_output(result.source, folder / "before.jpg", PREVIEW_SIZE),
+            save_output(result.image, folder / "after.jpg", PREVIEW_SIZE),
         ),
         save_output(
-            draw_landmarks(result.source_crop, result.source_landmarks), folder / "source_crop.jpg"
+            draw_landmarks(result.source_crop, result.source_landmarks),
+            folder / "source_crop.jpg",
+            DETAIL_SIZE,
         ),
         save_output(
             draw_landmarks(result.exemplar_crop, result.exemplar_landmarks),
             folder / "exemplar_crop.jpg",
+            DETAIL_SIZE,
         ),
-        save_output(result.warped, folder / "warped.jpg"),
-        save_output(result.mask, folder / "mask.png"),
-        save_output(result.flow_rgb, folder / "flow.jpg"),
+        save_output(result.warped, folder / "warped.jpg", DETAIL_SIZE),
+        save_output(result.mask, folder / "mask.png", DETAIL_SIZE),
+        save_output(result.flow_rgb, folder / "flow.jpg", DETAIL_SIZE),
         model_panel(pipe, result.timings),
     )
+
+
+def _duration(seconds: int) -> str:
+    return f"{seconds // 60} minutes" if seconds >= 120 else f"{seconds} seconds"
 
 
 def _sentence(message: str) -> str:
@@ -240,7 +348,7 @@ def example_value(sample: Sample) -> str | Image.Image:
 
 
 def example_rows(attributes: Sequence[str], limit: int = MAX_EXAMPLES) -> list[list[Any]]:
-    """Offline example pairs from the installed sample faces: [source, exemplar, attribute, 1.0].
+    """Offline example pairs from the installed sample faces: [source, exemplar, attribute].
 
     An exemplar wearing an attribute the model knows is paired with a source face that does
     not wear it; sources rotate so the examples show different faces.
@@ -254,13 +362,13 @@ def example_rows(attributes: Sequence[str], limit: int = MAX_EXAMPLES) -> list[l
             if attribute in exemplar.attributes and sources:
                 source = sources[turn % len(sources)]
                 turn += 1
-                rows.append([example_value(source), example_value(exemplar), attribute, 1.0])
+                rows.append([example_value(source), example_value(exemplar), attribute])
     return rows[:limit]
 
 
 def photo_input(label: str, name: str, face_label: str) -> tuple[gr.Image, gr.Dropdown]:
     """A photo upload column and its face selector (shown only for photos with several faces)."""
-    with gr.Column():
+    with gr.Column(min_width=140):  # two photos side by side, even on a phone
         image = gr.Image(
             label=label,
             type="filepath",
@@ -276,67 +384,100 @@ def photo_input(label: str, name: str, face_label: str) -> tuple[gr.Image, gr.Dr
     return image, face
 
 
-def build_demo(pipe: TransferPipeline) -> gr.Blocks:
-    """The page: inputs, Transfer button, outputs, "inside the model" row and examples."""
+def build_demo(
+    pipe: TransferPipeline,
+    concurrency_limit: int = CONCURRENCY_LIMIT,
+    cache_age: int = CACHE_MAX_AGE,
+) -> gr.Blocks:
+    """The page: header and links; inputs, Transfer button and examples beside the results;
+    an "inside the model" accordion; the responsible-use note.
 
-    def run_transfer(source, exemplar, attribute, strength, source_face, exemplar_face):
+    Gradio deletes uploads and results older than ``cache_age`` seconds.
+    """
+
+    def run_transfer(
+        source, exemplar, attribute, strength, source_face, exemplar_face, progress=gr.Progress()
+    ):
         """Transfers the attribute from the exemplar face onto the source face."""
-        return transfer(pipe, source, exemplar, attribute, strength, source_face, exemplar_face)
+        try:
+            photos = uploaded(source, "source"), uploaded(exemplar, "exemplar")
+        except GeoGANError as err:
+            raise user_error(err) from err
+        return transfer(
+            pipe, *photos, attribute, strength, source_face, exemplar_face, progress=progress
+        )
 
     if spaces is not None:
         run_transfer = spaces.GPU(run_transfer)
 
     def select_face(image):
-        return face_selector(pipe, image)
+        try:
+            photo = uploaded(image, "photo")
+        except GeoGANError:
+            photo = None  # the Transfer button reports the problem with the image
+        return face_selector(pipe, photo)
 
     attributes = list(pipe.attributes)
-    model_events = {"concurrency_limit": CONCURRENCY_LIMIT, "concurrency_id": "model"}
-    with gr.Blocks(title="GeoGAN attribute transfer") as demo:
-        gr.Markdown(
-            "# GeoGAN: facial attribute transfer with geometry-aware flow\n"
-            "Give a **source** face and an **exemplar** face that wears the attribute; the "
-            "exemplar's attribute is warped onto the source's face geometry and blended in, "
-            "at the photo's full resolution."
-            + (
-                "\n\n*Attributes marked experimental are often not believable yet.*"
-                if any(a in EXPERIMENTAL_ATTRIBUTES for a in attributes)
-                else ""
-            )
-        )
-        with gr.Row():
-            source, source_face = photo_input("Source face", "source", "Source face to edit")
-            exemplar, exemplar_face = photo_input(
-                "Exemplar face (has the attribute)", "exemplar", "Exemplar face to copy from"
-            )
-        with gr.Row():
-            attribute = gr.Dropdown(
-                [(attribute_label(name), name) for name in attributes],
-                value=attributes[0],
-                label="Attribute",
-                elem_id="attribute",
-            )
-            strength = gr.Slider(
-                0.0, 1.0, value=1.0, step=0.05, label="Strength", elem_id="strength"
-            )
-        button = gr.Button("Transfer", variant="primary", elem_id="transfer-button")
-        with gr.Row():
-            result = gr.Image(
-                label="Result (full resolution)",
-                type="filepath",
-                interactive=False,
-                buttons=["download", "fullscreen"],
-                height=OUTPUT_HEIGHT,
-                elem_id="result-image",
-            )
-            before_after = gr.ImageSlider(
-                label="Before / after",
-                type="filepath",
-                interactive=False,
-                max_height=OUTPUT_HEIGHT,
-                elem_id="before-after",
-            )
-        gr.Markdown("### Inside the model")
-        with gr.Row(elem_id="inside-row"):
+    model_events = {
+        "concurrency_limit": concurrency_limit,
+        "concurrency_id": "model",
+        "preprocess": False,  # see the module docstring
+    }
+    delete_cache = (max(1, cache_age // 4), cache_age)
+    with gr.Blocks(title="GeoGAN attribute transfer", delete_cache=delete_cache) as demo:
+        gr.Markdown(header(pipe), elem_id="header")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=300):
+                with gr.Row():
+                    source, source_face = photo_input("Source", "source", "Face to edit")
+                    exemplar, exemplar_face = photo_input(
+                        "Exemplar", "exemplar", "Face to copy from"
+                    )
+                with gr.Row():
+                    attribute = gr.Dropdown(
+                        [(attribute_label(name), name) for name in attributes],
+                        value=attributes[0],
+                        label="Attribute",
+                        min_width=220,  # on a phone: above the slider, not cut short
+                        elem_id="attribute",
+                    )
+                    strength = gr.Slider(
+                        0.0, 1.0, value=1.0, step=0.05, label="Strength", elem_id="strength"
+                    )
+                button = gr.Button("Transfer", variant="primary", elem_id="transfer-button")
+                rows = example_rows(attributes)
+                with gr.Row():
+                    for start in range(0, len(rows), EXAMPLES_PER_TABLE):
+                        with gr.Column(min_width=280, elem_classes="examples-table"):
+                            gr.Examples(
+                                rows[start : start + EXAMPLES_PER_TABLE],
+                                inputs=[source, exemplar, attribute],
+                                cache_examples=False,
+                                label="Examples: click one, then Transfer"
+                                if start == 0
+                                else "More examples",
+                                elem_id="examples" if start == 0 else f"examples-{start}",
+                            )
+            with gr.Column(scale=2, min_width=300):
+                result = gr.Image(
+                    label="Result (full resolution)",
+                    type="filepath",
+                    interactive=False,
+                    buttons=["download", "share", "fullscreen"],
+                    height=OUTPUT_HEIGHT,
+                    elem_id="result-image",
+                )
+                before_after = gr.ImageSlider(
+                    label="Before / after",
+                    type="filepath",
+                    interactive=False,
+                    max_height=OUTPUT_HEIGHT,
+                    elem_id="before-after",
+                )
+                panel = gr.Markdown(
+                    model_panel(pipe), label="Model and timings", elem_id="model-panel"
+                )
+        with gr.Accordion("Inside the model", open=False, elem_id="inside"), gr.Row():
             inside = [
                 gr.Image(label=label, type="filepath", interactive=False)
                 for label in (
@@ -347,7 +488,7 @@ def build_demo(pipe: TransferPipeline) -> gr.Blocks:
                     "Flow",
                 )
             ]
-        panel = gr.Markdown(model_panel(pipe), elem_id="model-panel")
+        gr.Markdown(RESPONSIBLE_USE.format(age=_duration(cache_age)), elem_id="responsible-use")
 
         for image, selector in ((source, source_face), (exemplar, exemplar_face)):
             image.change(select_face, image, selector, api_visibility="private", **model_events)
@@ -356,19 +497,10 @@ def build_demo(pipe: TransferPipeline) -> gr.Blocks:
             inputs=[source, exemplar, attribute, strength, source_face, exemplar_face],
             outputs=[result, before_after, *inside, panel],
             api_name="transfer",
-            api_description=f"Attribute transfer. Returns: {OUTPUTS_DOC}.",
+            api_description=f"Attribute transfer; {FACE_DOC}. Returns: {OUTPUTS_DOC}.",
             show_progress_on=[result, before_after],
             **model_events,
         )
-        rows = example_rows(attributes)
-        if rows:
-            gr.Examples(
-                rows,
-                inputs=[source, exemplar, attribute, strength],
-                cache_examples=False,
-                label="Examples (offline sample faces)",
-                elem_id="examples",
-            )
     return demo
 
 
@@ -381,7 +513,7 @@ def launch(
         server_name=host,
         server_port=port,
         share=False,
-        max_file_size=MAX_FILE_SIZE,
+        max_file_size=MAX_UPLOAD_BYTES,
         allowed_paths=None,
         footer_links=["api", "gradio", "settings"],
         css=CSS,
@@ -396,18 +528,32 @@ def free_port(host: str = DEFAULT_HOST) -> int:
         return sock.getsockname()[1]
 
 
+class Server(NamedTuple):
+    """A running ``python app.py``: its URL and its process."""
+
+    url: str
+    process: subprocess.Popen
+
+
 @contextlib.contextmanager
 def serve_subprocess(
-    args: Sequence[str] = (), host: str = DEFAULT_HOST, timeout: float = 180.0
-) -> Iterator[str]:
-    """Runs ``python app.py`` on a free port in a subprocess; yields its URL, stops it after.
+    args: Sequence[str] = (),
+    host: str = DEFAULT_HOST,
+    timeout: float = 180.0,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Server]:
+    """Runs ``python app.py`` on a free port in a subprocess; yields it, stops it after.
 
-    Used by the tests and the load benchmark; the server's output goes to this process's stderr.
+    Used by the tests and the load benchmark; ``env`` is added to this process's environment;
+    the server's output goes to this process's stderr.
     """
     port = free_port(host)
     command = [sys.executable, str(Path(__file__).resolve()), "--host", host, "--port", str(port)]
     process = subprocess.Popen(
-        [*command, *args], cwd=Path(__file__).resolve().parent, stdout=sys.stderr
+        [*command, *args],
+        cwd=Path(__file__).resolve().parent,
+        stdout=sys.stderr,
+        env={**os.environ, **(env or {})},
     )
     url = f"http://{host}:{port}/"
     try:
@@ -425,7 +571,7 @@ def serve_subprocess(
                         f"app.py did not answer on {url} in {timeout:.0f} s"
                     ) from None
                 time.sleep(0.5)
-        yield url
+        yield Server(url, process)
     finally:
         process.terminate()
         try:
@@ -445,7 +591,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         pipe = load_pipeline(args.model)
     except GeoGANError as err:  # e.g. a corrupt checkpoint: one line, no traceback
         parser.exit(2, f"error: {err}\n")
-    launch(build_demo(pipe), host=args.host, port=args.port)
+    demo = build_demo(pipe, concurrency_limit=args.concurrency, cache_age=args.cache_age)
+    launch(demo, host=args.host, port=args.port)
 
 
 if __name__ == "__main__":

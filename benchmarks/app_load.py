@@ -1,10 +1,11 @@
 """Load test of the Gradio demo: N concurrent ``/transfer`` requests through ``gradio_client``.
 
-Starts ``python app.py`` on a free port (unless ``--url`` is given), sends one warm-up request,
-then N requests at once, then one more request to check the app still answers. Prints
-successes, failures and latency percentiles as a markdown table with the settings and machine.
+For each concurrency limit (default: 1, then 2) starts ``python app.py --concurrency C`` on a
+free port (or uses ``--url``), sends one warm-up request, then N requests at once, then one
+more request to check the app still answers. Prints successes, failures and latency
+percentiles as a markdown table, one column per run, with the settings and machine.
 
-    python benchmarks/app_load.py [--requests 32] [--url http://127.0.0.1:7860/] [--model ID]
+    python benchmarks/app_load.py [--requests 32] [--concurrency 1 2] [--url URL] [--model ID]
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def run_load(url: str, source: Path, exemplar: Path, attribute: str, requests: i
     """Fires ``requests`` concurrent transfers; returns counts and per-request latencies (s)."""
     from gradio_client import Client, handle_file
 
+    load = os.getloadavg()[0]
     client = Client(url, verbose=False, analytics_enabled=False, max_workers=requests)
     args = (handle_file(str(source)), handle_file(str(exemplar)), attribute, 1.0)
     warmup = time.perf_counter()
@@ -82,42 +84,71 @@ def run_load(url: str, source: Path, exemplar: Path, attribute: str, requests: i
         "errors": errors,
         "wall": wall,
         "warmup": warmup,
+        "load": load,
         "answers_after": bool(after and Path(after[0]).is_file()),
     }
 
 
-def report(stats: dict, settings: dict[str, str]) -> str:
-    """The markdown table (settings, results, machine)."""
+def results(stats: dict) -> dict[str, str]:
+    """One run's column of the table."""
+    lat = np.asarray(stats["latencies"]) if stats["latencies"] else np.asarray([np.nan])
+    return {
+        "successes": str(len(stats["latencies"])),
+        "failures": str(len(stats["errors"])),
+        "p50 latency": f"{np.percentile(lat, 50):.2f} s",
+        "p95 latency": f"{np.percentile(lat, 95):.2f} s",
+        "max latency": f"{lat.max():.2f} s",
+        "single request (warm-up, alone)": f"{stats['warmup']:.2f} s",
+        "throughput": f"{len(stats['latencies']) / stats['wall']:.2f} requests/s",
+        "answers afterwards": "yes" if stats["answers_after"] else "NO",
+        "machine load at start (1-min average)": f"{stats['load']:.1f}",
+    }
+
+
+def report(runs: dict[str, dict], settings: dict[str, str]) -> str:
+    """The markdown table: settings, then one column of results per run, then the machine."""
     import gradio
     import torch
 
-    lat = np.asarray(stats["latencies"]) if stats["latencies"] else np.asarray([np.nan])
-    rows = [
-        *settings.items(),
-        ("successes", str(len(stats["latencies"]))),
-        ("failures", str(len(stats["errors"]))),
-        ("p50 latency", f"{np.percentile(lat, 50):.2f} s"),
-        ("p95 latency", f"{np.percentile(lat, 95):.2f} s"),
-        ("max latency", f"{lat.max():.2f} s"),
-        ("single request (warm-up, alone)", f"{stats['warmup']:.2f} s"),
-        ("throughput", f"{len(stats['latencies']) / stats['wall']:.2f} requests/s"),
-        ("answers afterwards", "yes" if stats["answers_after"] else "NO"),
-        ("machine", f"{cpu_name()}, {os.cpu_count()} CPUs"),
+    columns = {name: results(stats) for name, stats in runs.items()}
+    width = len(columns)
+    rows = [(key, *(value,) * width) for key, value in settings.items()]
+    rows += [
+        (key, *(column[key] for column in columns.values()))
+        for key in results(next(iter(runs.values())))
+    ]
+    rows += [
+        ("machine", *(f"{cpu_name()}, {os.cpu_count()} CPUs",) * width),
         (
             "versions",
-            f"torch {torch.__version__}, "
-            f"gradio {gradio.__version__}, Python {platform.python_version()}",
+            *(
+                f"torch {torch.__version__}, gradio {gradio.__version__}, "
+                f"Python {platform.python_version()}",
+            )
+            * width,
         ),
     ]
-    lines = ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
-    if stats["errors"]:
-        lines += ["", "First errors:", *(f"- {e}" for e in stats["errors"][:5])]
+    lines = [
+        "| | " + " | ".join(columns) + " |",
+        "|---|" + "---|" * width,
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+    for name, stats in runs.items():
+        if stats["errors"]:
+            lines += ["", f"First errors ({name}):", *(f"- {e}" for e in stats["errors"][:5])]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=32, help="concurrent requests (32)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="the app's concurrency limits to run with, one server each (1 2)",
+    )
     parser.add_argument("--url", default=None, help="a running app; default: start app.py")
     parser.add_argument("--model", default=None, help="checkpoint for the started app")
     parser.add_argument("--source", default="astronaut", help="sample face used as source")
@@ -127,25 +158,33 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     app = _load_app()
+    runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         source, exemplar = _write_inputs(Path(tmp), args.source, args.exemplar, args.size)
-        if args.url:
-            stats = run_load(args.url, source, exemplar, args.attribute, args.requests)
-        else:
-            server_args = ["--model", args.model] if args.model else []
-            with app.serve_subprocess(server_args) as url:
-                stats = run_load(url, source, exemplar, args.attribute, args.requests)
+        for limit in [None] if args.url else args.concurrency:
+            if args.url:
+                runs["given server"] = run_load(
+                    args.url, source, exemplar, args.attribute, args.requests
+                )
+                continue
+            server_args = ["--concurrency", str(limit)]
+            server_args += ["--model", args.model] if args.model else []
+            with app.serve_subprocess(server_args) as server:
+                runs[f"concurrency limit {limit}"] = run_load(
+                    server.url, source, exemplar, args.attribute, args.requests
+                )
         from PIL import Image
 
         settings = {
             "requests (concurrent)": str(args.requests),
             "server": args.url or f"python app.py (model: {args.model or 'geometry prior'})",
-            "queue": f"max_size {app.QUEUE_MAX_SIZE}, concurrency limit {app.CONCURRENCY_LIMIT}",
+            "queue": f"max_size {app.QUEUE_MAX_SIZE}",
             "inputs": f"{args.source} {Image.open(source).size} <- {args.exemplar} "
             f"{Image.open(exemplar).size}, {args.attribute}, strength 1.0",
         }
-    print(report(stats, settings))
-    return 0 if not stats["errors"] and stats["answers_after"] else 1
+    print(report(runs, settings))
+    ok = all(not stats["errors"] and stats["answers_after"] for stats in runs.values())
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

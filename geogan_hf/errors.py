@@ -31,8 +31,12 @@ class NoFaceError(GeoGANError):
         self.role = role
 
 
+class InvalidArgumentError(GeoGANError, ValueError):
+    """An argument has the wrong type or is out of range (e.g. a strength of NaN)."""
+
+
 class FaceIndexError(GeoGANError, IndexError):
-    """A face index is out of range for the faces found in an image."""
+    """A face index is not an integer, or is out of range for the faces found in an image."""
 
 
 class FaceTooSmallError(GeoGANError):

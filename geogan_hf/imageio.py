@@ -13,6 +13,7 @@ composited onto white) and raises :class:`~geogan_hf.errors.InvalidImageError` o
 
 from __future__ import annotations
 
+import binascii
 import io
 import os
 from pathlib import Path
@@ -26,7 +27,14 @@ from geogan_hf.errors import ImageTooLargeError, InvalidImageError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEFAULT_MAX_PIXELS", "ImageInput", "load_image", "pil_to_tensor", "tensor_to_pil"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "ImageInput",
+    "load_image",
+    "pil_to_tensor",
+    "read_upload",
+    "tensor_to_pil",
+]
 
 DEFAULT_MAX_PIXELS = 50_000_000
 """Largest image (width x height) :func:`load_image` accepts by default."""
@@ -192,7 +200,7 @@ def load_image(
     if isinstance(image, np.ndarray):
         return _array_to_rgb(image, _describe(role), max_pixels)
     if isinstance(image, (bytes, bytearray, memoryview)):
-        what = f"{_describe(role)} (bytes)"
+        what = _describe(role)
         if len(image) == 0:
             raise InvalidImageError(f"{what} is empty (0 bytes)")
         return _open_encoded(io.BytesIO(image), what, max_pixels)
@@ -210,6 +218,48 @@ def load_image(
         f"{_describe(role)} has unsupported type {type(image).__name__}; "
         "expected a path, bytes, PIL image or numpy array"
     )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1024**2:.1f} MB"
+
+
+def read_upload(upload: str | os.PathLike, *, max_bytes: int, role: str | None = None) -> bytes:
+    """The encoded bytes of an uploaded photo: a file, or a base64 ``data:`` URL.
+
+    Either is refused above ``max_bytes`` before it is read or decoded (a ``data:`` URL by its
+    length), so every way in gets the same size limit as an upload; :func:`load_image` then
+    checks the declared pixel size before decoding. Messages never name the file: on a
+    server it lives in a temporary folder the user should not see.
+
+    Raises:
+        InvalidImageError: a missing file, or a ``data:`` URL that is not base64.
+        ImageTooLargeError: more than ``max_bytes``.
+    """
+    what = _describe(role)
+    text = os.fspath(upload)
+    if text.startswith("data:"):
+        header, comma, encoded = text.partition(",")
+        if not comma or not header.endswith(";base64"):
+            raise InvalidImageError(f"{what} is a data: URL that is not base64-encoded")
+        if len(encoded) // 4 * 3 > max_bytes:  # the decoded size, known from the length
+            raise ImageTooLargeError(
+                f"{what} is {_megabytes(len(encoded) // 4 * 3)}, "
+                f"above the limit of {_megabytes(max_bytes)}"
+            )
+        try:
+            return binascii.a2b_base64(encoded, strict_mode=True)
+        except binascii.Error as err:
+            raise InvalidImageError(f"{what} is a data: URL with invalid base64 ({err})") from err
+    path = Path(text)
+    if not path.is_file():
+        raise InvalidImageError(f"{what} was not uploaded (no such file on the server)")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ImageTooLargeError(
+            f"{what} is {_megabytes(size)}, above the limit of {_megabytes(max_bytes)}"
+        )
+    return path.read_bytes()
 
 
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:

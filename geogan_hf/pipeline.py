@@ -29,11 +29,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import os
 import threading
 import time
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,7 @@ from .errors import (
     ExperimentalAttributeWarning,
     FaceIndexError,
     FaceTooSmallError,
+    InvalidArgumentError,
     ModelLoadError,
     NoFaceError,
     UnknownAttributeError,
@@ -59,10 +62,12 @@ from .imageio import DEFAULT_MAX_PIXELS, ImageInput, load_image, pil_to_tensor, 
 from .landmarks import LANDMARK_BACKENDS, Face, detect_faces
 from .model import GeoGAN
 from .regions import ATTRIBUTE_SPECS, SUPPORTED_ATTRIBUTES, canonical_attribute
+from .runtime import resolve_device
 
 __all__ = [
     "DEFAULT_WORK_SIZE",
     "MIN_FACE_SIZE",
+    "STAGES",
     "TransferPipeline",
     "TransferResult",
 ]
@@ -79,6 +84,19 @@ FEATHER = 0.01
 MODE_PRIOR = "geometry prior"
 MODE_LEARNED = "learned"
 MODE_UNTRAINED = "untrained (random weights)"
+
+STAGES = {
+    "load": "loading the photos",
+    "detect": "finding the faces",
+    "align": "aligning the faces",
+    "model": "transferring the attribute",
+    "paste": "pasting the edit back",
+}
+"""The pipeline's stages, in order, and how progress callbacks describe them."""
+
+ProgressCallback = Callable[[float, str], Any]
+"""Called as each stage starts with the fraction done and the stage's description
+(a ``gr.Progress`` fits)."""
 
 _CROP_MULTIPLE = 16  # work sizes are rounded to a multiple of this
 _CACHE_SIZE = 8  # photos whose detections are remembered
@@ -202,12 +220,6 @@ class TransferResult:
         return paths
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _load_model(model: GeoGAN | str | os.PathLike | None) -> tuple[GeoGAN, str | None]:
     """The model and where it came from (``None`` for an in-memory model or the prior)."""
     if model is None:
@@ -234,6 +246,23 @@ def _described(attribute: str) -> str:
     """``"a mustache"``, ``"eyeglasses"``: the attribute in a sentence."""
     words = attribute.replace("_", " ").lower()
     return f"a {words}" if attribute in ("Mustache", "Goatee") else words
+
+
+def _check_strength(strength: Any) -> float:
+    """``strength`` as a float in [0, 1]; anything else is an :class:`InvalidArgumentError`."""
+    number = isinstance(strength, numbers.Real) and not isinstance(strength, bool)
+    if not number or not 0.0 <= float(strength) <= 1.0:  # NaN fails the comparison
+        raise InvalidArgumentError(f"strength must be a number in [0, 1], got {strength!r}")
+    return float(strength)
+
+
+def _check_face_index(index: Any, role: str) -> int:
+    """``index`` as an int, or a :class:`FaceIndexError` (range is checked against the faces)."""
+    if not isinstance(index, numbers.Integral) or isinstance(index, bool):
+        raise FaceIndexError(
+            f"{role} face index must be an integer (0 = the largest face), got {index!r}"
+        )
+    return int(index)
 
 
 def _work_size(natural: float, image_size: int, cap: int) -> int:
@@ -264,7 +293,8 @@ class TransferPipeline:
             a ``GeoGAN(geometry_prior=True)`` with no learned weights (TPS flow from
             landmarks, the exemplar's instance matted, relit and composited).
         landmark_backend: ``"dlib"`` (offline) or ``"face_alignment"``.
-        device: ``"auto"`` (CUDA when available, else CPU), or any torch device.
+        device: ``"auto"`` (CUDA when available, else Apple's MPS, else CPU), or any torch
+            device.
         work_size: cap of the high-resolution crop side in pixels (default 1024); never
             below the model's ``image_size``.
         max_pixels: largest photo accepted (``width * height``); ``None`` = no limit.
@@ -292,7 +322,7 @@ class TransferPipeline:
                 f"unknown landmark backend {landmark_backend!r}; "
                 f"choose one of {', '.join(LANDMARK_BACKENDS)}"
             )
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         model, self.model_id = _load_model(model)
         self.model = model.to(self.device).eval()
         if self.model.is_untrained:
@@ -411,6 +441,7 @@ class TransferPipeline:
         strength: float = 1.0,
         source_face: int = 0,
         exemplar_face: int = 0,
+        progress: ProgressCallback | None = None,
     ) -> TransferResult:
         """Transfer ``attribute`` from the exemplar's face onto the source's face.
 
@@ -422,15 +453,19 @@ class TransferPipeline:
             strength: paste weight in [0, 1] (0 = the source photo, 1 = the full edit).
             source_face: which source face to edit (0 = the largest).
             exemplar_face: which exemplar face to take the attribute from (0 = the largest).
+            progress: called as each stage of :data:`STAGES` starts, with the fraction done
+                and the stage's description (e.g. a ``gr.Progress``).
 
         Returns:
             A :class:`TransferResult`; its ``image`` has the source photo's size.
 
         Raises:
+            InvalidArgumentError: ``strength`` is not a number in [0, 1].
             InvalidImageError: unreadable, empty or non-image input.
             ImageTooLargeError: a photo above the pixel limit.
             NoFaceError: no face in the source or the exemplar (``.role`` says which).
-            FaceIndexError: face index out of range (the message gives the face count).
+            FaceIndexError: face index not an integer or out of range (the message gives the
+                face count).
             FaceTooSmallError: face crop below :data:`MIN_FACE_SIZE` pixels.
             UnknownAttributeError: the model does not transfer ``attribute``.
             AttributeNotFoundError: the exemplar shows no instance of ``attribute``.
@@ -438,10 +473,12 @@ class TransferPipeline:
         Warns:
             ExperimentalAttributeWarning: ``attribute`` is experimental.
         """
-        if not 0.0 <= float(strength) <= 1.0:
-            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        strength = _check_strength(strength)
+        source_face = _check_face_index(source_face, "source")
+        exemplar_face = _check_face_index(exemplar_face, "exemplar")
         name = self._check_attribute(attribute)
         timings: dict[str, float] = {}
+        stages = list(STAGES)
         clock = time.perf_counter()
 
         def lap(stage: str) -> None:
@@ -449,7 +486,12 @@ class TransferPipeline:
             now = time.perf_counter()
             timings[stage] = now - clock
             clock = now
+            done = stages.index(stage) + 1
+            if progress is not None and done < len(stages):
+                progress(done / len(stages), STAGES[stages[done]])
 
+        if progress is not None:
+            progress(0.0, STAGES["load"])
         photo = load_image(source, max_pixels=self.max_pixels, role="source")
         ex_photo = load_image(exemplar, max_pixels=self.max_pixels, role="exemplar")
         lap("load")
@@ -479,7 +521,7 @@ class TransferPipeline:
             timings["outputs"] = max(0.0, model_time - sum(out.timings.values()))
 
         changed = (out.image != crop).any(1)[0].cpu().numpy()
-        weight = _paste_weight(np.maximum(mask, changed), float(strength))
+        weight = _paste_weight(np.maximum(mask, changed), strength)
         image = paste_back(photo, edited, src, weight, feather=FEATHER)
         lap("paste")
         if ATTRIBUTE_SPECS[name].experimental and self.model.geometry_prior:
@@ -503,7 +545,7 @@ class TransferPipeline:
             exemplar_landmarks=ex.landmarks,
             mode=self.mode,
             attribute=name,
-            strength=float(strength),
+            strength=strength,
             timings=timings,
             source_faces=source_faces,
             exemplar_faces=exemplar_faces,

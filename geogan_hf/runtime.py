@@ -1,4 +1,7 @@
-"""CPU inference settings for processes that run GeoGAN: threads and the glibc allocator.
+"""Where and how GeoGAN runs: the device ``"auto"`` picks, and CPU settings (threads, allocator).
+
+:func:`resolve_device` turns ``"auto"`` into CUDA when present, else Apple's MPS (Apple
+silicon GPUs), else the CPU.
 
 GeoGAN's full-resolution layers allocate and free tensors of several MB at every forward.
 glibc's malloc serves such blocks with ``mmap`` (or trims them off the heap) and returns
@@ -25,6 +28,18 @@ _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 * 1024**2  # glibc's maximum on 64-bit: blocks below it come from the heap
 TRIM_THRESHOLD = 512 * 1024**2  # free heap kept before returning memory to the OS
 TOP_PAD = 64 * 1024**2  # extra heap requested at each growth
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: CUDA when available, else MPS (Apple silicon), else CPU; any other value
+    as a torch device."""
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
 
 
 def tune_allocator() -> bool:

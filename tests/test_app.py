@@ -7,8 +7,12 @@ is absent (CI installs it).
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import io
+import math
 import sys
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -17,6 +21,7 @@ import pytest
 import torch
 from PIL import Image
 
+from geogan_hf.pipeline import STAGES
 from geogan_hf.regions import EXPERIMENTAL_ATTRIBUTES
 from geogan_hf.samples import available_samples, load_sample
 
@@ -82,11 +87,22 @@ def test_parser_reads_environment(app, monkeypatch):
     monkeypatch.delenv("GRADIO_SERVER_PORT")
     args = app.build_parser().parse_args([])
     assert (args.model, args.host, args.port) == (None, "127.0.0.1", 7860)
+    assert (args.concurrency, args.cache_age) == (app.CONCURRENCY_LIMIT, app.CACHE_MAX_AGE)
+    monkeypatch.setenv("GEOGAN_CONCURRENCY", "2")
+    monkeypatch.setenv("GEOGAN_CACHE_AGE", "30")
+    args = app.build_parser().parse_args([])
+    assert (args.concurrency, args.cache_age) == (2, 30)
+    with pytest.raises(SystemExit):
+        app.build_parser().parse_args(["--concurrency", "0"])
 
 
 def test_transfer_handler_outputs(app, pipe, images):
     source_path, exemplar_path = str(images["astronaut"]), str(images["einstein"])
-    outputs = app.transfer(pipe, source_path, exemplar_path, "Mustache", 1.0)
+    stages = []
+    outputs = app.transfer(
+        pipe, source_path, exemplar_path, "Mustache", 1.0, progress=lambda f, d: stages.append(d)
+    )
+    assert stages == list(STAGES.values())  # gr.Progress shows each stage as it starts
     result, (before, after), *inside, panel = outputs
     source = np.asarray(Image.open(source_path).convert("RGB"))
     edited = np.asarray(Image.open(result))
@@ -170,6 +186,39 @@ def test_transfer_handler_errors(app, pipe, images):
         app.transfer(pipe, str(images["astronaut"]), str(images["einstein"]), "Mustache", 1.0, 5)
 
 
+def test_uploads_are_read_undecoded_from_the_upload_folder_only(app, images, tmp_path, monkeypatch):
+    from geogan_hf.errors import ImageTooLargeError, InvalidImageError
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    upload = tmp_path / "abc" / "face.png"
+    upload.parent.mkdir()
+    upload.write_bytes(images["astronaut"].read_bytes())
+    payload = {"path": str(upload), "meta": {"_type": "gradio.FileData"}}
+    assert app.uploaded(payload, "source") == upload.read_bytes()
+    assert app.uploaded({"url": _data_url(Image.new("RGB", (8, 8)))}, "source")[:4] == b"\x89PNG"
+    assert app.uploaded(None, "source") is None
+    with pytest.raises(InvalidImageError, match="source image was not uploaded to this server"):
+        app.uploaded({"path": str(images["einstein"])}, "source")  # outside the upload folder
+    with pytest.raises(InvalidImageError, match="must be an uploaded file"):
+        app.uploaded(str(upload), "source")  # a bare path string from the API
+    monkeypatch.setattr(app, "MAX_UPLOAD_BYTES", 100)
+    with pytest.raises(ImageTooLargeError, match="above the limit"):
+        app.uploaded(payload, "source")
+
+
+def test_outputs_are_sized_to_the_page(app, pipe, images, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    source = tmp_path / "big.png"
+    Image.open(images["einstein"]).resize((1634, 2048)).save(source)
+    result, (before, after), *inside, _ = app.transfer(
+        pipe, str(source), str(images["astronaut"]), "Mustache", 1.0
+    )
+    assert Image.open(result).size == (1634, 2048)  # the full resolution, once
+    assert Image.open(before).size == Image.open(after).size == (817, 1024)
+    assert all(max(Image.open(path).size) <= app.DETAIL_SIZE for path in inside)
+    assert Path(result).parent.parent == tmp_path / app.OUTPUT_FOLDER  # in Gradio's cache
+
+
 def test_face_selector(app, pipe, images):
     assert app.face_selector(pipe, str(images["astronaut"]))["visible"] is False
     assert app.face_selector(pipe, str(images["no_face"]))["visible"] is False
@@ -192,8 +241,8 @@ def test_examples_pair_exemplar_attribute_with_source_without(app, pipe):
 
     samples = [load_sample(name) for name in available_samples()]
     wearing = {key(app.example_value(s)): s.attributes for s in samples}
-    for source, exemplar, attribute, strength in rows:
-        assert attribute in pipe.attributes and strength == 1.0
+    for source, exemplar, attribute in rows:
+        assert attribute in pipe.attributes
         assert attribute in wearing[key(exemplar)]
         assert attribute not in wearing[key(source)]
         for value in (source, exemplar):  # files only in formats browsers display
@@ -207,22 +256,63 @@ def test_demo_exposes_transfer_endpoint(app, pipe):
     names = [p["parameter_name"] for p in endpoint["parameters"]]
     assert names[:4] == ["source", "exemplar", "attribute", "strength"]
     assert all(p["parameter_has_default"] for p in endpoint["parameters"][4:])
+    assert "any face index" in endpoint["description"]  # the dropdown only lists [0]
     assert len(endpoint["returns"]) == 8
+    assert endpoint["returns"][-1]["label"] == "Model and timings"
+    props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
+    assert {"download", "share"} <= set(props["result-image"]["buttons"])
+    header = props["header"]["value"]
+    assert "arxiv.org/abs/1811.12670" in header and "geometry prior" in header
+    assert "Do not use it to deceive" in props["responsible-use"]["value"]
     assert list(info["named_endpoints"]) == ["/transfer"]  # the face listeners are private
 
 
 @pytest.fixture(scope="module")
 def server(app):
-    """One real ``python app.py`` server for the client and browser tests."""
-    with app.serve_subprocess() as url:
-        yield url
+    """One real ``python app.py`` server for the client and browser tests (URL and process)."""
+    with app.serve_subprocess() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server.url, verbose=False, analytics_enabled=False)
+
+
+def _data_url(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _call_transfer(url: str, data: list) -> str:
+    """``/transfer`` through Gradio's plain HTTP API, with JSON no client library would send
+    (NaN); returns the result's event stream as text."""
+    import json
+
+    import httpx
+
+    body = json.dumps({"data": data})  # NaN is written as the bare token NaN
+    headers = {"Content-Type": "application/json"}
+    started = httpx.post(f"{url}gradio_api/call/transfer", content=body, headers=headers)
+    events = httpx.get(f"{url}gradio_api/call/transfer/{started.json()['event_id']}", timeout=120)
+    return events.text
+
+
+def _memory_kb(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak resident memory) of a process, in kB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return {key: int(fields[key].split()[0]) for key in ("VmRSS", "VmHWM")}
 
 
 @pytest.mark.slow
-def test_client_transfer_and_error_recovery(server, images):
-    from gradio_client import Client, handle_file
+def test_client_transfer_and_error_recovery(client, images):
+    from gradio_client import handle_file
 
-    client = Client(server, verbose=False, analytics_enabled=False)
     source, exemplar = handle_file(str(images["astronaut"])), handle_file(str(images["einstein"]))
     result = client.predict(source, exemplar, "Mustache", 1.0, api_name="/transfer")
     assert Image.open(result[0]).size == Image.open(images["astronaut"]).size
@@ -239,13 +329,115 @@ def test_server_limits_files(server, tmp_path):
     import httpx
 
     # Files of the app folder are not served; only what the app itself wrote.
-    response = httpx.get(f"{server}gradio_api/file={ROOT / 'app.py'}")
+    response = httpx.get(f"{server.url}gradio_api/file={ROOT / 'app.py'}")
     assert response.status_code == 403
     big = tmp_path / "big.png"
     big.write_bytes(b"\0" * (11 * 1024 * 1024))
     with big.open("rb") as file:
-        response = httpx.post(f"{server}gradio_api/upload", files={"files": file})
+        response = httpx.post(f"{server.url}gradio_api/upload", files={"files": file})
     assert response.status_code == 413  # above max_file_size
+
+
+@pytest.mark.slow
+def test_data_url_is_refused_from_its_header(server, client, images):
+    """A 100-megapixel photo sent as a 0.3 MB ``data:`` URL is refused before decoding."""
+    from gradio_client import handle_file
+
+    exemplar = handle_file(str(images["einstein"]))
+    small = {"url": _data_url(Image.new("RGB", (64, 64)))}  # same route, warms it up
+    with pytest.raises(Exception, match="No face found in the source"):
+        client.predict(small, exemplar, "Mustache", 1.0, api_name="/transfer")
+    huge = {"url": _data_url(Image.new("RGB", (10_000, 10_000), (120, 90, 60)))}
+    pid = server.process.pid
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # resets the peak (VmHWM) to now
+    except OSError:
+        pytest.skip("this kernel does not let us reset a process's peak memory")
+    before = _memory_kb(pid)
+    with pytest.raises(Exception, match=r"10000x10000 .* above the limit") as info:
+        client.predict(huge, exemplar, "Mustache", 1.0, api_name="/transfer")
+    assert "/tmp" not in str(info.value)
+    peak_mb = (_memory_kb(pid)["VmHWM"] - before["VmRSS"]) / 1024
+    # Decoding it would take 300 MB of pixels (Gradio's own decoding took +805 MB).
+    assert peak_mb < 256, f"the request raised the server's peak memory by {peak_mb:.0f} MB"
+
+
+@pytest.mark.slow
+def test_api_errors_are_readable_and_name_no_server_path(server, client, images, tmp_path):
+    from gradio_client import handle_file
+
+    photo = {"url": _data_url(Image.open(images["astronaut"]))}
+    events = _call_transfer(server.url, [photo, photo, "Mustache", math.nan, 0, 0])
+    assert "event: error" in events and "Strength must be a number in [0, 1], got nan" in events
+
+    png = images["astronaut"].read_bytes()
+    files = {"empty": b"", "truncated": png[: len(png) // 2]}
+    bomb = Image.new("1", (20_000, 20_000))  # 400 megapixels, a few kB as PNG
+    bomb.save(tmp_path / "bomb.png")
+    for name, data in files.items():
+        (tmp_path / f"{name}.png").write_bytes(data)
+    source, exemplar = handle_file(str(images["astronaut"])), handle_file(str(images["einstein"]))
+    empty, truncated = (handle_file(str(tmp_path / f"{name}.png")) for name in files)
+    cases = [
+        ((source, exemplar, "Mustache", None), r"Strength must be a number .* got None"),
+        ((source, exemplar, "Mustache", 1.0, "0"), "Source face index must be an integer"),
+        ((source, exemplar, "Mustache", 1.0, 0, None), "Exemplar face index must be an integer"),
+        ((source, exemplar, None, 1.0), "Unknown attribute None"),
+        ((empty, exemplar, "Mustache", 1.0), "Source image is empty"),
+        ((truncated, exemplar, "Mustache", 1.0), "Source image is truncated or corrupt"),
+        ((source, handle_file(str(tmp_path / "bomb.png")), "Mustache", 1.0), "too large"),
+        (({"path": "/etc/hostname"}, exemplar, "Mustache", 1.0), "Source image was not uploaded"),
+    ]
+    for args, message in cases:
+        with pytest.raises(Exception, match=message) as info:
+            client.predict(*args, api_name="/transfer")
+        assert "/tmp" not in str(info.value) and str(tmp_path) not in str(info.value)
+
+
+@pytest.mark.slow
+@pytest.mark.samples("breakingbad")
+def test_group_photo_face_index_over_the_api(client, images):
+    from gradio_client import handle_file
+
+    group = load_sample("breakingbad").path
+    photo = np.asarray(Image.open(group).convert("RGB")).astype(int)
+    args = (handle_file(str(group)), handle_file(str(images["einstein"])), "Mustache", 1.0)
+    centres = []
+    for face in (0, 1):
+        result = client.predict(*args, face, 0, api_name="/transfer")
+        changed = np.abs(np.asarray(Image.open(result[0])).astype(int) - photo).max(-1) > 0
+        assert changed.any()
+        centres.append(np.argwhere(changed).mean(0))
+    assert np.abs(centres[0] - centres[1]).max() > 200  # two different faces were edited
+    with pytest.raises(Exception, match="the source image has 2 faces"):
+        client.predict(*args, 2, 0, api_name="/transfer")
+
+
+@pytest.mark.slow
+def test_cache_is_cleaned_and_outputs_are_sized_to_the_page(app, images, tmp_path):
+    from gradio_client import Client, handle_file
+
+    cache = tmp_path / "cache"
+    source = tmp_path / "source.png"
+    Image.open(images["einstein"]).resize((1634, 2048)).save(source)  # 3.3 megapixels
+
+    def files() -> set[Path]:
+        return {path for path in cache.rglob("*") if path.is_file()}
+
+    with app.serve_subprocess(["--cache-age", "10"], env={"GRADIO_TEMP_DIR": str(cache)}) as run:
+        examples = files()  # copied at start-up; they stay
+        client = Client(run.url, verbose=False, analytics_enabled=False)
+        args = (handle_file(str(source)), handle_file(str(images["astronaut"])), "Mustache", 1.0)
+        result = client.predict(*args, api_name="/transfer")
+        outputs = [path for path in files() - examples if app.OUTPUT_FOLDER in path.parts]
+        sizes = sorted(max(Image.open(path).size) for path in outputs)
+        assert len(outputs) == 8 and sizes[-1] == 2048  # served from where they were written
+        assert sizes[-2] <= app.PREVIEW_SIZE  # the full resolution once, previews smaller
+        assert Image.open(result[0]).size == (1634, 2048)
+        deadline = time.monotonic() + 60
+        while files() - examples and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert files() <= examples  # uploads and results deleted after --cache-age seconds
 
 
 @pytest.fixture(scope="module")
@@ -289,7 +481,7 @@ def _wait_for_result(page) -> int:
 
 @pytest.mark.slow
 def test_browser_transfer(server, browser, images):
-    page = _upload_and_transfer(browser, server, images["astronaut"], images["einstein"])
+    page = _upload_and_transfer(browser, server.url, images["astronaut"], images["einstein"])
     assert _wait_for_result(page) == Image.open(images["astronaut"]).width
     assert page.locator("#before-after img").first.is_visible()
     assert page.get_by_text("total").first.is_visible()  # the timings table
@@ -300,7 +492,7 @@ def test_browser_transfer(server, browser, images):
 
 @pytest.mark.slow
 def test_browser_error_message(server, browser, images):
-    page = _upload_and_transfer(browser, server, images["astronaut"], images["no_face"])
+    page = _upload_and_transfer(browser, server.url, images["astronaut"], images["no_face"])
     message = page.get_by_text("No face found in the exemplar image")
     message.first.wait_for(timeout=90_000)
     assert message.first.is_visible()
@@ -310,13 +502,75 @@ def test_browser_error_message(server, browser, images):
     page.close()
 
 
+def _click_example(page, row: int) -> None:
+    """Clicks an example of the first table and waits until both photos are shown."""
+    page.locator("#examples tbody tr").nth(row).click()
+    for name in ("source", "exemplar"):
+        page.locator(f"#{name}-image img").first.wait_for(timeout=30_000)
+
+
+def _in_view(page, selector: str) -> bool:
+    """Whether the element is displayed entirely inside the viewport, without scrolling."""
+    box = page.locator(selector).first.bounding_box()
+    size = page.viewport_size
+    return (
+        box is not None
+        and box["x"] >= 0
+        and box["y"] >= 0
+        and box["x"] + box["width"] <= size["width"]
+        and box["y"] + box["height"] <= size["height"]
+    )
+
+
+@pytest.mark.slow
+def test_browser_first_screen_shows_examples_and_transfer(server, browser):
+    page = browser.new_page()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(server.url, wait_until="networkidle", timeout=60_000)
+    tables = page.locator("[id^=examples]")
+    assert tables.count() == 2
+    for selector in ("#transfer-button", "#examples", "#examples-3", "#header"):
+        assert _in_view(page, selector), f"{selector} is not on the first screen"
+    assert page.get_by_role("link", name="Paper").is_visible()
+    page.screenshot(path=str(RESULTS / "app_desktop_1280x800.png"))
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(500)
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 390  # no sideways scroll
+    assert _in_view(page, "#transfer-button") and _in_view(page, "#attribute")
+    page.screenshot(path=str(RESULTS / "app_phone_390x844.png"))
+    page.close()
+
+
+@pytest.mark.slow
+@pytest.mark.samples("takeo", "breakingbad")
+def test_browser_grayscale_example_gives_grayscale_result(server, browser):
+    import httpx
+
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(server.url, wait_until="networkidle", timeout=60_000)
+    _click_example(page, 1)  # takeo (grayscale) <- breakingbad
+    page.locator("#transfer-button").click()
+    source = load_sample("takeo").image
+    assert _wait_for_result(page) == source.width
+    src = page.locator("#result-image img").first.get_attribute("src")
+    result = np.asarray(Image.open(io.BytesIO(httpx.get(src).content)).convert("RGB")).astype(int)
+    edit = np.abs(result - np.asarray(source)).max(-1) > 0
+    assert edit.sum() > 100  # the mustache was drawn
+    spread = result.max(-1) - result.min(-1)
+    assert spread[edit].max() <= 2  # grayscale inside the edit, not a brown mustache
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(RESULTS / "app_grayscale_example.png"))
+    page.close()
+
+
 @pytest.mark.slow
 @pytest.mark.samples("breakingbad")
 def test_browser_face_selector_and_example(server, browser, images):
     page = browser.new_page()
-    page.goto(server, wait_until="networkidle", timeout=60_000)
-    page.locator("#examples tbody tr").first.click()  # astronaut <- einstein, offline files
-    page.locator("#exemplar-image img").first.wait_for(timeout=30_000)
+    page.goto(server.url, wait_until="networkidle", timeout=60_000)
+    _click_example(page, 0)  # astronaut <- einstein, offline files
     page.locator("#transfer-button").click()
     assert _wait_for_result(page) == load_sample("astronaut").image.width
     # A photo with two people: the exemplar face selector appears; pick the second face.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import zlib
@@ -13,7 +14,13 @@ import torch
 from PIL import Image
 
 from geogan_hf.errors import ImageTooLargeError, InvalidImageError
-from geogan_hf.imageio import DEFAULT_MAX_PIXELS, load_image, pil_to_tensor, tensor_to_pil
+from geogan_hf.imageio import (
+    DEFAULT_MAX_PIXELS,
+    load_image,
+    pil_to_tensor,
+    read_upload,
+    tensor_to_pil,
+)
 
 ORIENTATION = 0x0112
 
@@ -220,6 +227,33 @@ def test_size_is_checked_before_decoding() -> None:
         load_image(header)
     with pytest.raises(InvalidImageError, match="truncated or corrupt"):
         load_image(png_header(90, 60))
+
+
+def test_read_upload_caps_files_and_data_urls_and_names_no_path(
+    rgb: Image.Image, tmp_path: Path
+) -> None:
+    data = encode(rgb)
+    path = tmp_path / "upload.png"
+    path.write_bytes(data)
+    url = "data:image/png;base64," + base64.b64encode(data).decode()
+    for upload in (path, str(path), url):
+        assert read_upload(upload, max_bytes=len(data), role="source") == data
+    with pytest.raises(ImageTooLargeError, match=r"^source image is 0\.0 MB, above the limit"):
+        read_upload(path, max_bytes=len(data) - 1, role="source")
+    # a data: URL is refused by its length: this one is not even valid base64
+    with pytest.raises(ImageTooLargeError, match=r"above the limit of 1\.0 MB"):
+        read_upload("data:image/png;base64," + "@" * 2_000_000, max_bytes=1024**2)
+    with pytest.raises(InvalidImageError, match="invalid base64"):
+        read_upload("data:image/png;base64,@@@@", max_bytes=1024)
+    with pytest.raises(InvalidImageError, match="not base64-encoded"):
+        read_upload("data:image/png,%89PNG", max_bytes=1024)
+    with pytest.raises(InvalidImageError, match="exemplar image was not uploaded") as info:
+        read_upload(tmp_path / "gone.png", max_bytes=1024, role="exemplar")
+    assert str(tmp_path) not in str(info.value)
+    # the bytes keep load_image's declared size check, and its messages name no path
+    header = "data:image/png;base64," + base64.b64encode(png_header(9000, 6000)).decode()
+    with pytest.raises(ImageTooLargeError, match=r"^source image is 9000x6000"):
+        load_image(read_upload(header, max_bytes=1024), role="source")
 
 
 def test_pillow_decompression_bomb_guard(rgb: Image.Image, monkeypatch: pytest.MonkeyPatch) -> None:

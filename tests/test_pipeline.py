@@ -17,6 +17,7 @@ from geogan_hf.errors import (
     FaceIndexError,
     FaceTooSmallError,
     ImageTooLargeError,
+    InvalidArgumentError,
     InvalidImageError,
     ModelLoadError,
     NoFaceError,
@@ -25,7 +26,7 @@ from geogan_hf.errors import (
 )
 from geogan_hf.geometry import pixel_to_normalized, warp_points_backward
 from geogan_hf.imageio import pil_to_tensor, tensor_to_pil
-from geogan_hf.pipeline import FEATHER, MIN_FACE_SIZE
+from geogan_hf.pipeline import FEATHER, MIN_FACE_SIZE, STAGES
 from geogan_hf.prior import RIGID_POINTS
 from geogan_hf.regions import EXPERIMENTAL_ATTRIBUTES, SUPPORTED_ATTRIBUTES
 from geogan_hf.samples import load_sample
@@ -245,6 +246,35 @@ def test_face_index_out_of_range_says_how_many(quick):
         quick(small_astronaut(), small_einstein(), "Mustache", exemplar_face=1)
 
 
+@pytest.mark.parametrize("strength", [-0.1, 1.5, float("nan"), float("inf"), None, "0.5", True])
+def test_strength_must_be_a_number_in_0_1(quick, strength):
+    with pytest.raises(InvalidArgumentError, match=r"strength must be a number in \[0, 1\]"):
+        quick(small_astronaut(), small_einstein(), "Mustache", strength=strength)
+
+
+@pytest.mark.parametrize("index", [None, "0", 1.0, False])
+def test_face_index_must_be_an_integer(quick, index):
+    with pytest.raises(FaceIndexError, match="source face index must be an integer"):
+        quick(small_astronaut(), small_einstein(), "Mustache", source_face=index)
+    with pytest.raises(FaceIndexError, match="exemplar face index must be an integer"):
+        quick(small_astronaut(), small_einstein(), "Mustache", exemplar_face=index)
+
+
+def test_progress_is_reported_as_each_stage_starts(quick):
+    calls = []
+    result = quick(
+        small_astronaut(),
+        small_einstein(),
+        "Mustache",
+        source_face=np.int64(0),
+        progress=lambda fraction, stage: calls.append((fraction, stage)),
+    )
+    assert [stage for _, stage in calls] == list(STAGES.values())
+    fractions = [fraction for fraction, _ in calls]
+    assert fractions[0] == 0.0 and fractions == sorted(fractions) and fractions[-1] < 1.0
+    assert result.source_face == 0 and type(result.source_face) is int
+
+
 def test_face_too_small_states_threshold(quick):
     tiny = small_astronaut().resize((60, 60), Image.Resampling.BICUBIC)  # face crop ~53 px
     with pytest.raises(FaceTooSmallError, match=f"minimum is {MIN_FACE_SIZE} px"):
@@ -328,7 +358,11 @@ def test_pipeline_result_is_the_models_output_pasted_back(quick):
     with torch.no_grad():
         out = quick.model(a, b, la, lb, attribute="Mustache")
     expected = paste_back(
-        result.source, tensor_to_pil(out.image), result.aligned, result.paste_weight, feather=FEATHER
+        result.source,
+        tensor_to_pil(out.image),
+        result.aligned,
+        result.paste_weight,
+        feather=FEATHER,
     )
     assert np.array_equal(np.asarray(expected), np.asarray(result.image))
     assert result.coverage == pytest.approx(float(out.coverage[0]))

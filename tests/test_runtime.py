@@ -1,4 +1,4 @@
-"""CPU runtime settings: threads and the glibc allocator."""
+"""Runtime settings: the "auto" device, threads and the glibc allocator."""
 
 from __future__ import annotations
 
@@ -6,7 +6,19 @@ import platform
 
 import torch
 
-from geogan_hf.runtime import configure_cpu_runtime, tune_allocator
+from geogan_hf.runtime import configure_cpu_runtime, resolve_device, tune_allocator
+
+
+def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device() == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("cpu") == resolve_device(torch.device("cpu")) == torch.device("cpu")
 
 
 def test_configure_cpu_runtime_sets_threads_and_reports_the_allocator():
