@@ -38,6 +38,7 @@ DETAIL_SCALE = 0.01  # the finest detail scale compared between two faces (iod).
 BLUR_STEPS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # ... and the blurs tried, in that unit
 
 
+@torch.no_grad()
 def eye_white(image: Tensor, landmarks: Tensor) -> Tensor:
     """``(N, 3)`` the colour of the whites of the eyes, at unit luminance; NaN where not seen.
 

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .geometry import sample_flow_at, warp_with_flow
-from .prior import TransferOutput
+from .prior import RIGID_POINTS, TransferOutput
+from .regions import ATTRIBUTE_SPECS, canonical_attribute
 
 __all__ = [
     "CycleOutputs",
@@ -142,20 +143,42 @@ def cycle_loss(reconstruction: Tensor, original: Tensor) -> Tensor:
     return F.l1_loss(reconstruction, original)
 
 
-def landmark_loss(flow: Tensor, source_landmarks: Tensor, exemplar_landmarks: Tensor) -> Tensor:
+def landmark_loss(
+    flow: Tensor,
+    source_landmarks: Tensor,
+    exemplar_landmarks: Tensor,
+    points: Tensor | None = None,
+) -> Tensor:
     """MSE between the flow at the source's landmarks and the displacement to the exemplar's.
 
     Args:
         flow: ``(N, 2, H, W)`` backward flow (normalized) that warps the exemplar onto the source.
         source_landmarks: ``(N, 68, 2)`` normalized.
         exemplar_landmarks: ``(N, 68, 2)`` normalized, matching points.
+        points: ``(N, 68)`` weights of the landmarks (:func:`landmark_weights`); ``None``: all.
 
     Returns:
-        The mean squared error in normalized units (0 when the flow carries every exemplar
-        landmark onto its source landmark).
+        The mean squared error in normalized units (0 when the flow carries every weighted
+        exemplar landmark onto its source landmark).
     """
     sampled = sample_flow_at(flow.float(), source_landmarks.float())
-    return F.mse_loss(sampled, (exemplar_landmarks - source_landmarks).float())
+    error = (sampled - (exemplar_landmarks - source_landmarks).float()).square()
+    if points is None:
+        return error.mean()
+    weights = points.float()[..., None].expand_as(error)
+    return (error * weights).sum() / weights.sum().clamp_min(1)
+
+
+def landmark_weights(attributes: Sequence[str], device: torch.device | None = None) -> Tensor:
+    """``(N, 68)`` the landmarks a transfer of each attribute aligns: a frame (kind
+    ``"accessory"``) is rigid and rests on :data:`~geogan_hf.prior.RIGID_POINTS` only, so
+    the flow is not taught to bend it with the eyelids and brows; other kinds use all 68."""
+    weights = torch.ones(len(attributes), 68, device=device)
+    for i, name in enumerate(attributes):
+        if ATTRIBUTE_SPECS[canonical_attribute(name)].kind == "accessory":
+            weights[i] = 0
+            weights[i, list(RIGID_POINTS)] = 1
+    return weights
 
 
 @torch.no_grad()
@@ -284,6 +307,7 @@ def generator_loss(
     fake_ax = core.remove(fake_ay, mask_a, index)
     outputs = CycleOutputs(fake_ay, fake_bx, fake_by, fake_ax, transfer, back)
 
+    points = landmark_weights([core.attributes[i] for i in index.tolist()], source.device)
     fakes = (fake_ay, fake_by, fake_bx, fake_ax)
     adv = cls = 0.0
     for d_out, target in zip(_split(discriminator(torch.cat(fakes)), 4), (1.0, 1.0, 0.0, 0.0)):
@@ -295,8 +319,8 @@ def generator_loss(
         "cycle": cycle_loss(fake_ax, source) + cycle_loss(fake_by, exemplar),
         "landmark": 0.5
         * (
-            landmark_loss(transfer.flow, source_landmarks, exemplar_landmarks)
-            + landmark_loss(back.flow, exemplar_landmarks, source_landmarks)
+            landmark_loss(transfer.flow, source_landmarks, exemplar_landmarks, points)
+            + landmark_loss(back.flow, exemplar_landmarks, source_landmarks, points)
         ),
         "tv": flow_tv_loss(learned_flow(transfer)) + flow_tv_loss(learned_flow(back)),
         "mask": mask_sparsity_loss(learned_mask(transfer)) + mask_sparsity_loss(learned_mask(back)),

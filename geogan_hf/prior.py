@@ -141,6 +141,7 @@ def _eyes(image: Tensor, landmarks: Tensor) -> tuple[Tensor, float]:
     return image[None, :, y0:y1, x0:x1], iod
 
 
+@torch.no_grad()
 def sharpness_blur(
     source: Tensor, exemplar: Tensor, source_landmarks: Tensor, exemplar_landmarks: Tensor
 ) -> Tensor:

@@ -11,6 +11,7 @@ import base64
 import importlib.util
 import io
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,7 +27,9 @@ from geogan_hf.regions import EXPERIMENTAL_ATTRIBUTES
 from geogan_hf.samples import available_samples, load_sample
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+# The browser tests' screenshots go to a temporary folder; GEOGAN_SCREENSHOTS=benchmarks/results
+# refreshes the committed ones (a test run does not change tracked files).
+SCREENSHOTS = os.environ.get("GEOGAN_SCREENSHOTS")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -441,6 +444,14 @@ def test_cache_is_cleaned_and_outputs_are_sized_to_the_page(app, images, tmp_pat
 
 
 @pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where the browser tests save their screenshots."""
+    folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is absent (apt-get install -y chromium)")
@@ -480,25 +491,23 @@ def _wait_for_result(page) -> int:
 
 
 @pytest.mark.slow
-def test_browser_transfer(server, browser, images):
+def test_browser_transfer(server, browser, shots, images):
     page = _upload_and_transfer(browser, server.url, images["astronaut"], images["einstein"])
     assert _wait_for_result(page) == Image.open(images["astronaut"]).width
     assert page.locator("#before-after img").first.is_visible()
     assert page.get_by_text("total").first.is_visible()  # the timings table
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(RESULTS / "app_result.png"), full_page=True)
+    page.screenshot(path=str(shots / "app_result.png"), full_page=True)
     page.close()
 
 
 @pytest.mark.slow
-def test_browser_error_message(server, browser, images):
+def test_browser_error_message(server, browser, shots, images):
     page = _upload_and_transfer(browser, server.url, images["astronaut"], images["no_face"])
     message = page.get_by_text("No face found in the exemplar image")
     message.first.wait_for(timeout=90_000)
     assert message.first.is_visible()
     page.wait_for_timeout(1000)  # let the toast finish sliding in before the screenshot
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(RESULTS / "app_error.png"), full_page=True)
+    page.screenshot(path=str(shots / "app_error.png"), full_page=True)
     page.close()
 
 
@@ -523,9 +532,8 @@ def _in_view(page, selector: str) -> bool:
 
 
 @pytest.mark.slow
-def test_browser_first_screen_shows_examples_and_transfer(server, browser):
+def test_browser_first_screen_shows_examples_and_transfer(server, browser, shots):
     page = browser.new_page()
-    RESULTS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": 1280, "height": 800})
     page.goto(server.url, wait_until="networkidle", timeout=60_000)
     tables = page.locator("[id^=examples]")
@@ -533,18 +541,18 @@ def test_browser_first_screen_shows_examples_and_transfer(server, browser):
     for selector in ("#transfer-button", "#examples", "#examples-3", "#header"):
         assert _in_view(page, selector), f"{selector} is not on the first screen"
     assert page.get_by_role("link", name="Paper").is_visible()
-    page.screenshot(path=str(RESULTS / "app_desktop_1280x800.png"))
+    page.screenshot(path=str(shots / "app_desktop_1280x800.png"))
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(500)
     assert page.evaluate("document.scrollingElement.scrollWidth") <= 390  # no sideways scroll
     assert _in_view(page, "#transfer-button") and _in_view(page, "#attribute")
-    page.screenshot(path=str(RESULTS / "app_phone_390x844.png"))
+    page.screenshot(path=str(shots / "app_phone_390x844.png"))
     page.close()
 
 
 @pytest.mark.slow
 @pytest.mark.samples("takeo", "breakingbad")
-def test_browser_grayscale_example_gives_grayscale_result(server, browser):
+def test_browser_grayscale_example_gives_grayscale_result(server, browser, shots):
     import httpx
 
     page = browser.new_page()
@@ -561,7 +569,7 @@ def test_browser_grayscale_example_gives_grayscale_result(server, browser):
     spread = result.max(-1) - result.min(-1)
     assert spread[edit].max() <= 2  # grayscale inside the edit, not a brown mustache
     page.wait_for_timeout(500)
-    page.screenshot(path=str(RESULTS / "app_grayscale_example.png"))
+    page.screenshot(path=str(shots / "app_grayscale_example.png"))
     page.close()
 
 

@@ -249,11 +249,28 @@ def fresh_prior_losses(face_landmarks):
 
 def test_landmark_loss_of_prior_model_is_small(fresh_prior_losses):
     b, parts, out = fresh_prior_losses
+    points = losses.landmark_weights(["Mustache", "Eyeglasses"])  # the batch's, by index
     identity = losses.landmark_loss(
-        torch.zeros_like(out.transfer.flow), b["source_landmarks"], b["exemplar_landmarks"]
-    )
-    # The prior's TPS flow (zero learned residual) carries the landmarks.
+        torch.zeros_like(out.transfer.flow), b["source_landmarks"], b["exemplar_landmarks"],
+        points,
+    )  # fmt: skip
+    # The prior's TPS flow (zero learned residual) carries the landmarks (for glasses, the
+    # points the frame rests on).
     assert parts["landmark"].item() < 0.02 * identity.item()
+
+
+def test_glasses_landmark_loss_sees_only_where_a_frame_rests():
+    """A flow that bends with the eyelids costs nothing extra for glasses (rigid), but does
+    for a mustache (skin-borne: the paper's loss on all 68 points)."""
+    source = torch.rand(2, 68, 2) * 1.6 - 0.8
+    exemplar = source.clone()
+    exemplar[:, [37, 38, 43, 44], 1] -= 0.05  # eyelids only
+    flow = torch.zeros(2, 2, 32, 32)
+    points = losses.landmark_weights(["Eyeglasses", "Mustache"])
+    assert points.shape == (2, 68) and points[0].sum() == 11 and points[1].sum() == 68
+    glasses = losses.landmark_loss(flow[:1], source[:1], exemplar[:1], points[:1])
+    mustache = losses.landmark_loss(flow[1:], source[1:], exemplar[1:], points[1:])
+    assert glasses.item() == 0.0 and mustache.item() > 0
 
 
 def test_prior_model_regularizers_see_only_the_learned_residuals(fresh_prior_losses):
