@@ -71,7 +71,9 @@ def main() -> None:
             if attribute in face.attributes:
                 continue
             image, truth = generator.draw(
-                face.image, Instance(attribute, k), generator.template_flow(face.landmarks)
+                face.image,
+                Instance(attribute, k),
+                generator.template_flow(face.landmarks, attribute),
             )
             image = image[None] * 2 - 1
             points = pixel_to_normalized(

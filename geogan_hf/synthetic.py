@@ -69,7 +69,8 @@ from geogan_hf.arguments import ranged
 from geogan_hf.errors import DatasetError, NoFaceError
 from geogan_hf.geometry import pixel_to_normalized, tps_flow, warp_with_flow
 from geogan_hf.landmarks import detect_faces
-from geogan_hf.regions import canonical_attribute
+from geogan_hf.prior import RIGID_POINTS, RIGID_REGULARIZATION
+from geogan_hf.regions import ATTRIBUTE_SPECS, canonical_attribute
 from geogan_hf.samples import available_samples, load_sample
 
 __all__ = [
@@ -232,9 +233,16 @@ class SyntheticGenerator:
 
     # -- instances -------------------------------------------------------------------------
 
-    def template_flow(self, landmarks: np.ndarray) -> torch.Tensor:
-        """TPS flow ``(1, 2, S, S)`` that carries the template frame onto a face's ``landmarks``."""
-        return self._tps(landmarks, self.template)
+    def template_flow(self, landmarks: np.ndarray, attribute: str | None = None) -> torch.Tensor:
+        """TPS flow ``(1, 2, S, S)`` that carries the template frame onto a face's ``landmarks``.
+
+        Glasses (an ``"accessory"`` ``attribute``) are rigid: they are carried by the stiff
+        spline on the points a frame rests on, as the geometry prior warps them
+        (:data:`geogan_hf.prior.RIGID_POINTS`), not bent with the eyelids and brows.
+        """
+        if attribute is None or ATTRIBUTE_SPECS[canonical_attribute(attribute)].kind != "accessory":
+            return self._tps(landmarks, self.template)
+        return self._tps(landmarks, self.template, RIGID_POINTS, RIGID_REGULARIZATION)
 
     def render(self, instance: Instance, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Carries ``instance`` onto a face by its :meth:`template_flow`.
@@ -263,11 +271,19 @@ class SyntheticGenerator:
         rgba[:3] *= rgba[3:]
         return torch.nn.functional.avg_pool2d(rgba[None], _DRAW_SCALE)[0]
 
-    def _tps(self, output_points: np.ndarray, input_points: np.ndarray) -> torch.Tensor:
+    def _tps(
+        self,
+        output_points: np.ndarray,
+        input_points: np.ndarray,
+        points: Sequence[int] | None = None,
+        regularization: float = 0.0,
+    ) -> torch.Tensor:
         size = (self.size, self.size)
         out = pixel_to_normalized(torch.as_tensor(output_points, dtype=torch.float64), size)
         inp = pixel_to_normalized(torch.as_tensor(input_points, dtype=torch.float64), size)
-        return tps_flow(out[None], inp[None], size).float()
+        if points is not None:
+            out, inp = out[list(points)], inp[list(points)]
+        return tps_flow(out[None], inp[None], size, regularization).float()
 
     # -- rows ------------------------------------------------------------------------------
 
@@ -276,13 +292,14 @@ class SyntheticGenerator:
         rng = np.random.default_rng([self.seed, _SPLIT_IDS[TRAIN_SPLIT], index])
         face = faces[index % len(faces)]
         image, landmarks = self.augment(face, rng)
-        flow, drawn = self.template_flow(landmarks), []
+        drawn = []
         tone = _skin_tone(rng, self.lighting)
         image = tone(image)
         for attribute in self.attributes:
             draw = rng.random() < _DRAW_PROB
             seed = int(rng.integers(2**31))
             if draw and attribute not in face.attributes:
+                flow = self.template_flow(landmarks, attribute)
                 image, _ = self.draw(image, Instance(attribute, seed), flow)
                 drawn.append(attribute)
         image = self.photometric(rng)(image)
@@ -312,8 +329,12 @@ class SyntheticGenerator:
         exemplar_light = self.photometric(rng)
         source_image = _skin_tone(rng, self.lighting)(source_image)
         exemplar_image = _skin_tone(rng, self.lighting)(exemplar_image)
-        truth, alpha = self.draw(source_image, instance, self.template_flow(source_landmarks))
-        worn, _ = self.draw(exemplar_image, instance, self.template_flow(exemplar_landmarks))
+        truth, alpha = self.draw(
+            source_image, instance, self.template_flow(source_landmarks, attribute)
+        )
+        worn, _ = self.draw(
+            exemplar_image, instance, self.template_flow(exemplar_landmarks, attribute)
+        )
         return {
             "source": _to_png(source_light(source_image)),
             "exemplar": _to_png(exemplar_light(worn)),
@@ -351,7 +372,8 @@ def wear_instance(
     face = BaseFace("photo", _pil_to_unit(aligned.image), aligned.landmarks, frozenset())
     generator = SyntheticGenerator([face], size, [attribute], seed, lighting="mild")
     colour, alpha = generator.render(
-        Instance(_synthetic_attribute(attribute), seed), generator.template_flow(face.landmarks)
+        Instance(_synthetic_attribute(attribute), seed),
+        generator.template_flow(face.landmarks, _synthetic_attribute(attribute)),
     )
     worn = colour + (1 - alpha) * face.image
     crop = Image.fromarray((worn.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))

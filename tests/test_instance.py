@@ -31,7 +31,7 @@ def generator(faces):
 def wearing(generator, face, attribute: str, seed: int):
     """(image (1, 3, S, S) in [-1, 1] wearing the instance, its alpha (S, S), landmarks)."""
     image, alpha = generator.draw(
-        face.image, Instance(attribute, seed), generator.template_flow(face.landmarks)
+        face.image, Instance(attribute, seed), generator.template_flow(face.landmarks, attribute)
     )
     points = pixel_to_normalized(torch.tensor(face.landmarks, dtype=torch.float32), (SIZE, SIZE))
     return image[None] * 2 - 1, alpha[0], points[None]
