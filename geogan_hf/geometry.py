@@ -17,7 +17,7 @@ Conventions used by every module of geogan_hf (image tensors are described in
   not change with resolution, so flows are resized by plain bilinear interpolation, and
   a flow may warp an image of another resolution (how high-resolution results are made).
 - **Masks** are float ``(N, 1, H, W)`` in ``[0, 1]``; 1 = take the (warped) exemplar.
-- **Isotropic frame**: where distances matter (thin-plate spline kernel, flow colours)
+- **Isotropic frame**: where distances matter (the thin-plate spline kernel)
   normalized coordinates are rescaled so that one unit is the same number of pixels along
   x and y: ``q = n * (W, H) / max(H, W)`` (the longer side spans ``[-1, 1]``).
 """
@@ -218,34 +218,26 @@ def tps_flow(
     return flow.reshape(n, h, w, 2).permute(0, 3, 1, 2).to(dtype).contiguous()
 
 
-def flow_to_rgb(flow: torch.Tensor, max_magnitude: float | None = None) -> torch.Tensor:
-    """Colour-code a flow for display: hue = direction, saturation = magnitude (HSV, value 1).
+def flow_to_rgb(flow: torch.Tensor) -> torch.Tensor:
+    """Colour-code a flow for display with torchvision's ``flow_to_image`` (Middlebury
+    colour wheel: hue = direction, saturation = magnitude; the zero flow is white).
 
-    Direction and magnitude are measured in the isotropic frame (module docstring), so
-    hue does not depend on the aspect ratio. The zero flow is white.
+    The displacement is measured in pixels, so hue does not depend on the aspect ratio;
+    each sample is scaled to its own maximum.
 
     Args:
         flow: ``(N, 2, H, W)`` normalized flow.
-        max_magnitude: magnitude that gets full saturation (isotropic normalized units,
-            ``0.1`` = 5 % of the longer side); ``None`` = each sample's own maximum.
 
     Returns:
-        ``(N, 3, H, W)`` RGB image in ``[-1, 1]``.
+        ``(N, 3, H, W)`` RGB image in ``[-1, 1]``, of ``flow``'s dtype.
     """
+    from torchvision.utils import flow_to_image
+
     _, _, h, w = flow.shape
-    vec = flow * _isotropic_scale(h, w, flow).view(1, 2, 1, 1)
-    magnitude = vec.norm(dim=1, keepdim=True)
-    if max_magnitude is None:
-        scale = magnitude.amax(dim=(2, 3), keepdim=True)
-    else:
-        scale = torch.full_like(magnitude[:, :, :1, :1], float(max_magnitude))
-    saturation = (magnitude / scale.clamp_min(1e-12)).clamp(0, 1)
-    hue = (torch.atan2(vec[:, 1:2], vec[:, 0:1]) / (2 * math.pi)) % 1.0
-    channels = []
-    for offset in (5.0, 3.0, 1.0):  # standard HSV -> RGB, value = 1
-        kk = (offset + hue * 6) % 6
-        channels.append(1 - saturation * torch.clamp(torch.minimum(kk, 4 - kk), 0, 1))
-    return torch.cat(channels, dim=1) * 2 - 1
+    pixels = flow.float() * torch.tensor([w / 2, h / 2], device=flow.device).view(1, 2, 1, 1)
+    # one call per sample: flow_to_image scales the whole batch by its largest displacement
+    rgb = torch.stack([flow_to_image(sample) for sample in pixels])
+    return (rgb.float() / 127.5 - 1).to(flow.dtype)
 
 
 def flow_jacobian_determinant(flow: torch.Tensor) -> torch.Tensor:

@@ -170,19 +170,22 @@ def test_tps_identity_and_duplicate_points(point_pair) -> None:
         tps_flow(source, source[:, :10], (32, 32))
 
 
-def test_flow_to_rgb_shape_range_and_colours() -> None:
+def test_flow_to_rgb_is_torchvisions_flow_image_of_the_pixel_flow() -> None:
+    from torchvision.utils import flow_to_image
+
     flow = torch.randn(2, 2, 8, 12) * 0.1
     rgb = flow_to_rgb(flow)
     assert rgb.shape == (2, 3, 8, 12) and rgb.min() >= -1 and rgb.max() <= 1
     white = flow_to_rgb(identity_flow(1, 4, 4))
     assert torch.equal(white, torch.ones(1, 3, 4, 4))
-    right = torch.zeros(1, 2, 4, 4)
-    right[:, 0] = 0.2  # pointing to +x: hue 0, red, fully saturated at its own maximum
-    torch.testing.assert_close(flow_to_rgb(right)[0, :, 0, 0], torch.tensor([1.0, -1.0, -1.0]))
-    # With a fixed scale, half the scale gives half the saturation.
-    torch.testing.assert_close(
-        flow_to_rgb(right, max_magnitude=0.4)[0, :, 0, 0], torch.tensor([1.0, 0.0, 0.0])
-    )
+    # normalized (0.2, 0.2) on a 4 x 8 image is (0.8, 0.4) pixels: not the diagonal's colour
+    diagonal = torch.full((1, 2, 4, 8), 0.2)
+    pixels = torch.tensor([0.8, 0.4]).view(1, 2, 1, 1).expand(1, 2, 4, 8)
+    assert torch.equal(flow_to_rgb(diagonal), flow_to_image(pixels).float() / 127.5 - 1)
+    # each sample is scaled to its own maximum: a small and a large flow look the same
+    pair = torch.cat([diagonal * 0.01, diagonal])
+    assert torch.equal(flow_to_rgb(pair)[0], flow_to_rgb(pair)[1])
+    assert flow_to_rgb(flow.to(torch.bfloat16)).dtype == torch.bfloat16
 
 
 def test_flow_jacobian_determinant() -> None:
