@@ -14,8 +14,9 @@ Output layout (``--output_dir``):
   ``--push_to_hub``) loads it directly; EMA weights when ``--ema_decay`` is set;
 * ``discriminator/``: the discriminator, to continue adversarial fine-tuning;
 * ``checkpoint-STEP/``: resumable training states (``--resume_from_checkpoint latest``);
-* ``logs/``: TensorBoard; ``validation/step-N.png``: image grids (source, exemplar, warped
-  exemplar, mask, flow, result, one row per validation pair);
+* ``logs/``: TensorBoard (uploaded by ``--push_to_hub`` for the Hub's metrics tab);
+  ``validation/step-N.png``: image grids (source, exemplar, warped exemplar, mask, flow,
+  result, one row per validation pair);
 * ``train_summary.json``: arguments, steps, final metrics, skipped rows.
 
 One optimisation step (:func:`training_step`), repeated over the accumulated micro-batches:
@@ -66,6 +67,7 @@ from datasets import IterableDataset
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -73,7 +75,7 @@ from tqdm.auto import tqdm
 from geogan_hf.arguments import ranged
 from geogan_hf.cli import run_command
 from geogan_hf.data import PairedAttributeDataset, dataset_terms, load_face_dataset
-from geogan_hf.errors import CheckpointError, DatasetError
+from geogan_hf.errors import CheckpointError, DatasetError, InvalidArgumentError
 from geogan_hf.geometry import flow_to_rgb
 from geogan_hf.losses import (
     LossWeights,
@@ -99,6 +101,7 @@ STATE_NAME = "training_state.json"  # written last: a checkpoint without it is i
 STATE_FORMAT = 1
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".bin", ".pt", ".pth", ".ckpt")
 GENERATOR_PARTS = ("flow", "mask", "refine", "remove")  # GeoGAN's ``{part}_net`` modules
+LR_SCHEDULERS = ("step", "constant", "constant_with_warmup", "linear", "cosine")
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -163,7 +166,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning_rate", type=ranged(float, 0), default=1e-4)
     train.add_argument("--adam_beta1", type=fraction, default=0.9)
     train.add_argument("--adam_beta2", type=fraction, default=0.999)
-    train.add_argument("--lr_decay_every", type=positive, default=20, help="In --lr_decay_unit.")
+    train.add_argument(
+        "--lr_scheduler",
+        choices=LR_SCHEDULERS,
+        default="step",
+        help="step: the paper's staircase decay (--lr_decay_*); the others as in diffusers' "
+        "examples (linear and cosine decay to 0 at the last step).",
+    )
+    train.add_argument(
+        "--lr_warmup_steps",
+        type=non_negative,
+        default=0,
+        help="Steps of linear warm-up from 0 (every schedule but constant).",
+    )
+    train.add_argument(
+        "--lr_decay_every", type=positive, default=20, help="In --lr_decay_unit (step schedule)."
+    )
     train.add_argument("--lr_decay_unit", choices=["epochs", "steps"], default="epochs")
     train.add_argument("--lr_decay_generator", type=fraction, default=0.4)
     train.add_argument("--lr_decay_discriminator", type=fraction, default=0.2)
@@ -187,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     out = parser.add_argument_group("outputs")
     out.add_argument("--output_dir", default="geogan-model")
     out.add_argument("--logging_dir", default="logs", help="Relative to --output_dir.")
-    out.add_argument("--report_to", default="tensorboard", help='"tensorboard", "all", "none".')
+    out.add_argument(
+        "--report_to", default="tensorboard", help='"tensorboard", "wandb", "all", "none".'
+    )
     out.add_argument("--tracker_project_name", default="geogan", help="Tracker run name.")
     out.add_argument("--logging_steps", type=positive, default=10, help="Scalars every N steps.")
     out.add_argument("--validation_steps", type=positive, default=500)
@@ -221,6 +241,39 @@ def loss_weights(args: argparse.Namespace) -> LossWeights:
 
 
 # ----------------------------------------------------------------------------- schedules
+
+
+def build_lr_scheduler(
+    name: str,
+    optimizer: torch.optim.Optimizer,
+    *,
+    warmup_steps: int,
+    total_steps: int,
+    decay_every: int,
+    decay_factor: float,
+) -> LRScheduler:
+    """The ``--lr_scheduler`` schedule over optimisation steps.
+
+    ``step`` is the paper's staircase ``lr * decay_factor ** (step // decay_every)``;
+    ``linear`` and ``cosine`` reach 0 at ``total_steps``; ``constant(_with_warmup)`` keep
+    the base rate. A warm-up ramps linearly from 0 to the base rate over ``warmup_steps``,
+    then the schedule starts counting.
+    """
+    schedules = torch.optim.lr_scheduler
+    decay_steps = max(total_steps - warmup_steps, 1)
+    if name == "step":
+        schedule = schedules.StepLR(optimizer, decay_every, decay_factor)
+    elif name == "linear":
+        schedule = schedules.LinearLR(optimizer, 1.0, 0.0, total_iters=decay_steps)
+    elif name == "cosine":
+        schedule = schedules.CosineAnnealingLR(optimizer, decay_steps)
+    else:
+        schedule = schedules.ConstantLR(optimizer, factor=1.0)
+    if not warmup_steps:
+        return schedule
+    # LambdaLR, not LinearLR, for the warm-up: LinearLR cannot start at a factor of 0
+    warmup = schedules.LambdaLR(optimizer, lambda step: step / warmup_steps)
+    return schedules.SequentialLR(optimizer, [warmup, schedule], milestones=[warmup_steps])
 
 
 def refinement_alpha(step: int, warmup_steps: int, alpha: float) -> float:
@@ -555,7 +608,8 @@ def log_validation(
     step: int,
     output_dir: Path,
 ) -> Path:
-    """Write the validation grid to ``validation/step-N.png`` and TensorBoard."""
+    """Write the validation grid to ``validation/step-N.png`` and the trackers that show
+    images (TensorBoard, Weights & Biases)."""
     from torchvision.utils import save_image
 
     grid = validation_grid(generator, batch, alpha)
@@ -565,6 +619,12 @@ def log_validation(
     for tracker in accelerator.trackers:
         if tracker.name == "tensorboard":
             tracker.writer.add_image("validation", grid, step)
+        elif tracker.name == "wandb":
+            # imported only with a wandb tracker; wandb is not installed in the test
+            # environment, so this branch is not tested there
+            import wandb
+
+            tracker.log({"validation": [wandb.Image(grid)]}, step=step)
     return path
 
 
@@ -669,7 +729,8 @@ def create_hub_repo(args: argparse.Namespace, output_dir: Path) -> str:
 
 
 def push_to_hub(args: argparse.Namespace, output_dir: Path) -> str:
-    """Upload the exported models (not the checkpoints) to ``--hub_model_id``; returns it."""
+    """Upload the exported models and the logs (not the checkpoints) to ``--hub_model_id``;
+    returns it."""
     from huggingface_hub import upload_folder
 
     repo_id = args.hub_model_id
@@ -678,7 +739,8 @@ def push_to_hub(args: argparse.Namespace, output_dir: Path) -> str:
         folder_path=output_dir,
         token=args.hub_token,
         commit_message="Upload GeoGAN trained with train_accelerate.py",
-        ignore_patterns=["checkpoint-*", "checkpoint-*/**", "rank-*.json", "logs/**"],
+        # logs/ goes too: the Hub's metrics tab shows the TensorBoard runs it finds
+        ignore_patterns=["checkpoint-*", "checkpoint-*/**", "rank-*.json"],
     )
     return repo_id
 
@@ -710,6 +772,10 @@ def _collate(items):
 
 def main(args: argparse.Namespace) -> dict:
     """Train; returns the run summary (also written to ``train_summary.json``)."""
+    if args.lr_scheduler == "constant" and args.lr_warmup_steps:
+        raise InvalidArgumentError(
+            "--lr_scheduler constant has no warm-up; use constant_with_warmup"
+        )
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
@@ -808,12 +874,19 @@ def main(args: argparse.Namespace) -> dict:
     max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
     decay_every = args.lr_decay_every * (steps_per_epoch if args.lr_decay_unit == "epochs" else 1)
-    # the official staircase decay: lr * factor ** (step // decay_every)
-    scheduler_g = torch.optim.lr_scheduler.StepLR(
-        optimizer_g.optimizer, decay_every, args.lr_decay_generator
-    )
-    scheduler_d = torch.optim.lr_scheduler.StepLR(
-        optimizer_d.optimizer, decay_every, args.lr_decay_discriminator
+    scheduler_g, scheduler_d = (
+        build_lr_scheduler(
+            args.lr_scheduler,
+            optimizer.optimizer,
+            warmup_steps=args.lr_warmup_steps,
+            total_steps=max_train_steps,
+            decay_every=decay_every,
+            decay_factor=factor,
+        )
+        for optimizer, factor in (
+            (optimizer_g, args.lr_decay_generator),
+            (optimizer_d, args.lr_decay_discriminator),
+        )
     )
     warmup = args.alpha_warmup_steps
     if warmup is None:

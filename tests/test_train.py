@@ -8,6 +8,7 @@ a few steps: the whole file runs in about a minute on two cores.
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import random
@@ -308,15 +309,25 @@ def test_state_files_round_trip_without_pickle(tmp_path):
     model(torch.randn(4, 3)).sum().backward()
     optimizer.step()
     scheduler.step()
+    warmup = _schedule("cosine", warmup=3)
+    _rates(warmup, 4)
     for name, state in {
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
+        "warmup_scheduler": warmup.state_dict(),
         "rng": train_accelerate.rng_state(),
         "nested": {"a": (1, 2.5, None, "s", [True, {3: torch.arange(3)}]), 0: float("inf")},
     }.items():
         path = tmp_path / f"{name}.safetensors"
         train_accelerate.save_state_file(path, state)
         _assert_same_state(state, train_accelerate.load_state_file(path), name)
+    resumed = _schedule("cosine", warmup=3)
+    # as in a checkpoint, the optimizer comes back too: torch's schedules scale its lr
+    resumed.optimizer.load_state_dict(warmup.optimizer.state_dict())
+    resumed.load_state_dict(
+        train_accelerate.load_state_file(tmp_path / "warmup_scheduler.safetensors")
+    )
+    assert _rates(resumed, 10) == _rates(warmup, 10)
     with pytest.raises(TypeError, match="cannot store a object"):
         train_accelerate.save_state_file(tmp_path / "bad.safetensors", {"x": object()})
     (tmp_path / "pickled.safetensors").write_bytes(pickle.dumps({"x": 1}))
@@ -461,6 +472,8 @@ BAD_FLAGS = {
     "--learning_rate nan": "expected a number >= 0, got nan",
     "--ngf 0": "expected an integer in [1, 128], got 0",
     "--resolution 64.5": "expected an integer in [8, 4096], got '64.5'",
+    "--lr_warmup_steps -1": "expected an integer >= 0, got -1",
+    "--lr_scheduler exponential": "invalid choice: 'exponential'",
 }
 
 
@@ -495,17 +508,57 @@ def test_schedules_and_arguments():
     args = train_accelerate.parse_args(["--dataset_name", "x", "--lambda_landmark", "100"])
     assert train_accelerate.loss_weights(args).landmark == 100
     assert args.learning_rate == 1e-4 and args.lr_decay_every == 20
-    # torch's StepLR is the official staircase decay lr * 0.4 ** (step // 10)
-    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 10, 0.4)
-    lrs = []
-    for _ in range(26):
-        lrs.append(scheduler.get_last_lr()[0])
-        optimizer.step()
-        scheduler.step()
-    assert [lrs[s] for s in (0, 9, 10, 19, 20, 25)] == pytest.approx([1, 1, 0.4, 0.4, 0.16, 0.16])
+    assert args.lr_scheduler == "step" and args.lr_warmup_steps == 0
     assert train_accelerate.refinement_alpha(9, 10, 0.1) == 0.0
     assert train_accelerate.refinement_alpha(10, 10, 0.1) == 0.1
+
+
+def _schedule(name: str, warmup: int = 0) -> torch.optim.lr_scheduler.LRScheduler:
+    """``--lr_scheduler name`` for base rate 1 over 20 steps, decay by 0.4 every 10."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    return train_accelerate.build_lr_scheduler(
+        name, optimizer, warmup_steps=warmup, total_steps=20, decay_every=10, decay_factor=0.4
+    )
+
+
+def _rates(scheduler: torch.optim.lr_scheduler.LRScheduler, steps: int) -> list[float]:
+    """The learning rate of each of ``steps`` optimisation steps."""
+    rates = []
+    for _ in range(steps):
+        rates.append(scheduler.get_last_lr()[0])
+        scheduler.optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def test_step_schedule_is_the_papers_staircase():
+    rates = _rates(_schedule("step"), 26)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    assert rates == _rates(torch.optim.lr_scheduler.StepLR(optimizer, 10, 0.4), 26)
+    assert [rates[s] for s in (0, 9, 10, 19, 20, 25)] == pytest.approx([1, 1, 0.4, 0.4, 0.16, 0.16])
+    assert _rates(_schedule("constant"), 21) == [1.0] * 21
+
+
+@pytest.mark.parametrize("name", ["constant_with_warmup", "linear", "cosine", "step"])
+def test_warmup_ramps_from_zero_then_the_schedule_starts(name):
+    rates = _rates(_schedule(name, warmup=5), 21)
+    assert rates[:6] == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1])
+    after = {  # k steps after the warm-up, 15 steps to go
+        "constant_with_warmup": lambda k: 1.0,
+        "linear": lambda k: 1 - k / 15,
+        "cosine": lambda k: (1 + math.cos(math.pi * k / 15)) / 2,
+        "step": lambda k: 0.4 ** (k // 10),
+    }[name]
+    assert rates[5:] == pytest.approx([after(k) for k in range(16)], abs=1e-12)
+
+
+def test_constant_schedule_with_warmup_exits_2(capsys):
+    parser = train_accelerate.build_parser()
+    argv = ["--dataset_name", "x", "--lr_scheduler", "constant", "--lr_warmup_steps", "5"]
+    assert train_accelerate.run_command(parser, train_accelerate.main, argv) == 2
+    assert capsys.readouterr().err == (
+        "error: --lr_scheduler constant has no warm-up; use constant_with_warmup\n"
+    )
 
 
 def test_prune_checkpoints_keeps_the_newest(tmp_path):
@@ -516,13 +569,34 @@ def test_prune_checkpoints_keeps_the_newest(tmp_path):
     assert [p.name for p in train_accelerate.checkpoint_dirs(tmp_path)] == ["checkpoint-100"]
 
 
-def _accelerator(accumulation: int):
+def _accelerator(accumulation: int, **kwargs):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
 
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
-    return Accelerator(cpu=True, gradient_accumulation_steps=accumulation)
+    return Accelerator(cpu=True, gradient_accumulation_steps=accumulation, **kwargs)
+
+
+def test_validation_grid_goes_to_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accelerator = _accelerator(1, log_with="tensorboard", project_dir=tmp_path)
+    accelerator.init_trackers("run")
+    batch = {
+        "source": torch.rand(2, 3, 32, 32) * 2 - 1,
+        "exemplar": torch.rand(2, 3, 32, 32) * 2 - 1,
+        "source_landmarks": torch.rand(2, 68, 2) - 0.5,
+        "exemplar_landmarks": torch.rand(2, 68, 2) - 0.5,
+        "attribute": torch.zeros(2, dtype=torch.long),
+    }
+    generator = GeoGAN(image_size=32, ngf=4, n_blocks=1)
+    path = train_accelerate.log_validation(accelerator, generator, batch, 0.1, 7, tmp_path)
+    accelerator.end_training()
+    assert path == tmp_path / "validation" / "step-7.png"
+    events = EventAccumulator(str(tmp_path / "run"), size_guidance={"images": 0}).Reload()
+    (image,) = events.Images("validation")
+    assert image.step == 7 and (image.width, image.height) == (6 * 34 + 2, 2 * 34 + 2)
 
 
 def _accumulated_models(accumulation: int, batch: dict[str, torch.Tensor]):
@@ -594,7 +668,7 @@ def test_gradient_accumulation_equals_the_full_batch(float64_default):
 
 
 @pytest.mark.slow
-def test_push_to_hub_uploads_models_not_checkpoints(full_run, monkeypatch):
+def test_push_to_hub_uploads_models_and_logs_not_checkpoints(full_run, monkeypatch):
     """Everything up to the upload; the Hub calls are mocked (they need the internet)."""
     import huggingface_hub
     from huggingface_hub.utils import filter_repo_objects
@@ -622,7 +696,8 @@ def test_push_to_hub_uploads_models_not_checkpoints(full_run, monkeypatch):
     uploaded = set(filter_repo_objects(files, ignore_patterns=upload["ignore_patterns"]))
     assert {"config.json", "model.safetensors", "README.md"} <= uploaded
     assert {"discriminator/config.json", "discriminator/model.safetensors"} <= uploaded
-    assert not [f for f in uploaded if f.startswith(("checkpoint-", "logs/"))]
+    assert [f for f in uploaded if f.startswith("logs/geogan-test/events.out.tfevents.")]
+    assert not [f for f in uploaded if f.startswith("checkpoint-")]
 
 
 def test_push_to_hub_with_a_bad_token_fails_before_training(monkeypatch, tmp_path, capsys):
