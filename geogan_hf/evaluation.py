@@ -11,7 +11,7 @@ Every metric returns one value per pair, ``(N,)`` float64:
 | ``alpha_sad``: sum of absolute alpha errors / 1000 (matting SAD) | whole image | lower |
 | ``alpha_mse``: mean squared alpha error | the attribute's landmark region, grown | lower |
 | ``skin_leakage``: mean absolute change against the source | that region outside the ground-truth instance | lower |
-| ``landmark_nme``: where the flow fetches each source landmark vs the exemplar's | 68 points | lower |
+| ``landmark_nme``: where the flow fetches each source landmark vs the exemplar's | 68 points (glasses: the 11 a frame rests on) | lower |
 | ``background_psnr``: PSNR against the source (dB) | outside the ground-truth region | higher |
 | ``foldover``: fraction of flow cells with a negative Jacobian determinant | whole image | lower |
 
@@ -57,6 +57,7 @@ from geogan_hf.geometry import (
 )
 from geogan_hf.imageio import load_image, pil_to_tensor
 from geogan_hf.landmarks import detect_faces
+from geogan_hf.prior import landmark_weights
 from geogan_hf.regions import canonical_attribute, region_mask
 
 __all__ = [
@@ -174,7 +175,12 @@ def skin_leakage(result: Tensor, source: Tensor, truth_mask: Tensor, region: Ten
     return _masked_mean(_unit_error(result, source), skin)
 
 
-def landmark_nme(flow: Tensor, source_landmarks: Tensor, exemplar_landmarks: Tensor) -> Tensor:
+def landmark_nme(
+    flow: Tensor,
+    source_landmarks: Tensor,
+    exemplar_landmarks: Tensor,
+    points: Tensor | None = None,
+) -> Tensor:
     """Normalized mean landmark error of a flow.
 
     The flow fetches source landmark ``i`` from ``warp_points_backward(source, flow)[i]``
@@ -185,6 +191,9 @@ def landmark_nme(flow: Tensor, source_landmarks: Tensor, exemplar_landmarks: Ten
     Args:
         flow: ``(N, 2, H, W)``.
         source_landmarks, exemplar_landmarks: ``(N, 68, 2)`` normalized coordinates.
+        points: ``(N, 68)`` weights of the points the transfer aligns
+            (:func:`~geogan_hf.prior.landmark_weights`: for glasses, where a frame rests);
+            ``None``: all 68.
     """
     size = tuple(flow.shape[-2:])
     source = source_landmarks.to(flow)
@@ -192,7 +201,11 @@ def landmark_nme(flow: Tensor, source_landmarks: Tensor, exemplar_landmarks: Ten
     target = normalized_to_pixel(exemplar_landmarks.double(), size)
     source_px = normalized_to_pixel(source.double(), size)
     iod = (source_px[:, _EYE_CORNERS[1]] - source_px[:, _EYE_CORNERS[0]]).norm(dim=-1)
-    return (fetched - target).norm(dim=-1).mean(-1) / iod
+    error = (fetched - target).norm(dim=-1)
+    if points is None:
+        return error.mean(-1) / iod
+    weights = points.to(error)
+    return (error * weights).sum(-1) / weights.sum(-1).clamp_min(1) / iod
 
 
 def foldover_ratio(flow: Tensor) -> Tensor:
@@ -553,8 +566,9 @@ def evaluate(
             values["skin_leakage"].append(
                 skin_leakage(out.image, batch.source, truth_mask, around)
             )
+        points = landmark_weights(batch.attributes)
         values["landmark_nme"].append(
-            landmark_nme(out.flow, batch.source_landmarks, batch.exemplar_landmarks)
+            landmark_nme(out.flow, batch.source_landmarks, batch.exemplar_landmarks, points)
         )
         values["background_psnr"].append(background_psnr(out.image, batch.source, region))
         values["foldover"].append(foldover_ratio(out.flow))

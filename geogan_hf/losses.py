@@ -29,8 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .geometry import sample_flow_at, warp_with_flow
-from .prior import RIGID_POINTS, TransferOutput
-from .regions import ATTRIBUTE_SPECS, canonical_attribute
+from .prior import TransferOutput, landmark_weights
 
 __all__ = [
     "CycleOutputs",
@@ -155,7 +154,8 @@ def landmark_loss(
         flow: ``(N, 2, H, W)`` backward flow (normalized) that warps the exemplar onto the source.
         source_landmarks: ``(N, 68, 2)`` normalized.
         exemplar_landmarks: ``(N, 68, 2)`` normalized, matching points.
-        points: ``(N, 68)`` weights of the landmarks (:func:`landmark_weights`); ``None``: all.
+        points: ``(N, 68)`` weights of the landmarks
+            (:func:`~geogan_hf.prior.landmark_weights`); ``None``: all.
 
     Returns:
         The mean squared error in normalized units (0 when the flow carries every weighted
@@ -167,18 +167,6 @@ def landmark_loss(
         return error.mean()
     weights = points.float()[..., None].expand_as(error)
     return (error * weights).sum() / weights.sum().clamp_min(1)
-
-
-def landmark_weights(attributes: Sequence[str], device: torch.device | None = None) -> Tensor:
-    """``(N, 68)`` the landmarks a transfer of each attribute aligns: a frame (kind
-    ``"accessory"``) is rigid and rests on :data:`~geogan_hf.prior.RIGID_POINTS` only, so
-    the flow is not taught to bend it with the eyelids and brows; other kinds use all 68."""
-    weights = torch.ones(len(attributes), 68, device=device)
-    for i, name in enumerate(attributes):
-        if ATTRIBUTE_SPECS[canonical_attribute(name)].kind == "accessory":
-            weights[i] = 0
-            weights[i, list(RIGID_POINTS)] = 1
-    return weights
 
 
 @torch.no_grad()

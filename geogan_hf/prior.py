@@ -230,6 +230,18 @@ def landmark_flow(
     return resize_flow(flow, size)
 
 
+def landmark_weights(attributes: Sequence[str], device: torch.device | None = None) -> Tensor:
+    """``(N, 68)`` the landmarks a transfer of each attribute aligns: a frame (kind
+    ``"accessory"``) is rigid and rests on :data:`RIGID_POINTS` only, so
+    the flow is not taught to bend it with the eyelids and brows; other kinds use all 68."""
+    weights = torch.ones(len(attributes), 68, device=device)
+    for i, name in enumerate(attributes):
+        if ATTRIBUTE_SPECS[canonical_attribute(name)].kind == "accessory":
+            weights[i] = 0
+            weights[i, list(RIGID_POINTS)] = 1
+    return weights
+
+
 def _log_stretch(flow: Tensor) -> Tensor:
     """``|log det J|`` of the warp per pixel (0 = no area change), padded to the flow's size."""
     det = flow_jacobian_determinant(flow).clamp_min(1e-3)

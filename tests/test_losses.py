@@ -10,6 +10,7 @@ import torch
 
 from geogan_hf import losses
 from geogan_hf.geometry import identity_flow, sample_flow_at, tps_flow, warp_with_flow
+from geogan_hf.prior import landmark_weights
 from geogan_hf.samples import load_sample
 
 
@@ -249,7 +250,7 @@ def fresh_prior_losses(face_landmarks):
 
 def test_landmark_loss_of_prior_model_is_small(fresh_prior_losses):
     b, parts, out = fresh_prior_losses
-    points = losses.landmark_weights(["Mustache", "Eyeglasses"])  # the batch's, by index
+    points = landmark_weights(["Mustache", "Eyeglasses"])  # the batch's, by index
     identity = losses.landmark_loss(
         torch.zeros_like(out.transfer.flow), b["source_landmarks"], b["exemplar_landmarks"],
         points,
@@ -266,7 +267,7 @@ def test_glasses_landmark_loss_sees_only_where_a_frame_rests():
     exemplar = source.clone()
     exemplar[:, [37, 38, 43, 44], 1] -= 0.05  # eyelids only
     flow = torch.zeros(2, 2, 32, 32)
-    points = losses.landmark_weights(["Eyeglasses", "Mustache"])
+    points = landmark_weights(["Eyeglasses", "Mustache"])
     assert points.shape == (2, 68) and points[0].sum() == 11 and points[1].sum() == 68
     glasses = losses.landmark_loss(flow[:1], source[:1], exemplar[:1], points[:1])
     mustache = losses.landmark_loss(flow[1:], source[1:], exemplar[1:], points[1:])
