@@ -64,13 +64,13 @@ THRESHOLD_RANGE = (2.0, 4.0)  # ... within these limits (skin spreads)
 LENS_SHAPE = (0.9, 0.65)  # glasses: semi-axes (eye widths) of the elliptic frame around an eye
 LENS_SCALES = (0.7, 1.9)  # the rim is searched between these multiples of that ellipse
 LENS_ANGLES, LENS_STEPS = 96, 48  # polar samples of the rim search
+_THETAS = np.linspace(0, 2 * np.pi, LENS_ANGLES, endpoint=False)
 CONTOUR_SLOPE = 2  # radius steps a rim may move per angle step
 INNER_PREFERENCE = 0.5  # score per unit scale by which inner ridges win (rims, not brows)
 RIM_EDGE = 0.6  # a rim extends along a ray while its score is above this share of its peak
 RIM_EVENNESS = 1.5  # a rim is at most this many times its typical thickness anywhere...
 RIM_TYPICAL = 0.3  # ... this quantile over the angles (brows lying on a top rim thicken it)
 RIM_SMOOTHING = 9  # angles of the median filter that smooths a rim's contour
-TINTED_RIM = 3.0  # a rim thicker than this many RIM_WIDTHs is a tinted lens and its frame
 RIM_MIN_SCORE = 1.0  # mean rim score below which no rim encloses the eye (rimless)
 CLEAR_LENS = 0.5  # lenses that dim the skin by less than this are clear (eyelid shadows do)
 RIM_WIDTH = 0.09  # rimless glasses: the frame lies within this (iod) of a lens...
@@ -251,9 +251,8 @@ def _rim(
     Returns ``(inner, outer, strength)``: the rim's inner and outer scale per angle of
     ``LENS_ANGLES`` and its mean score (low: no rim encloses the eye).
     """
-    thetas = np.linspace(0, 2 * np.pi, LENS_ANGLES, endpoint=False)
     scales = np.linspace(*LENS_SCALES, LENS_STEPS)
-    offsets = np.stack([np.cos(thetas), np.sin(thetas)], -1)[:, None] * scales[None, :, None]
+    offsets = np.stack([np.cos(_THETAS), np.sin(_THETAS)], -1)[:, None] * scales[None, :, None]
     points = centre + offsets[..., :1] * axes[0] + offsets[..., 1:] * axes[1]  # (A, S, 2) x, y
     profile = ndimage.map_coordinates(score, [points[..., 1], points[..., 0]], order=1)
     ridge = _closed_ridge(profile - INNER_PREFERENCE * scales)
@@ -312,17 +311,12 @@ def glasses_zones(
             local = (grid - centre) @ np.linalg.inv(axes)  # elliptic coordinates of each pixel
             scale = np.hypot(local[..., 0], local[..., 1])
             angle = np.arctan2(local[..., 1], local[..., 0]) % (2 * np.pi)
-            thetas = np.linspace(0, 2 * np.pi, LENS_ANGLES, endpoint=False)
             rim = rim_width / (LENS_SHAPE[1] * width)  # RIM_WIDTH in elliptic scale units
             if strength < RIM_MIN_SCORE:
                 inner = np.ones(LENS_ANGLES)
                 outer = inner + rim
-            elif np.median(outer - inner) > TINTED_RIM * rim:
-                # a "rim" much thicker than a frame is a tinted lens seen with its frame:
-                # the lens is what the frame's outer edge encloses
-                inner = outer - rim
-            lens[i] |= scale < np.interp(angle, thetas, inner, period=2 * np.pi)
-            frame[i] |= scale <= np.interp(angle, thetas, outer, period=2 * np.pi)
+            lens[i] |= scale < np.interp(angle, _THETAS, inner, period=2 * np.pi)
+            frame[i] |= scale <= np.interp(angle, _THETAS, outer, period=2 * np.pi)
             # the arms: what is about as distinct from the skin as the rims, at their height
             band = np.abs((grid - centre) @ down) <= ARM_BAND * iod
             arms[i] |= band & inside_face[i] & (values[i] >= RIM_EDGE * strength)

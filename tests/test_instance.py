@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from geogan_hf import GeoGAN
-from geogan_hf.geometry import pixel_to_normalized
+from geogan_hf.geometry import gaussian_blur, pixel_to_normalized
 from geogan_hf.instance import extract_instance, is_grayscale
+from geogan_hf.prior import sharpness_blur
 from geogan_hf.regions import ATTRIBUTE_SPECS, part_mask
 from geogan_hf.synthetic import Instance, SyntheticGenerator, load_base_faces
 
@@ -132,6 +133,21 @@ def test_shifted_exemplar_gives_the_same_composite(generator, faces, shift, seed
         composite_change = (plain.image - moved.image).abs().mean(1, keepdim=True)[both].mean()
         exemplar_change = (exemplar - shifted).abs().mean()
         assert composite_change < bound * exemplar_change, (seed, composite_change, exemplar_change)
+
+
+def test_instance_is_blurred_to_a_blurry_sources_detail(faces):
+    """A source photographed softer than the exemplar gets the blur that brings the
+    exemplar's fine detail down to its own; an equally sharp or sharper one gets none."""
+    face = faces["lenna"]
+    sharp = face.image[None] * 2 - 1
+    points = pixel_to_normalized(torch.tensor(face.landmarks, dtype=torch.float32), (SIZE, SIZE))
+    soft = gaussian_blur(sharp, 1.5)
+    blurs = sharpness_blur(
+        torch.cat([soft, sharp, sharp]), torch.cat([sharp, sharp, soft]),
+        points.expand(3, -1, -1), points.expand(3, -1, -1),
+    )  # fmt: skip
+    assert 0.8 < blurs[0] < 3.0, blurs
+    assert blurs[1] == 0 and blurs[2] == 0, blurs
 
 
 def test_source_with_its_own_mustache_gets_only_the_exemplars(generator, faces, monkeypatch):
