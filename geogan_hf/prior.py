@@ -31,7 +31,18 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .align import FLIP_PERMUTATION_68
-from .compose import composite, eye_white, matching_blur, relight, remove_instance
+from .compose import (
+    COLOUR_SIGMA,
+    composite,
+    detail_unit,
+    eye_white,
+    hair_grain,
+    matching_detail,
+    natural_hair,
+    relight,
+    remove_instance,
+    steady_colour,
+)
 from .errors import InvalidImageError, MissingLandmarksError
 from .geometry import (
     flow_jacobian_determinant,
@@ -113,7 +124,10 @@ class GeometricPrior:
         attributes: the canonical attribute of each sample.
         timings: seconds spent on the ``flow`` and on the ``instance`` extraction.
         blur: ``(N,)`` Gaussian blur (source pixels) that matches the exemplar's detail to
-            the source's (:func:`~geogan_hf.compose.matching_blur`).
+            the source's, and
+        missing: ``(N,)`` the share of the source's detail the exemplar lacks
+            (:func:`~geogan_hf.compose.matching_detail`).
+        source_landmarks: ``(N, 68, 2)`` the source's landmarks, normalized.
         white_ratio: ``(N, 3)`` the source's eye white over the exemplar's (the change of
             colour cast; NaN where either is not seen, :func:`~geogan_hf.compose.eye_white`).
     """
@@ -126,6 +140,8 @@ class GeometricPrior:
     attributes: list[str]
     timings: dict[str, float]
     blur: Tensor
+    missing: Tensor
+    source_landmarks: Tensor
     white_ratio: Tensor
 
 
@@ -142,18 +158,19 @@ def _eyes(image: Tensor, landmarks: Tensor) -> tuple[Tensor, float]:
 
 
 @torch.no_grad()
-def sharpness_blur(
+def sharpness_match(
     source: Tensor, exemplar: Tensor, source_landmarks: Tensor, exemplar_landmarks: Tensor
-) -> Tensor:
-    """``(N,)`` the blur of :func:`~geogan_hf.compose.matching_blur` for each pair, measured
-    around the eyes, the exemplar's crop resized to the source's."""
-    blurs = []
+) -> tuple[Tensor, Tensor]:
+    """``(blur, missing)``, each ``(N,)``: :func:`~geogan_hf.compose.matching_detail` for
+    each pair, measured around the eyes, the exemplar's crop resized to the source's."""
+    matches = []
     for i in range(source.shape[0]):
         source_eyes, iod = _eyes(source[i], source_landmarks[i])
         exemplar_eyes, _ = _eyes(exemplar[i], exemplar_landmarks[i])
         exemplar_eyes = resize_image(exemplar_eyes, tuple(source_eyes.shape[-2:]))
-        blurs.append(matching_blur(source_eyes, exemplar_eyes, iod))
-    return source.new_tensor(blurs)
+        matches.append(matching_detail(source_eyes, exemplar_eyes, iod))
+    blur, missing = source.new_tensor(matches).T
+    return blur, missing
 
 
 def check_image(image: Tensor, role: str) -> None:
@@ -318,12 +335,12 @@ def geometric_prior(
     middle = time.perf_counter()
     exemplar_layers = extract_instance(exemplar, exemplar_landmarks, attributes)
     source_layers = extract_instance(source, source_landmarks, attributes)
-    blur = sharpness_blur(source, exemplar, source_landmarks, exemplar_landmarks)
+    blur, missing = sharpness_match(source, exemplar, source_landmarks, exemplar_landmarks)
     white_ratio = eye_white(source, source_landmarks) / eye_white(exemplar, exemplar_landmarks)
     timings = {"flow": middle - start, "instance": time.perf_counter() - middle}
     return GeometricPrior(
         flow, mirror, warped, exemplar_layers, source_layers, attributes, timings, blur,
-        white_ratio,
+        missing, source_landmarks, white_ratio,
     )  # fmt: skip
 
 
@@ -372,11 +389,20 @@ def compose_transfer(
     pixels = source[:, :, y0:y1, x0:x1]
     kinds = [ATTRIBUTE_SPECS[a].kind for a in prior.attributes]
     colour = torch.tensor([k == "colour" for k in kinds], device=source.device).view(-1, 1, 1, 1)
+    points = (prior.source_landmarks + 1) * prior.source_landmarks.new_tensor(size[::-1]) / 2
+    iod = float((points[:, 42:48].mean(1) - points[:, 36:42].mean(1)).norm(dim=-1).mean())
+    matted = torch.tensor([k in ("hair", "accessory") for k in kinds], device=source.device)
+    if matted.any():
+        steady = steady_colour(foreground, warped[:, 3:4], COLOUR_SIGMA * iod)
+        foreground = torch.where(matted.view(-1, 1, 1, 1), steady, foreground)
     if colour.any():
         foreground = torch.where(colour, recolour(pixels, src, ex, ex_skin), foreground)
     foreground = relight(
         foreground, warped[:, 3:4], src.skin, ex_skin, is_grayscale(source), prior.white_ratio
     )
+    hair = torch.tensor([k == "hair" for k in kinds], device=source.device).view(-1, 1, 1, 1)
+    foreground = torch.where(hair, natural_hair(foreground), foreground)
+    foreground, prior_alpha = _grain(foreground, prior_alpha, prior, points, iod, box)
     alpha = prior_alpha
     if alpha_correction is not None:
         alpha = (alpha + resample_box(alpha_correction, box, size) * src.region).clamp(0, 1)
@@ -386,6 +412,35 @@ def compose_transfer(
     blended = source.clone()
     blended[:, :, y0:y1, x0:x1] = composite(clean, foreground, alpha)
     return blended, _paste(alpha, box, size), _paste(prior_alpha, box, size)
+
+
+def _grain(
+    foreground: Tensor,
+    alpha: Tensor,
+    prior: GeometricPrior,
+    points: Tensor,
+    iod: float,
+    box: tuple[int, int, int, int],
+) -> tuple[Tensor, Tensor]:
+    """:func:`~geogan_hf.compose.hair_grain` for the hair attributes, along each attribute's
+    ``strands``; ``points`` the source's landmarks in pixels."""
+    strands = [ATTRIBUTE_SPECS[a].strands for a in prior.attributes]
+    hair = torch.tensor([s is not None for s in strands], device=alpha.device)
+    if not bool(hair.any()):
+        return foreground, alpha
+    index, height, length = zip(*[s or (27, 0.0, 0.0) for s in strands], strict=True)
+    eyes = points[:, 42:48].mean(1) - points[:, 36:42].mean(1)
+    up = torch.stack([eyes[:, 1], -eyes[:, 0]], -1) / eyes.norm(dim=-1, keepdim=True).clamp_min(
+        1e-6
+    )
+    origin = points[torch.arange(len(strands), device=points.device), list(index)]
+    origin = origin + up * points.new_tensor(height)[:, None] * iod
+    origin = origin - origin.new_tensor([box[2], box[0]])
+    missing = prior.missing.to(alpha) * hair
+    return hair_grain(
+        foreground, alpha, missing, origin.to(alpha), alpha.new_tensor(length) * iod,
+        detail_unit(iod),
+    )  # fmt: skip
 
 
 def _exemplar_box_grid(

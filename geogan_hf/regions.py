@@ -67,6 +67,10 @@ class AttributeSpec:
         removal: ``(from, full)`` coverages between which a source's own instance is
             removed not at all to fully: above what shadows and stubble reach.
             Both measured on the labelled real photos (``benchmarks/instance_coverage.py``).
+        strands: ``(landmark, height, length)``: hair strands radiate from the point
+            ``height`` inter-ocular distances above that landmark and are about
+            ``length`` long (the texture :func:`~geogan_hf.compose.hair_grain` adds);
+            ``None``: not hair.
         experimental: below the quality bar on real photos (README, ``benchmarks/results/real_pairs.md``).
     """
 
@@ -77,13 +81,17 @@ class AttributeSpec:
     face_margin: float | None = 0.05
     absent: float = 0.1
     removal: tuple[float, float] = (0.35, 0.6)
+    strands: tuple[int, float, float] | None = None
     experimental: bool = False
 
 
 ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
-    "Mustache": AttributeSpec("hair", absent=0.1, removal=(0.35, 0.55), experimental=True),
+    "Mustache": AttributeSpec(
+        "hair", absent=0.1, removal=(0.35, 0.55), strands=(33, 0.4, 0.06), experimental=True
+    ),
     "Goatee": AttributeSpec(
-        "hair", face_margin=0.05, absent=0.15, removal=(0.6, 0.85), experimental=True
+        "hair", face_margin=0.05, absent=0.15, removal=(0.6, 0.85), strands=(33, 0.4, 0.06),
+        experimental=True,
     ),
     "Eyeglasses": AttributeSpec(
         "accessory", skin_parts=("cheeks", "nose", "forehead"), lookalike_parts=("lips", "brows"),
@@ -91,18 +99,18 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     ),
     "Bangs": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose"), excluded_parts=("eyes",), lookalike_parts=(),
-        face_margin=None, experimental=True,
+        face_margin=None, strands=(27, 3.0, 0.5), experimental=True,
     ),
     "Smiling": AttributeSpec(
         "expression", excluded_parts=("eyes",), lookalike_parts=(), experimental=True
     ),
     "Bushy_Eyebrows": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose", "forehead"), excluded_parts=("eyes",),
-        lookalike_parts=(), experimental=True,
+        lookalike_parts=(), strands=(29, 0.0, 0.06), experimental=True,
     ),
     "Sideburns": AttributeSpec(
         "hair", excluded_parts=("eyes",), lookalike_parts=(), face_margin=0.15,
-        experimental=True,
+        strands=(27, 3.0, 0.2), experimental=True,
     ),
     "Wearing_Lipstick": AttributeSpec(
         "colour", excluded_parts=("eyes",), lookalike_parts=(), experimental=True
