@@ -10,9 +10,8 @@ source. Then, all at the source crop's resolution:
    ratio is the shading and exposure change, not texture), on luminance fully and on
    colour partly (the instance keeps its own colour: a grey mustache stays grey). A
    grayscale source gets a grayscale instance.
-   Before, the instance's hue is made steady (its own brightness, the local mean
-   chromaticity: :func:`steady_colour`); after, hair keeps a natural hue order
-   (:func:`natural_hair`).
+   Before, hair's hue is made steady (its own brightness, the local mean chromaticity:
+   :func:`steady_colour`); after, it keeps a natural hue order (:func:`natural_hair`).
 2. **detail**: an instance sharper than the source is blurred to its detail; one softer
    (an upscaled low-resolution exemplar) gets strand texture back (:func:`hair_grain`),
    so neither looks pasted (:func:`matching_detail`).

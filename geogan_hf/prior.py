@@ -391,16 +391,15 @@ def compose_transfer(
     colour = torch.tensor([k == "colour" for k in kinds], device=source.device).view(-1, 1, 1, 1)
     points = (prior.source_landmarks + 1) * prior.source_landmarks.new_tensor(size[::-1]) / 2
     iod = float((points[:, 42:48].mean(1) - points[:, 36:42].mean(1)).norm(dim=-1).mean())
-    matted = torch.tensor([k in ("hair", "accessory") for k in kinds], device=source.device)
-    if matted.any():
+    hair = torch.tensor([k == "hair" for k in kinds], device=source.device).view(-1, 1, 1, 1)
+    if hair.any():
         steady = steady_colour(foreground, warped[:, 3:4], COLOUR_SIGMA * iod)
-        foreground = torch.where(matted.view(-1, 1, 1, 1), steady, foreground)
+        foreground = torch.where(hair, steady, foreground)
     if colour.any():
         foreground = torch.where(colour, recolour(pixels, src, ex, ex_skin), foreground)
     foreground = relight(
         foreground, warped[:, 3:4], src.skin, ex_skin, is_grayscale(source), prior.white_ratio
     )
-    hair = torch.tensor([k == "hair" for k in kinds], device=source.device).view(-1, 1, 1, 1)
     foreground = torch.where(hair, natural_hair(foreground), foreground)
     foreground, prior_alpha = _grain(foreground, prior_alpha, prior, points, iod, box)
     alpha = prior_alpha
