@@ -46,8 +46,8 @@ DETAIL_SCALE = 0.01  # the finest detail scale compared between two faces (iod).
 BLUR_STEPS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # ... and the blurs tried, in that unit
 STRAND_WIDTH = 0.7  # a hair's width, in that unit
 STRAND_SAMPLES = (9, 33)  # samples along a strand: at least, at most
-GRAIN_CONTRAST = 0.5  # log-luminance contrast of strands where all the detail is missing...
-GRAIN_ALPHA = 0.7  # ... and opacity contrast (skin seen between the hairs)
+GRAIN_CONTRAST = 0.4  # log-luminance contrast of strands where all the detail is missing...
+GRAIN_ALPHA = 0.6  # ... and opacity contrast (skin seen between the hairs)
 COLOUR_SIGMA = 0.3  # scale (iod) over which an instance's hue and saturation are steady
 
 

@@ -87,10 +87,10 @@ class AttributeSpec:
 
 ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     "Mustache": AttributeSpec(
-        "hair", absent=0.1, removal=(0.35, 0.55), strands=(33, 0.4, 0.06), experimental=True
+        "hair", absent=0.1, removal=(0.35, 0.55), strands=(33, 0.4, 0.12), experimental=True
     ),
     "Goatee": AttributeSpec(
-        "hair", face_margin=0.05, absent=0.15, removal=(0.6, 0.85), strands=(33, 0.4, 0.06),
+        "hair", face_margin=0.05, absent=0.15, removal=(0.6, 0.85), strands=(33, 0.4, 0.12),
         experimental=True,
     ),
     "Eyeglasses": AttributeSpec(
@@ -106,7 +106,7 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     ),
     "Bushy_Eyebrows": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose", "forehead"), excluded_parts=("eyes",),
-        lookalike_parts=(), strands=(29, 0.0, 0.06), experimental=True,
+        lookalike_parts=(), strands=(29, 0.0, 0.08), experimental=True,
     ),
     "Sideburns": AttributeSpec(
         "hair", excluded_parts=("eyes",), lookalike_parts=(), face_margin=0.15,

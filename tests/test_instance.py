@@ -180,7 +180,7 @@ def test_soft_exemplar_gets_strand_texture_back(generator, faces, monkeypatch):
     assert torch.equal(grained.image, again.image)
     hair = smooth.mask[0, 0] > 0.3
     assert hair.sum() > 30
-    assert _fine_detail(grained.image, hair) > 1.5 * _fine_detail(smooth.image, hair)
+    assert _fine_detail(grained.image, hair) > 1.25 * _fine_detail(smooth.image, hair)
     _, missing = sharpness_match(
         torch.cat([src, exemplar]), torch.cat([soft, exemplar]),
         torch.cat([src_points, ex_points]), torch.cat([ex_points, ex_points]),
