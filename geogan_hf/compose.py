@@ -48,7 +48,8 @@ STRAND_WIDTH = 0.7  # a hair's width, in that unit
 STRAND_SAMPLES = (9, 33)  # samples along a strand: at least, at most
 GRAIN_CONTRAST = 0.4  # log-luminance contrast of strands where all the detail is missing...
 GRAIN_ALPHA = 0.6  # ... and opacity contrast (skin seen between the hairs)
-COLOUR_SIGMA = 0.3  # scale (iod) over which an instance's hue and saturation are steady
+COLOUR_SIGMA = 0.15  # scale (iod) over which an instance's hue and saturation are steady
+CHROMA_SPREAD = 0.1  # chromaticity (RGB / luminance) by which hair may differ from its local mean
 
 
 @torch.no_grad()
@@ -122,17 +123,22 @@ def relight(
 
 
 def steady_colour(foreground: Tensor, alpha: Tensor, sigma: float) -> Tensor:
-    """``foreground`` with its own luminance and the local mean chromaticity of its instance.
+    """``foreground`` with its own luminance, its chromaticity kept near its local mean.
 
-    Hairs and frames vary in brightness, hardly in hue: unmixing a soft or compressed
-    exemplar (``F = B + (I - B) / alpha``) amplifies its colour noise into purple and
-    orange specks. The mean is weighted by ``alpha**2`` (the clearly-instance pixels) at
+    Hair varies in brightness, hardly in hue: unmixing a soft or compressed exemplar
+    (``F = B + (I - B) / alpha``) amplifies its colour noise into purple and orange
+    specks. The mean is weighted by ``alpha**2`` (the clearly-instance pixels) at
     ``sigma`` pixels.
     """
     f = (foreground + 1) / 2
     brightness = luma(f)
     chromaticity = f / brightness.clamp_min(1e-3)
-    steady = normalized_convolution(chromaticity, alpha.square() + 1e-6, sigma)
+    mean = normalized_convolution(chromaticity, alpha.square() + 1e-6, sigma)
+    # each pixel keeps its own hue within CHROMA_SPREAD of the mean (a grey beard's cool
+    # strands); specks further out are pulled in
+    deviation = chromaticity - mean
+    length = deviation.square().sum(1, keepdim=True).sqrt()
+    steady = mean + deviation * (CHROMA_SPREAD / length.clamp_min(1e-6)).clamp(max=1)
     return (brightness * steady).clamp(0, 1) * 2 - 1
 
 
