@@ -8,8 +8,10 @@
    alone, as an alpha matte and a foreground colour (:mod:`geogan_hf.instance`); so is the
    source's own instance, if it has one.
 3. **Compose.** Alpha and the premultiplied foreground are warped by the flow at the
-   source crop's full resolution, relit to the source, and composited over the source with
-   its own instance removed (:mod:`geogan_hf.compose`).
+   source crop's full resolution (a symmetric instance's faint side filled in from its
+   mirror image), relit to the source, given strand texture where the exemplar is softer
+   than the source, and composited over the source with its own instance removed
+   (:mod:`geogan_hf.compose`).
 
 Attributes of kind ``"expression"`` paste the exemplar's (relit) region; ``"colour"``
 recolours the source's own region with the exemplar's colour relative to its skin
@@ -67,6 +69,7 @@ RIGID_POINTS = (0, 1, 15, 16, 27, 28, 29, 36, 39, 42, 45)
 RIGID_REGULARIZATION = 0.1
 MIRROR_SIGMA = 0.03  # smoothing of the warp quality maps that choose exemplar or mirror
 MIRROR_MARGIN = 0.5  # log-stretch by which the mirror must beat the exemplar to be used
+SYMMETRY = 0.8  # a symmetric instance is at least this share of its mirror image
 
 
 @dataclass
@@ -375,9 +378,20 @@ def compose_transfer(
     ex_grid = _exemplar_box_grid(resample_box(flow, box, size), box, size, ex)
     warped = _sample(ex_layers, ex_grid)
     weight = resample_box(mirror[1], box, size)
-    if weight.amax() > 0:
+    symmetric = torch.tensor(
+        [ATTRIBUTE_SPECS[a].symmetric for a in prior.attributes], device=source.device
+    ).view(-1, 1, 1, 1)
+    if weight.amax() > 0 or symmetric.any():
         mirror_grid = _exemplar_box_grid(resample_box(mirror[0], box, size), box, size, ex)
-        warped = torch.lerp(warped, _sample(ex_layers, mirror_grid), weight)
+        mirrored = _sample(ex_layers, mirror_grid)
+        warped = torch.lerp(warped, mirrored, weight)
+        # a symmetric instance's side that the exemplar shows faint (lit, sparse, turned
+        # away) is filled in from its mirror image, a little fainter
+        fill = SYMMETRY * mirrored[:, :4]
+        fill = symmetric & (fill[:, 3:4] > warped[:, 3:4])
+        warped = torch.cat(
+            [torch.where(fill, SYMMETRY * mirrored[:, :4], warped[:, :4]), warped[:, 4:]], 1
+        )
     # an instance as sharp as the photo it lands in, not sharper
     warped = torch.cat(
         [torch.cat([gaussian_blur(w[None, :4], float(b)), w[None, 4:]], 1)

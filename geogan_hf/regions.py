@@ -71,6 +71,8 @@ class AttributeSpec:
             ``height`` inter-ocular distances above that landmark and are about
             ``length`` long (the texture :func:`~geogan_hf.compose.hair_grain` adds);
             ``None``: not hair.
+        symmetric: the instance is about symmetric: a side the exemplar shows faint is
+            filled in from its mirror image.
         experimental: below the quality bar on real photos (README, ``benchmarks/results/real_pairs.md``).
     """
 
@@ -82,16 +84,18 @@ class AttributeSpec:
     absent: float = 0.1
     removal: tuple[float, float] = (0.35, 0.6)
     strands: tuple[int, float, float] | None = None
+    symmetric: bool = False
     experimental: bool = False
 
 
 ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     "Mustache": AttributeSpec(
-        "hair", absent=0.1, removal=(0.35, 0.55), strands=(33, 0.4, 0.12), experimental=True
+        "hair", absent=0.1, removal=(0.35, 0.55), strands=(33, 0.4, 0.12), symmetric=True,
+        experimental=True,
     ),
     "Goatee": AttributeSpec(
         "hair", face_margin=0.05, absent=0.15, removal=(0.6, 0.85), strands=(33, 0.4, 0.12),
-        experimental=True,
+        symmetric=True, experimental=True,
     ),
     "Eyeglasses": AttributeSpec(
         "accessory", skin_parts=("cheeks", "nose", "forehead"), lookalike_parts=("lips", "brows"),
