@@ -97,9 +97,11 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
         "hair", face_margin=0.05, absent=0.15, removal=(0.6, 0.85), strands=(33, 0.4, 0.12),
         symmetric=True, experimental=True,
     ),
+    # the nostrils' region reaches the nose wings, where a large frame's bottom rims rest
     "Eyeglasses": AttributeSpec(
-        "accessory", skin_parts=("cheeks", "nose", "forehead"), lookalike_parts=("lips", "brows"),
-        face_margin=0.3, absent=0.08, removal=(0.3, 0.45), experimental=True,
+        "accessory", skin_parts=("cheeks", "nose", "forehead"), excluded_parts=("eyes", "mouth"),
+        lookalike_parts=("lips", "brows"), face_margin=0.3, absent=0.08, removal=(0.3, 0.45),
+        experimental=True,
     ),
     "Bangs": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose"), excluded_parts=("eyes",), lookalike_parts=(),

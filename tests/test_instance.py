@@ -72,6 +72,32 @@ def test_glasses_frame_is_found_whole(generator, faces):
     assert sum(scores) / len(scores) > 0.5, scores
 
 
+def test_large_frame_is_whole_over_the_nose_wings(faces):
+    """The bottom rims of a large frame rest on the nose wings, where a nostril region
+    (never the instance for hair) reaches up: they are still the frame there."""
+    face = faces["lenna"]
+    image = face.image[None].clone() * 2 - 1
+    points = pixel_to_normalized(torch.tensor(face.landmarks, dtype=torch.float32), (SIZE, SIZE))
+    lm = torch.tensor(face.landmarks, dtype=torch.float32)
+    iod = float((lm[42:48].mean(0) - lm[36:42].mean(0)).norm())
+    wings = part_mask("nostrils", points[None], (SIZE, SIZE), grow=0.05)[0, 0] > 0.5
+    bottom = int(wings.any(1).nonzero()[0]) + 2  # the rims' lower edge inside that region
+    ys, xs = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+    rims = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+    for outer, inner in ((36, 39), (45, 42)):
+        x0, x1 = sorted((float(lm[outer, 0]), float(lm[inner, 0])))
+        x0, x1 = x0 - 0.15 * iod, x1 + 0.15 * iod
+        y0 = float(lm[[outer, inner], 1].mean()) - 0.3 * iod
+        box = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= bottom)
+        hole = (xs >= x0 + 4) & (xs <= x1 - 4) & (ys >= y0 + 4) & (ys <= bottom - 4)
+        rims |= box & ~hole
+    image[0, :, rims] = -0.85
+    alpha = extract_instance(image, points[None], "Eyeglasses").full("alpha")[0, 0]
+    over, elsewhere = alpha[rims & wings], alpha[rims & ~wings]
+    # as opaque as the rest of the rims, but for the corners' softness (0.6; cut off: 0.2)
+    assert over.numel() > 10 and over.mean() > 0.45 * elsewhere.mean(), float(over.mean())
+
+
 def test_instance_colour_is_the_instance_not_the_skin(generator, faces):
     image, truth, points = wearing(generator, faces["lenna"], "Goatee", 3)
     layers = extract_instance(image, points, "Goatee")
