@@ -137,7 +137,7 @@ def steady_colour(foreground: Tensor, alpha: Tensor, sigma: float) -> Tensor:
     # each pixel keeps its own hue within CHROMA_SPREAD of the mean (a grey beard's cool
     # strands); specks further out are pulled in
     deviation = chromaticity - mean
-    length = deviation.square().sum(1, keepdim=True).sqrt()
+    length = (deviation.square().sum(1, keepdim=True) + 1e-12).sqrt()
     steady = mean + deviation * (CHROMA_SPREAD / length.clamp_min(1e-6)).clamp(max=1)
     return (brightness * steady).clamp(0, 1) * 2 - 1
 
