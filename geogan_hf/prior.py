@@ -78,7 +78,9 @@ FRAME_WRAP = 0.2  # radians each lens is turned toward its eye (wrap, and the ca
 MAX_TURN = 1.2  # radians: turns beyond this (profiles) are taken as this
 MIRROR_SIGMA = 0.03  # smoothing of the warp quality maps that choose exemplar or mirror
 MIRROR_MARGIN = 0.5  # log-stretch by which the mirror must beat the exemplar to be used
-SYMMETRY = 0.8  # a symmetric instance is at least this share of its mirror image
+SYMMETRY = 0.8  # a symmetric instance is at least this share of its mirror image...
+MIRROR_SCALE = 0.1  # ... compared as densities at this scale (iod)...
+FAINT_SIDE = (0.8, 0.3)  # ... a side this much of its mirror's density is kept -> filled
 
 
 @dataclass
@@ -469,17 +471,14 @@ def compose_transfer(
     symmetric = torch.tensor(
         [ATTRIBUTE_SPECS[a].symmetric for a in prior.attributes], device=source.device
     ).view(-1, 1, 1, 1)
+    points = (prior.source_landmarks + 1) * prior.source_landmarks.new_tensor(size[::-1]) / 2
+    iod = float((points[:, 42:48].mean(1) - points[:, 36:42].mean(1)).norm(dim=-1).mean())
     if weight.amax() > 0 or symmetric.any():
         mirror_grid = _exemplar_box_grid(resample_box(mirror[0], box, size), box, size, ex)
         mirrored = _sample(ex_layers, mirror_grid)
         warped = torch.lerp(warped, mirrored, weight)
-        # a symmetric instance's side that the exemplar shows faint (lit, sparse, turned
-        # away) is filled in from its mirror image, a little fainter
-        fill = SYMMETRY * mirrored[:, :4]
-        fill = symmetric & (fill[:, 3:4] > warped[:, 3:4])
-        warped = torch.cat(
-            [torch.where(fill, SYMMETRY * mirrored[:, :4], warped[:, :4]), warped[:, 4:]], 1
-        )
+        if symmetric.any():
+            warped = _mirror_fill(warped, mirrored, symmetric, MIRROR_SCALE * iod)
     # an instance as sharp as the photo it lands in, not sharper
     warped = torch.cat(
         [torch.cat([gaussian_blur(w[None, :4], float(b)), w[None, 4:]], 1)
@@ -491,8 +490,6 @@ def compose_transfer(
     pixels = source[:, :, y0:y1, x0:x1]
     kinds = [ATTRIBUTE_SPECS[a].kind for a in prior.attributes]
     colour = torch.tensor([k == "colour" for k in kinds], device=source.device).view(-1, 1, 1, 1)
-    points = (prior.source_landmarks + 1) * prior.source_landmarks.new_tensor(size[::-1]) / 2
-    iod = float((points[:, 42:48].mean(1) - points[:, 36:42].mean(1)).norm(dim=-1).mean())
     hair = torch.tensor([k == "hair" for k in kinds], device=source.device).view(-1, 1, 1, 1)
     if hair.any():
         steady = steady_colour(foreground, warped[:, 3:4], COLOUR_SIGMA * iod)
@@ -561,6 +558,23 @@ def _exemplar_box_grid(
     return torch.stack(
         [(2 * (px - ex0) + 1) / (ex1 - ex0) - 1, (2 * (py - ey0) + 1) / (ey1 - ey0) - 1], -1
     )
+
+
+def _mirror_fill(warped: Tensor, mirrored: Tensor, symmetric: Tensor, sigma: float) -> Tensor:
+    """``warped`` with the sides of symmetric instances that the exemplar shows faint (lit,
+    sparse, turned away) filled in from ``mirrored``, a little fainter (:data:`SYMMETRY`).
+
+    A side is faint where its alpha, averaged at ``sigma`` pixels, is under
+    :data:`FAINT_SIDE` of its mirror image's: an instance about as dense on both sides keeps
+    its own outline (a pixelwise maximum would take the union of both outlines).
+    """
+    fill = SYMMETRY * mirrored[:, :4]
+    own = gaussian_blur(warped[:, 3:4], sigma)
+    other = gaussian_blur(fill[:, 3:4], sigma)
+    kept, filled = FAINT_SIDE
+    faint = ((kept - own / other.clamp_min(1e-3)) / (kept - filled)).clamp(0, 1)
+    weight = faint * (fill[:, 3:4] > warped[:, 3:4]) * symmetric
+    return torch.cat([torch.lerp(warped[:, :4], fill, weight), warped[:, 4:]], 1)
 
 
 def _sample(layers: Tensor, grid: Tensor) -> Tensor:
