@@ -10,21 +10,29 @@ source. Then, all at the source crop's resolution:
    ratio is the shading and exposure change, not texture), on luminance fully and on
    colour partly (the instance keeps its own colour: a grey mustache stays grey). A
    grayscale source gets a grayscale instance.
-2. **remove**: the source's own instance is unmixed to its local skin,
+   Before, hair's hue is made steady (its own brightness, the local mean chromaticity:
+   :func:`steady_colour`); after, it keeps a natural hue order (:func:`natural_hair`).
+2. **detail**: an instance sharper than the source is blurred to its detail; one softer
+   (an upscaled low-resolution exemplar) gets strand texture back (:func:`hair_grain`),
+   so neither looks pasted (:func:`matching_detail`).
+3. **remove**: the source's own instance is unmixed to its local skin,
    ``S - a_s (F_s - B_s)``, where the source clearly has one (:func:`remove_instance`), so
    only the exemplar's instance remains.
-3. **composite**: ``a' F' + (1 - a') S_clean``.
+4. **composite**: ``a' F' + (1 - a') S_clean``.
 
 Images are float NCHW in [-1, 1] (see :mod:`geogan_hf.imageio`).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .geometry import gaussian_blur, resize_image
-from .instance import LUMA, InstanceLayers, luma
+from .instance import LUMA, InstanceLayers, luma, normalized_convolution
 from .regions import ATTRIBUTE_SPECS, part_mask
 
 TINT = 0.75  # share of the skin's colour change that the instance takes (it keeps its own)
@@ -36,6 +44,12 @@ WHITE_SIZE = 256  # the eye whites are looked for at this size...
 WHITE_PIXELS = 6  # ... and trusted from this many pixels on
 DETAIL_SCALE = 0.01  # the finest detail scale compared between two faces (iod)...
 BLUR_STEPS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # ... and the blurs tried, in that unit
+STRAND_WIDTH = 0.7  # a hair's width, in that unit
+STRAND_SAMPLES = (9, 33)  # samples along a strand: at least, at most
+GRAIN_CONTRAST = 0.4  # log-luminance contrast of strands where all the detail is missing...
+GRAIN_ALPHA = 0.6  # ... and opacity contrast (skin seen between the hairs)
+COLOUR_SIGMA = 0.15  # scale (iod) over which an instance's hue and saturation are steady
+CHROMA_SPREAD = 0.1  # chromaticity (RGB / luminance) by which hair may differ from its local mean
 
 
 @torch.no_grad()
@@ -108,6 +122,40 @@ def relight(
     return out.clamp(0, 1) * 2 - 1
 
 
+def steady_colour(foreground: Tensor, alpha: Tensor, sigma: float) -> Tensor:
+    """``foreground`` with its own luminance, its chromaticity kept near its local mean.
+
+    Hair varies in brightness, hardly in hue: unmixing a soft or compressed exemplar
+    (``F = B + (I - B) / alpha``) amplifies its colour noise into purple and orange
+    specks. The mean is weighted by ``alpha**2`` (the clearly-instance pixels) at
+    ``sigma`` pixels.
+    """
+    f = (foreground + 1) / 2
+    brightness = luma(f)
+    chromaticity = f / brightness.clamp_min(1e-3)
+    mean = normalized_convolution(chromaticity, alpha.square() + 1e-6, sigma)
+    # each pixel keeps its own hue within CHROMA_SPREAD of the mean (a grey beard's cool
+    # strands); specks further out are pulled in
+    deviation = chromaticity - mean
+    length = (deviation.square().sum(1, keepdim=True) + 1e-12).sqrt()
+    steady = mean + deviation * (CHROMA_SPREAD / length.clamp_min(1e-6)).clamp(max=1)
+    return (brightness * steady).clamp(0, 1) * 2 - 1
+
+
+def natural_hair(foreground: Tensor) -> Tensor:
+    """``foreground`` with hair's natural hue order red >= green >= blue, luminance kept.
+
+    Black, brown, blond, red and grey hair all keep it; a blue or purple cast left by a
+    soft, colour-cast exemplar's unmixing does not.
+    """
+    f = (foreground + 1) / 2
+    r, g, b = f.split(1, dim=1)
+    g = torch.minimum(g, r)
+    ordered = torch.cat([r, g, torch.minimum(b, g)], 1)
+    ordered = ordered * luma(f) / luma(ordered).clamp_min(1e-4)
+    return ordered.clamp(0, 1) * 2 - 1
+
+
 def sharpness(image: Tensor, sigma: float) -> Tensor:
     """``(N,)`` fine to coarser detail of the luminance: ``E|g - G_s g| / E|G_s g - G_4s g|``.
 
@@ -119,24 +167,101 @@ def sharpness(image: Tensor, sigma: float) -> Tensor:
     return (g - fine).abs().mean((1, 2, 3)) / (fine - coarse).abs().mean((1, 2, 3)).clamp_min(1e-6)
 
 
-def matching_blur(source_eyes: Tensor, exemplar_eyes: Tensor, iod: float) -> float:
-    """The Gaussian blur (source pixels) that brings the exemplar's detail down to the source's.
+def detail_unit(iod: float) -> float:
+    """The finest detail scale (pixels) compared between two faces, for an iod in pixels."""
+    return max(0.7, DETAIL_SCALE * iod)
+
+
+def matching_detail(source_eyes: Tensor, exemplar_eyes: Tensor, iod: float) -> tuple[float, float]:
+    """``(blur, missing)``: how the exemplar's fine detail compares with the source's.
 
     Both are crops of the same part (around the eyes: lashes and lid creases are in every
-    face) at the source's scale, ``iod`` its inter-ocular distance in pixels. 0 when the
-    source is as sharp as the exemplar or sharper: a pasted instance sharper than the photo
-    around it looks drawn on.
+    face) at the source's scale, ``iod`` its inter-ocular distance in pixels.
+
+    - ``blur``: the Gaussian blur (source pixels) that brings a sharper exemplar's detail
+      down to the source's: a pasted instance sharper than the photo around it looks drawn
+      on. 0 when the source is as sharp or sharper.
+    - ``missing``: the share of the source's fine detail that a softer exemplar lacks (0
+      to 1; 0 when it is as sharp or sharper): an upscaled instance is a smooth smudge on
+      a sharp photo, so :func:`hair_grain` adds that much strand texture back.
     """
-    unit = max(0.7, DETAIL_SCALE * iod)
+    unit = detail_unit(iod)
     target = float(sharpness(source_eyes, unit))
     blurs = [unit * step for step in BLUR_STEPS]
     levels = [float(sharpness(gaussian_blur(exemplar_eyes, b), unit)) for b in blurs]
     if levels[0] <= target:
-        return 0.0
+        return 0.0, max(0.0, 1 - levels[0] / max(target, 1e-6))
     for (b0, l0), (b1, l1) in zip(zip(blurs, levels), zip(blurs[1:], levels[1:])):
         if l1 <= target:
-            return b0 + (b1 - b0) * (l0 - target) / max(l0 - l1, 1e-6)
-    return blurs[-1]
+            return b0 + (b1 - b0) * (l0 - target) / max(l0 - l1, 1e-6), 0.0
+    return blurs[-1], 0.0
+
+
+def strand_noise(
+    size: tuple[int, int], origin: Tensor, length: Tensor, unit: float, generator: torch.Generator
+) -> Tensor:
+    """``(N, 1, h, w)`` zero-mean, unit-variance noise streaked along hair strands.
+
+    Strands run radially from ``origin`` ``(N, 2)`` (pixels x, y of the box): hairs grow
+    away from the nose for a beard, down from the crown for bangs. White noise at the width
+    of one hair (:data:`STRAND_WIDTH` ``unit`` pixels) is averaged along each strand's
+    direction over ``length`` ``(N,)`` pixels (a line-integral convolution, which no
+    library offers).
+    """
+    h, w = size
+    n = origin.shape[0]
+    noise = torch.randn((n, 1, h, w), generator=generator).to(origin)
+    noise = gaussian_blur(noise, STRAND_WIDTH * unit)
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=origin.dtype, device=origin.device),
+        torch.arange(w, dtype=origin.dtype, device=origin.device),
+        indexing="ij",
+    )
+    pixels = torch.stack([xs, ys], -1)[None]
+    direction = pixels - origin[:, None, None, :]
+    direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    scale = pixels.new_tensor([2 / w, 2 / h])
+    base = (pixels + 0.5) * scale - 1
+    streak = torch.zeros_like(noise)
+    samples = min(max(STRAND_SAMPLES[0], math.ceil(float(length.amax()) / unit)), STRAND_SAMPLES[1])
+    reach = direction * scale * length.view(-1, 1, 1, 1) / 2
+    for t in torch.linspace(-1, 1, samples).tolist():
+        grid = base + reach * t
+        streak = streak + F.grid_sample(
+            noise, grid, mode="bilinear", padding_mode="reflection", align_corners=False
+        )
+    streak = streak - streak.mean((2, 3), keepdim=True)
+    return streak / streak.std((2, 3), keepdim=True).clamp_min(1e-6)
+
+
+def hair_grain(
+    foreground: Tensor,
+    alpha: Tensor,
+    missing: Tensor,
+    origin: Tensor,
+    length: Tensor,
+    unit: float,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor]:
+    """``(foreground, alpha)`` with strand texture where the exemplar lacked the source's detail.
+
+    Hair seen at a photo's full resolution is strands and the skin between them: the
+    luminance of ``foreground`` and the opacity ``alpha`` both vary along the strand
+    noise (:func:`strand_noise`), by :data:`GRAIN_CONTRAST` and :data:`GRAIN_ALPHA` times
+    ``missing`` ``(N,)`` (:func:`matching_detail`); ``origin`` and ``length`` as for
+    :func:`strand_noise`. Seeded: the same inputs give the same picture.
+    """
+    amount = missing.view(-1, 1, 1, 1)
+    if float(amount.amax()) <= 0:
+        return foreground, alpha
+    generator = torch.Generator().manual_seed(seed)
+    # bounded: a few strands far out in the noise's tail would glitter
+    noise = torch.tanh(strand_noise(tuple(alpha.shape[-2:]), origin, length, unit, generator))
+    # a strand is denser and darker than the hair's mean colour, skin shows between strands
+    # (lighter strands would take the mean colour's hue to glowing red or purple)
+    f = (foreground + 1) / 2 * torch.exp(-GRAIN_CONTRAST * amount * noise.clamp_min(0))
+    alpha = alpha * (1 + GRAIN_ALPHA * amount * noise)
+    return f.clamp(0, 1) * 2 - 1, alpha.clamp(0, 1)
 
 
 def remove_instance(image: Tensor, layers: InstanceLayers, attributes: list[str]) -> Tensor:

@@ -218,6 +218,17 @@ def tps_flow(
     return flow.reshape(n, h, w, 2).permute(0, 3, 1, 2).to(dtype).contiguous()
 
 
+def homography_flow(matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``(N, 2, H, W)`` backward flow of the projective maps ``matrix`` ``(N, 3, 3)`` from
+    output (source) to input (exemplar) normalized coordinates, in ``matrix``'s dtype."""
+    h, w = size
+    grid = identity_grid(1, h, w, device=matrix.device, dtype=matrix.dtype).reshape(1, h * w, 2)
+    points = torch.cat([grid, torch.ones_like(grid[..., :1])], -1) @ matrix.transpose(1, 2)
+    # a map that sends a pixel behind the camera (denominator <= 0) is degenerate there
+    mapped = points[..., :2] / points[..., 2:].clamp_min(1e-6)
+    return (mapped - grid).reshape(-1, h, w, 2).permute(0, 3, 1, 2).contiguous()
+
+
 def flow_to_rgb(flow: torch.Tensor) -> torch.Tensor:
     """Colour-code a flow for display with torchvision's ``flow_to_image`` (Middlebury
     colour wheel: hue = direction, saturation = magnitude; the zero flow is white).

@@ -8,8 +8,10 @@
    alone, as an alpha matte and a foreground colour (:mod:`geogan_hf.instance`); so is the
    source's own instance, if it has one.
 3. **Compose.** Alpha and the premultiplied foreground are warped by the flow at the
-   source crop's full resolution, relit to the source, and composited over the source with
-   its own instance removed (:mod:`geogan_hf.compose`).
+   source crop's full resolution (a symmetric instance's faint side filled in from its
+   mirror image), relit to the source, given strand texture where the exemplar is softer
+   than the source, and composited over the source with its own instance removed
+   (:mod:`geogan_hf.compose`).
 
 Attributes of kind ``"expression"`` paste the exemplar's (relit) region; ``"colour"``
 recolours the source's own region with the exemplar's colour relative to its skin
@@ -31,11 +33,23 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .align import FLIP_PERMUTATION_68
-from .compose import composite, eye_white, matching_blur, relight, remove_instance
+from .compose import (
+    COLOUR_SIGMA,
+    composite,
+    detail_unit,
+    eye_white,
+    hair_grain,
+    matching_detail,
+    natural_hair,
+    relight,
+    remove_instance,
+    steady_colour,
+)
 from .errors import InvalidImageError, MissingLandmarksError
 from .geometry import (
     flow_jacobian_determinant,
     gaussian_blur,
+    homography_flow,
     identity_grid,
     resample_box,
     resize_flow,
@@ -50,12 +64,21 @@ TPS_GRID = 64  # the landmark TPS is evaluated on at most this many points per s
 # Smoothing of the landmark TPS: near-coincident landmarks (inner and outer lip corners of a
 # closed mouth) make the exact interpolant fold; 1e-3 removes most folds for < 0.01 NME.
 TPS_REGULARIZATION = 1e-3
-# A frame is rigid: accessories are warped by a stiff spline on the points it rests on (temples,
-# nose bridge, eye corners), not bent with eyelids, brows and mouth as skin-borne hair is.
-RIGID_POINTS = (0, 1, 15, 16, 27, 28, 29, 36, 39, 42, 45)
-RIGID_REGULARIZATION = 0.1
+# A frame is rigid: accessories are placed by the points a frame sits on (nose root, eye
+# corners; see frame_map), not bent with eyelids, brows and mouth as skin-borne hair is.
+RIGID_POINTS = (27, 36, 39, 42, 45)
+# (along the eye line, depth from the lenses' plane; behind < 0) of RIGID_POINTS on a generic
+# 3D head, in inter-ocular distances (the lenses about 12 mm in front of the corneas, level
+# with the nose root)
+FRAME_MODEL = ((0.0, 0.0), (-0.7, -0.3), (-0.3, -0.2), (0.3, -0.2), (0.7, -0.3))
+FRAME_CORNERS = (36, 39, 42, 45)  # eye corners: the line a frame sits on
+FRAME_HEIGHT = (33, 48, 54)  # nose base and mouth corners: the face's height below the eyes
+FRAME_ASPECT_LIMIT = 1.3  # the frame's vertical scale is within this factor of its horizontal
+FRAME_WRAP = 0.2  # radians each lens is turned toward its eye (wrap, and the camera's perspective)
+MAX_TURN = 1.2  # radians: turns beyond this (profiles) are taken as this
 MIRROR_SIGMA = 0.03  # smoothing of the warp quality maps that choose exemplar or mirror
 MIRROR_MARGIN = 0.5  # log-stretch by which the mirror must beat the exemplar to be used
+SYMMETRY = 0.8  # a symmetric instance is at least this share of its mirror image
 
 
 @dataclass
@@ -113,7 +136,10 @@ class GeometricPrior:
         attributes: the canonical attribute of each sample.
         timings: seconds spent on the ``flow`` and on the ``instance`` extraction.
         blur: ``(N,)`` Gaussian blur (source pixels) that matches the exemplar's detail to
-            the source's (:func:`~geogan_hf.compose.matching_blur`).
+            the source's, and
+        missing: ``(N,)`` the share of the source's detail the exemplar lacks
+            (:func:`~geogan_hf.compose.matching_detail`).
+        source_landmarks: ``(N, 68, 2)`` the source's landmarks, normalized.
         white_ratio: ``(N, 3)`` the source's eye white over the exemplar's (the change of
             colour cast; NaN where either is not seen, :func:`~geogan_hf.compose.eye_white`).
     """
@@ -126,6 +152,8 @@ class GeometricPrior:
     attributes: list[str]
     timings: dict[str, float]
     blur: Tensor
+    missing: Tensor
+    source_landmarks: Tensor
     white_ratio: Tensor
 
 
@@ -142,18 +170,19 @@ def _eyes(image: Tensor, landmarks: Tensor) -> tuple[Tensor, float]:
 
 
 @torch.no_grad()
-def sharpness_blur(
+def sharpness_match(
     source: Tensor, exemplar: Tensor, source_landmarks: Tensor, exemplar_landmarks: Tensor
-) -> Tensor:
-    """``(N,)`` the blur of :func:`~geogan_hf.compose.matching_blur` for each pair, measured
-    around the eyes, the exemplar's crop resized to the source's."""
-    blurs = []
+) -> tuple[Tensor, Tensor]:
+    """``(blur, missing)``, each ``(N,)``: :func:`~geogan_hf.compose.matching_detail` for
+    each pair, measured around the eyes, the exemplar's crop resized to the source's."""
+    matches = []
     for i in range(source.shape[0]):
         source_eyes, iod = _eyes(source[i], source_landmarks[i])
         exemplar_eyes, _ = _eyes(exemplar[i], exemplar_landmarks[i])
         exemplar_eyes = resize_image(exemplar_eyes, tuple(source_eyes.shape[-2:]))
-        blurs.append(matching_blur(source_eyes, exemplar_eyes, iod))
-    return source.new_tensor(blurs)
+        matches.append(matching_detail(source_eyes, exemplar_eyes, iod))
+    blur, missing = source.new_tensor(matches).T
+    return blur, missing
 
 
 def check_image(image: Tensor, role: str) -> None:
@@ -200,6 +229,84 @@ def work_size(height: int, width: int, image_size: int, multiple: int) -> tuple[
     return tuple(max(multiple, round(s * scale / multiple) * multiple) for s in (height, width))
 
 
+def _eye_frame(points: Tensor) -> Tensor:
+    """``(N, 3, 3)`` from (isotropic) coordinates to the eye line's frame: origin midway
+    between the eyes, x along the eye line, y across it (down)."""
+    left, right = points[:, 36:42].mean(1), points[:, 42:48].mean(1)
+    along = F.normalize(right - left, dim=-1)
+    across = torch.stack([-along[:, 1], along[:, 0]], -1)
+    rotation = torch.stack([along, across], 1)  # (N, 2, 2) rows: the new axes
+    frame = torch.zeros(points.shape[0], 3, 3, dtype=points.dtype, device=points.device)
+    frame[:, :2, :2], frame[:, 2, 2] = rotation, 1
+    frame[:, :2, 2] = -(rotation @ ((left + right) / 2)[..., None])[..., 0]
+    return frame
+
+
+def _apply(matrix: Tensor, points: Tensor) -> Tensor:
+    """``points (N, K, 2)`` through the projective maps ``matrix (N, 3, 3)``."""
+    mapped = torch.cat([points, torch.ones_like(points[..., :1])], -1) @ matrix.transpose(1, 2)
+    return mapped[..., :2] / mapped[..., 2:]
+
+
+def _lens_plane(landmarks: Tensor) -> Tensor:
+    """``(N, 3, 3)`` projective map from the lenses' plane (x along the eye line in
+    inter-ocular distances, y across it) to a face's eye-line frame (:func:`_eye_frame`).
+
+    The points a frame sits on are seen at ``a = P x + Q z + t`` for their place ``x`` and
+    depth ``z`` (:data:`RIGID_POINTS` on a generic head, :data:`FRAME_MODEL`): least squares give the scale ``P``,
+    the turn ``atan(Q / P)`` and where the plane's centre is seen, ``t`` (on a turned head
+    it moves with the nose root, in front of the eye corners). The far lens is narrower than
+    the near one by ``cos(turn + FRAME_WRAP) / cos(turn - FRAME_WRAP)``.
+    """
+    model = landmarks.new_tensor(FRAME_MODEL)
+    design = torch.cat([model, torch.ones_like(model[:, :1])], 1)  # (K, 3): x, z, 1
+    seen = landmarks[:, list(RIGID_POINTS), :1]
+    scale, depth, centre = (torch.linalg.pinv(design) @ seen)[..., 0].unbind(1)
+    turn = torch.atan2(depth, scale).abs().clamp(max=MAX_TURN)
+    narrow = (torch.cos(turn + FRAME_WRAP) / torch.cos(turn - FRAME_WRAP)).sqrt()
+    # a = t + P x / (1 + k x): the magnification at x = -1/2 over x = +1/2 is narrow^(+-2)
+    k = torch.sign(depth) * 2 * (1 - narrow) / (1 + narrow)
+    plane = torch.zeros(landmarks.shape[0], 3, 3, dtype=landmarks.dtype, device=landmarks.device)
+    plane[:, 0, 0], plane[:, 0, 2] = scale + k * centre, centre
+    plane[:, 1, 1], plane[:, 2, 0], plane[:, 2, 2] = 1, k, 1
+    return plane
+
+
+def frame_map(
+    source_landmarks: Tensor, exemplar_landmarks: Tensor, size: tuple[int, int]
+) -> Tensor:
+    """``(N, 3, 3)`` the projective map from source to exemplar normalized coordinates that
+    carries a pair of glasses.
+
+    A frame is a rigid, nearly flat object in front of the eyes: a camera foreshortens it
+    across the head's turn and tilt and shows its far lens smaller, but never shears nor
+    bends it. Along the eye line each face's view of the lenses' plane is
+    :func:`_lens_plane`'s; across it, the frame is scaled as the distance from the eyes
+    down to the nose and mouth (a tilt foreshortens face and frame alike) and sits on the
+    eye corners' line.
+    """
+    h, w = size
+    iso = torch.tensor([w / max(h, w), h / max(h, w)], dtype=torch.float64)
+    iso = iso.to(source_landmarks.device)
+    src = source_landmarks.to(torch.float64) * iso
+    ex = exemplar_landmarks.to(torch.float64) * iso
+    frame_s, frame_e = _eye_frame(src), _eye_frame(ex)
+    s, e = _apply(frame_s, src), _apply(frame_e, ex)  # (N, 68, 2) in the eye-line frames
+    along = _lens_plane(e) @ torch.linalg.inv(_lens_plane(s))
+    seen = _apply(along, s)  # the source's landmarks as the exemplar's view would place them
+    corners, height = list(FRAME_CORNERS), list(FRAME_HEIGHT)
+    scale_x = along[:, 0, 0] - along[:, 0, 2] * along[:, 2, 0]  # d a_e / d a_s at a_s = 0
+    scale_y = e[:, height, 1].mean(1) / seen[:, height, 1].mean(1).clamp_min(1e-6)
+    scale_y = scale_y.clamp(scale_x / FRAME_ASPECT_LIMIT, scale_x * FRAME_ASPECT_LIMIT)
+    shift_y = (e[:, corners, 1] - scale_y[:, None] * seen[:, corners, 1]).mean(1)
+    across = torch.zeros_like(along)
+    across[:, 0, 0], across[:, 2, 2] = 1, 1
+    across[:, 1, 1], across[:, 1, 2] = scale_y, shift_y
+    to_iso = torch.diag(torch.cat([iso, iso.new_ones(1)]))
+    local = across @ along
+    return torch.linalg.inv(to_iso) @ torch.linalg.inv(frame_e) @ local @ frame_s @ to_iso
+
+
 def landmark_flow(
     source_landmarks: Tensor,
     exemplar_landmarks: Tensor,
@@ -210,8 +317,8 @@ def landmark_flow(
 
     A thin-plate spline is smooth at the pixel scale, so it is evaluated on a grid of at
     most ``TPS_GRID`` per side and upsampled bilinearly (sub-pixel difference, and about
-    16x cheaper at 256 px). Samples where ``rigid`` ``(N,)`` is true get the stiff spline
-    on :data:`RIGID_POINTS` instead.
+    16x cheaper at 256 px). Samples where ``rigid`` ``(N,)`` is true are carried by the
+    frame's projective map (:func:`frame_map`) instead.
     """
     h, w = size
     scale = min(1.0, TPS_GRID / max(h, w))
@@ -219,11 +326,8 @@ def landmark_flow(
     if rigid is None or not rigid.any():
         flow = tps_flow(source_landmarks, exemplar_landmarks, coarse, TPS_REGULARIZATION)
     else:
-        points = list(RIGID_POINTS)
-        flow = tps_flow(
-            source_landmarks[:, points], exemplar_landmarks[:, points], coarse,
-            RIGID_REGULARIZATION,
-        )  # fmt: skip
+        flow = homography_flow(frame_map(source_landmarks, exemplar_landmarks, size), coarse)
+        flow = flow.to(source_landmarks.dtype)
         if not rigid.all():
             flexible = tps_flow(source_landmarks, exemplar_landmarks, coarse, TPS_REGULARIZATION)
             flow = torch.where(rigid.view(-1, 1, 1, 1), flow, flexible)
@@ -257,8 +361,10 @@ def mirror_warp(
     onto the source by TPS; the result is written as a flow on the exemplar itself
     (sampling the mirror at ``s`` is sampling the exemplar at ``(-s_x, s_y)``). The weight is
     1 where that warp stretches the image clearly less than ``flow`` (the flexible landmark
-    flow) does (the far side of a turned face), 0 elsewhere, smooth in between. The mirror
-    flow itself is stiff for ``rigid`` samples, as in :func:`landmark_flow`.
+    flow) does (the far side of a turned face), 0 elsewhere, smooth in between. For
+    ``rigid`` samples the mirror flow is the frame's, as in :func:`landmark_flow`, and the
+    weight 0: a frame is one object, placed whole (its far lens is foreshortened, not
+    missing), and patching it from its mirror image ghosts it.
 
     Returns:
         ``(mirror_flow (N, 2, H, W), weight (N, 1, H, W))``.
@@ -269,11 +375,13 @@ def mirror_warp(
     flow_m = landmark_flow(source_landmarks, mirrored, (h, w)).to(flow.dtype)
     sigma = MIRROR_SIGMA * min(h, w)
     gain = gaussian_blur(_log_stretch(flow) - _log_stretch(flow_m), sigma) - MIRROR_MARGIN
+    weight = torch.sigmoid(8 * gain)
     if rigid is not None and rigid.any():
         flow_m = landmark_flow(source_landmarks, mirrored, (h, w), rigid).to(flow.dtype)
+        weight = weight * (~rigid).view(-1, 1, 1, 1)
     grid = identity_grid(n, h, w, device=flow.device, dtype=flow.dtype).permute(0, 3, 1, 2)
     mirror_flow = torch.cat([-(2 * grid[:, :1] + flow_m[:, :1]), flow_m[:, 1:]], dim=1)
-    return mirror_flow, torch.sigmoid(8 * gain)
+    return mirror_flow, weight
 
 
 def warp_exemplar(
@@ -318,12 +426,12 @@ def geometric_prior(
     middle = time.perf_counter()
     exemplar_layers = extract_instance(exemplar, exemplar_landmarks, attributes)
     source_layers = extract_instance(source, source_landmarks, attributes)
-    blur = sharpness_blur(source, exemplar, source_landmarks, exemplar_landmarks)
+    blur, missing = sharpness_match(source, exemplar, source_landmarks, exemplar_landmarks)
     white_ratio = eye_white(source, source_landmarks) / eye_white(exemplar, exemplar_landmarks)
     timings = {"flow": middle - start, "instance": time.perf_counter() - middle}
     return GeometricPrior(
         flow, mirror, warped, exemplar_layers, source_layers, attributes, timings, blur,
-        white_ratio,
+        missing, source_landmarks, white_ratio,
     )  # fmt: skip
 
 
@@ -358,9 +466,20 @@ def compose_transfer(
     ex_grid = _exemplar_box_grid(resample_box(flow, box, size), box, size, ex)
     warped = _sample(ex_layers, ex_grid)
     weight = resample_box(mirror[1], box, size)
-    if weight.amax() > 0:
+    symmetric = torch.tensor(
+        [ATTRIBUTE_SPECS[a].symmetric for a in prior.attributes], device=source.device
+    ).view(-1, 1, 1, 1)
+    if weight.amax() > 0 or symmetric.any():
         mirror_grid = _exemplar_box_grid(resample_box(mirror[0], box, size), box, size, ex)
-        warped = torch.lerp(warped, _sample(ex_layers, mirror_grid), weight)
+        mirrored = _sample(ex_layers, mirror_grid)
+        warped = torch.lerp(warped, mirrored, weight)
+        # a symmetric instance's side that the exemplar shows faint (lit, sparse, turned
+        # away) is filled in from its mirror image, a little fainter
+        fill = SYMMETRY * mirrored[:, :4]
+        fill = symmetric & (fill[:, 3:4] > warped[:, 3:4])
+        warped = torch.cat(
+            [torch.where(fill, SYMMETRY * mirrored[:, :4], warped[:, :4]), warped[:, 4:]], 1
+        )
     # an instance as sharp as the photo it lands in, not sharper
     warped = torch.cat(
         [torch.cat([gaussian_blur(w[None, :4], float(b)), w[None, 4:]], 1)
@@ -372,11 +491,19 @@ def compose_transfer(
     pixels = source[:, :, y0:y1, x0:x1]
     kinds = [ATTRIBUTE_SPECS[a].kind for a in prior.attributes]
     colour = torch.tensor([k == "colour" for k in kinds], device=source.device).view(-1, 1, 1, 1)
+    points = (prior.source_landmarks + 1) * prior.source_landmarks.new_tensor(size[::-1]) / 2
+    iod = float((points[:, 42:48].mean(1) - points[:, 36:42].mean(1)).norm(dim=-1).mean())
+    hair = torch.tensor([k == "hair" for k in kinds], device=source.device).view(-1, 1, 1, 1)
+    if hair.any():
+        steady = steady_colour(foreground, warped[:, 3:4], COLOUR_SIGMA * iod)
+        foreground = torch.where(hair, steady, foreground)
     if colour.any():
         foreground = torch.where(colour, recolour(pixels, src, ex, ex_skin), foreground)
     foreground = relight(
         foreground, warped[:, 3:4], src.skin, ex_skin, is_grayscale(source), prior.white_ratio
     )
+    foreground = torch.where(hair, natural_hair(foreground), foreground)
+    foreground, prior_alpha = _grain(foreground, prior_alpha, prior, points, iod, box)
     alpha = prior_alpha
     if alpha_correction is not None:
         alpha = (alpha + resample_box(alpha_correction, box, size) * src.region).clamp(0, 1)
@@ -386,6 +513,35 @@ def compose_transfer(
     blended = source.clone()
     blended[:, :, y0:y1, x0:x1] = composite(clean, foreground, alpha)
     return blended, _paste(alpha, box, size), _paste(prior_alpha, box, size)
+
+
+def _grain(
+    foreground: Tensor,
+    alpha: Tensor,
+    prior: GeometricPrior,
+    points: Tensor,
+    iod: float,
+    box: tuple[int, int, int, int],
+) -> tuple[Tensor, Tensor]:
+    """:func:`~geogan_hf.compose.hair_grain` for the hair attributes, along each attribute's
+    ``strands``; ``points`` the source's landmarks in pixels."""
+    strands = [ATTRIBUTE_SPECS[a].strands for a in prior.attributes]
+    hair = torch.tensor([s is not None for s in strands], device=alpha.device)
+    if not bool(hair.any()):
+        return foreground, alpha
+    index, height, length = zip(*[s or (27, 0.0, 0.0) for s in strands], strict=True)
+    eyes = points[:, 42:48].mean(1) - points[:, 36:42].mean(1)
+    up = torch.stack([eyes[:, 1], -eyes[:, 0]], -1) / eyes.norm(dim=-1, keepdim=True).clamp_min(
+        1e-6
+    )
+    origin = points[torch.arange(len(strands), device=points.device), list(index)]
+    origin = origin + up * points.new_tensor(height)[:, None] * iod
+    origin = origin - origin.new_tensor([box[2], box[0]])
+    missing = prior.missing.to(alpha) * hair
+    return hair_grain(
+        foreground, alpha, missing, origin.to(alpha), alpha.new_tensor(length) * iod,
+        detail_unit(iod),
+    )  # fmt: skip
 
 
 def _exemplar_box_grid(

@@ -74,6 +74,12 @@ class AttributeSpec:
         removal: ``(from, full)`` coverages between which a source's own instance is
             removed not at all to fully: above what shadows and stubble reach.
             Both measured on the labelled real photos (``benchmarks/instance_coverage.py``).
+        strands: ``(landmark, height, length)``: hair strands radiate from the point
+            ``height`` inter-ocular distances above that landmark and are about
+            ``length`` long (the texture :func:`~geogan_hf.compose.hair_grain` adds);
+            ``None``: not hair.
+        symmetric: the instance is about symmetric: a side the exemplar shows faint is
+            filled in from its mirror image.
         experimental: below the quality bar on real photos (README, ``benchmarks/results/real_pairs.md``).
     """
 
@@ -86,36 +92,41 @@ class AttributeSpec:
     face_margin: float | None = 0.05
     absent: float = 0.1
     removal: tuple[float, float] = (0.35, 0.6)
+    strands: tuple[int, float, float] | None = None
+    symmetric: bool = False
     experimental: bool = False
 
 
 ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     "Mustache": AttributeSpec(
         "hair", texture_parts=("mouth_corners",), absent=0.1, removal=(0.35, 0.55),
-        experimental=True,
+        strands=(33, 0.4, 0.12), symmetric=True, experimental=True,
     ),
     "Goatee": AttributeSpec(
-        "hair", shading_parts=("chin",), texture_parts=("mouth_corners",),
-        face_margin=0.0, absent=0.15, removal=(0.6, 0.85), experimental=True,
+        "hair", shading_parts=("chin",), texture_parts=("mouth_corners",), face_margin=0.0,
+        absent=0.15, removal=(0.6, 0.85), strands=(33, 0.4, 0.12), symmetric=True,
+        experimental=True,
     ),
+    # the nostrils' region reaches the nose wings, where a large frame's bottom rims rest
     "Eyeglasses": AttributeSpec(
-        "accessory", skin_parts=("cheeks", "nose", "forehead"), lookalike_parts=("lips", "brows"),
-        face_margin=0.3, absent=0.08, removal=(0.3, 0.45), experimental=True,
+        "accessory", skin_parts=("cheeks", "nose", "forehead"), excluded_parts=("eyes", "mouth"),
+        lookalike_parts=("lips", "brows"), face_margin=0.3, absent=0.08, removal=(0.3, 0.45),
+        experimental=True,
     ),
     "Bangs": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose"), excluded_parts=("eyes",), lookalike_parts=(),
-        face_margin=None, experimental=True,
+        face_margin=None, strands=(27, 3.0, 0.5), experimental=True,
     ),
     "Smiling": AttributeSpec(
         "expression", excluded_parts=("eyes",), lookalike_parts=(), experimental=True
     ),
     "Bushy_Eyebrows": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose", "forehead"), excluded_parts=("eyes",),
-        lookalike_parts=(), experimental=True,
+        lookalike_parts=(), strands=(29, 0.0, 0.08), experimental=True,
     ),
     "Sideburns": AttributeSpec(
         "hair", excluded_parts=("eyes",), lookalike_parts=(), face_margin=0.15,
-        experimental=True,
+        strands=(27, 3.0, 0.2), experimental=True,
     ),
     "Wearing_Lipstick": AttributeSpec(
         "colour", excluded_parts=("eyes",), lookalike_parts=(), experimental=True

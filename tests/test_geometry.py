@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from geogan_hf.geometry import (
     flow_jacobian_determinant,
     flow_to_rgb,
+    homography_flow,
     identity_flow,
     identity_grid,
     normalized_to_pixel,
@@ -168,6 +169,17 @@ def test_tps_identity_and_duplicate_points(point_pair) -> None:
     assert torch.isfinite(flow).all()
     with pytest.raises(ValueError, match="matching"):
         tps_flow(source, source[:, :10], (32, 32))
+
+
+def test_homography_flow_samples_where_the_map_sends_each_pixel() -> None:
+    matrix = torch.tensor([[[1.1, 0.1, 0.05], [-0.05, 0.9, 0.1], [0.2, -0.1, 1.0]]])
+    flow = homography_flow(matrix, (16, 24))
+    assert flow.shape == (1, 2, 16, 24) and flow.dtype == matrix.dtype
+    points = torch.tensor([[[-0.5, 0.25], [0.3, -0.6]]])
+    mapped = torch.cat([points, torch.ones(1, 2, 1)], -1) @ matrix[0].T
+    expected = mapped[..., :2] / mapped[..., 2:]
+    assert torch.allclose(warp_points_backward(points, flow), expected, atol=2e-3)
+    assert homography_flow(torch.eye(3)[None], (8, 8)).abs().max() < 1e-6
 
 
 def test_flow_to_rgb_is_torchvisions_flow_image_of_the_pixel_flow() -> None:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from geogan_hf import GeoGAN
+from geogan_hf import GeoGAN, compose, prior
 from geogan_hf.geometry import gaussian_blur, pixel_to_normalized
-from geogan_hf.instance import extract_instance, is_grayscale
-from geogan_hf.prior import sharpness_blur
+from geogan_hf.instance import extract_instance, is_grayscale, luma
+from geogan_hf.prior import sharpness_match
 from geogan_hf.regions import ATTRIBUTE_SPECS, part_mask
 from geogan_hf.synthetic import Instance, SyntheticGenerator, load_base_faces
 
@@ -71,6 +71,32 @@ def test_glasses_frame_is_found_whole(generator, faces):
             alpha = extract_instance(image, points, "Eyeglasses").full("alpha")[0, 0]
             scores.append(iou(alpha, truth))
     assert sum(scores) / len(scores) > 0.5, scores
+
+
+def test_large_frame_is_whole_over_the_nose_wings(faces):
+    """The bottom rims of a large frame rest on the nose wings, where a nostril region
+    (never the instance for hair) reaches up: they are still the frame there."""
+    face = faces["lenna"]
+    image = face.image[None].clone() * 2 - 1
+    points = pixel_to_normalized(torch.tensor(face.landmarks, dtype=torch.float32), (SIZE, SIZE))
+    lm = torch.tensor(face.landmarks, dtype=torch.float32)
+    iod = float((lm[42:48].mean(0) - lm[36:42].mean(0)).norm())
+    wings = part_mask("nostrils", points[None], (SIZE, SIZE), grow=0.05)[0, 0] > 0.5
+    bottom = int(wings.any(1).nonzero()[0]) + 2  # the rims' lower edge inside that region
+    ys, xs = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+    rims = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+    for outer, inner in ((36, 39), (45, 42)):
+        x0, x1 = sorted((float(lm[outer, 0]), float(lm[inner, 0])))
+        x0, x1 = x0 - 0.15 * iod, x1 + 0.15 * iod
+        y0 = float(lm[[outer, inner], 1].mean()) - 0.3 * iod
+        box = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= bottom)
+        hole = (xs >= x0 + 4) & (xs <= x1 - 4) & (ys >= y0 + 4) & (ys <= bottom - 4)
+        rims |= box & ~hole
+    image[0, :, rims] = -0.85
+    alpha = extract_instance(image, points[None], "Eyeglasses").full("alpha")[0, 0]
+    over, elsewhere = alpha[rims & wings], alpha[rims & ~wings]
+    # as opaque as the rest of the rims, but for the corners' softness (0.6; cut off: 0.2)
+    assert over.numel() > 10 and over.mean() > 0.45 * elsewhere.mean(), float(over.mean())
 
 
 def test_instance_colour_is_the_instance_not_the_skin(generator, faces):
@@ -146,7 +172,9 @@ def _one_stop_brighter(image: torch.Tensor) -> torch.Tensor:
 
 def _bluish(image: torch.Tensor) -> torch.Tensor:
     """A cold white balance: the whole photo, eye whites included, shifted to blue."""
-    return (((image + 1) / 2) * torch.tensor([0.8, 0.92, 1.25]).view(1, 3, 1, 1)).clamp(0, 1) * 2 - 1
+    return (((image + 1) / 2) * torch.tensor([0.8, 0.92, 1.25]).view(1, 3, 1, 1)).clamp(
+        0, 1
+    ) * 2 - 1
 
 
 @pytest.mark.parametrize(
@@ -172,7 +200,8 @@ def test_shifted_exemplar_gives_the_same_composite(generator, faces, shift, seed
             plain = model(src, exemplar, src_points, ex_points)
             moved = model(src, shifted, src_points, ex_points)
         assert iou(plain.mask[0, 0], moved.mask[0, 0]) > 0.7
-        both = (plain.mask > 0.5) & (moved.mask > 0.5)
+        # the instance (strand texture, added at the source's detail, makes it patchy)
+        both = (plain.mask > 0.3) & (moved.mask > 0.3)
         assert both.sum() > 30
         composite_change = (plain.image - moved.image).abs().mean(1, keepdim=True)[both].mean()
         exemplar_change = (exemplar - shifted).abs().mean()
@@ -186,12 +215,100 @@ def test_instance_is_blurred_to_a_blurry_sources_detail(faces):
     sharp = face.image[None] * 2 - 1
     points = pixel_to_normalized(torch.tensor(face.landmarks, dtype=torch.float32), (SIZE, SIZE))
     soft = gaussian_blur(sharp, 1.5)
-    blurs = sharpness_blur(
+    blurs, _ = sharpness_match(
         torch.cat([soft, sharp, sharp]), torch.cat([sharp, sharp, soft]),
         points.expand(3, -1, -1), points.expand(3, -1, -1),
     )  # fmt: skip
     assert 0.8 < blurs[0] < 3.0, blurs
     assert blurs[1] == 0 and blurs[2] == 0, blurs
+
+
+def _fine_detail(image: torch.Tensor, where: torch.Tensor) -> float:
+    """Mean absolute finest-band luminance (image minus its 1 px blur) over ``where``."""
+    gray = image.mean(1, keepdim=True)
+    return float((gray - gaussian_blur(gray, 1.0)).abs()[0, 0][where].mean())
+
+
+def test_soft_exemplar_gets_strand_texture_back(generator, faces, monkeypatch):
+    """An exemplar softer than the source (an upscaled, low-resolution photo) does not paste
+    a smooth smudge: the instance gets strand texture at the source's detail, the same for
+    the same inputs; an exemplar as sharp as the source gets none."""
+    source = faces["astronaut"]
+    src = source.image[None] * 2 - 1
+    src_points = pixel_to_normalized(
+        torch.tensor(source.landmarks, dtype=torch.float32), (SIZE, SIZE)
+    )[None]
+    exemplar, _, ex_points = wearing(generator, faces["lenna"], "Mustache", 0)
+    soft = gaussian_blur(exemplar, 2.0)
+    model = GeoGAN(geometry_prior=True, image_size=SIZE).eval()
+    with torch.no_grad():
+        grained = model(src, soft, src_points, ex_points)
+        again = model(src, soft, src_points, ex_points)
+        monkeypatch.setattr(compose, "GRAIN_CONTRAST", 0.0)
+        monkeypatch.setattr(compose, "GRAIN_ALPHA", 0.0)
+        smooth = model(src, soft, src_points, ex_points)
+    assert torch.equal(grained.image, again.image)
+    hair = smooth.mask[0, 0] > 0.3
+    assert hair.sum() > 30
+    assert _fine_detail(grained.image, hair) > 1.25 * _fine_detail(smooth.image, hair)
+    _, missing = sharpness_match(
+        torch.cat([src, exemplar]), torch.cat([soft, exemplar]),
+        torch.cat([src_points, ex_points]), torch.cat([ex_points, ex_points]),
+    )  # fmt: skip
+    assert missing[0] > 0.4 and missing[1] == 0, missing
+
+
+def test_a_faint_side_of_a_symmetric_instance_is_filled_from_its_mirror(
+    generator, faces, monkeypatch
+):
+    """An exemplar whose mustache shows on one side only (the other lit or sparse) gives a
+    mustache on both sides of the source; without the mirror fill, mostly on one."""
+    # takeo is seen frontally: no side of his is replaced by its mirror for the angle
+    source, exemplar_face = faces["astronaut"], faces["takeo"]
+    src = source.image[None] * 2 - 1
+    src_points = pixel_to_normalized(
+        torch.tensor(source.landmarks, dtype=torch.float32), (SIZE, SIZE)
+    )[None]
+    exemplar, alpha, ex_points = wearing(generator, exemplar_face, "Mustache", 0)
+    middle = float((alpha.sum(0) * torch.arange(SIZE)).sum() / alpha.sum())
+    one_side = torch.arange(SIZE).view(1, 1, 1, -1) < middle
+    half = torch.where(one_side, exemplar, exemplar_face.image[None] * 2 - 1)
+    # the sides of the source's mouth, without the middle (where the halves meet)
+    x = torch.arange(SIZE)
+    mouth = source.landmarks[48:60, 0]
+    middle, half_width = float(mouth.mean()), float(mouth.max() - mouth.min()) / 2
+    left, right = x < middle - 0.4 * half_width, x > middle + 0.4 * half_width
+
+    def sides(out) -> tuple[float, float]:
+        mass = out.mask[0, 0].sum(0)
+        return float(mass[left].sum()), float(mass[right].sum())
+
+    model = GeoGAN(geometry_prior=True, image_size=SIZE).eval()
+    with torch.no_grad():
+        filled = sides(model(src, half, src_points, ex_points))
+        monkeypatch.setattr(prior, "SYMMETRY", 0.0)
+        plain = sides(model(src, half, src_points, ex_points))
+    assert min(filled) > 0.65 * max(filled), filled
+    assert min(filled) > 1.5 * min(plain), (filled, plain)
+
+
+def test_instance_colour_is_steady_and_natural():
+    """Unmixing noise (blue and orange specks of one brightness) becomes one hue; a purple
+    cast on hair becomes a natural hair hue; brightness is kept by both."""
+    specks = torch.tensor([[0.3, 0.3, 0.6], [0.5, 0.3, 0.1]]).T.reshape(1, 3, 1, 2)
+    specks = specks.repeat(1, 1, 16, 8) * 2 - 1
+    alpha = torch.ones(1, 1, 16, 16)
+    steady = compose.steady_colour(specks, alpha, 4.0)
+    assert torch.allclose(luma(steady), luma(specks), atol=1e-3)
+    chroma = lambda x: (x + 1) / (luma(x + 1).clamp_min(1e-3))  # noqa: E731
+    assert chroma(steady).std((2, 3)).max() < 0.2 * chroma(specks).std((2, 3)).max()
+    purple = torch.tensor([0.4, 0.2, 0.45]).view(1, 3, 1, 1) * 2 - 1
+    brown = torch.tensor([0.4, 0.3, 0.2]).view(1, 3, 1, 1) * 2 - 1
+    hair = compose.natural_hair(torch.cat([purple, brown]))
+    r, g, b = ((hair + 1) / 2).unbind(1)
+    assert (r >= g).all() and (g >= b).all()
+    assert torch.allclose(luma(hair), luma(torch.cat([purple, brown])), atol=1e-3)
+    assert torch.allclose(hair[1], brown[0], atol=1e-5)
 
 
 def test_source_with_its_own_mustache_gets_only_the_exemplars(generator, faces, monkeypatch):
@@ -209,7 +326,7 @@ def test_source_with_its_own_mustache_gets_only_the_exemplars(generator, faces, 
     assert out.source_coverage[0] > 0.3
     # where only the source's own mustache was, the result is back near the clean face
     only_own = (own_alpha > 0.5) & (out.mask[0, 0] < 0.2)
-    assert only_own.sum() > 20
+    assert only_own.sum() > 10
     before = (own - clean).abs().mean(1)[0][only_own].mean()
     after = (out.image - clean).abs().mean(1)[0][only_own].mean()
     assert after < 0.5 * before, (before, after)
@@ -219,9 +336,9 @@ def test_grayscale_source_gets_a_grayscale_instance(generator, faces):
     source = faces["astronaut"]
     gray = source.image.mean(0, keepdim=True).expand(3, -1, -1)[None] * 2 - 1
     assert is_grayscale(gray).all()
-    points = pixel_to_normalized(
-        torch.tensor(source.landmarks, dtype=torch.float32), (SIZE, SIZE)
-    )[None]
+    points = pixel_to_normalized(torch.tensor(source.landmarks, dtype=torch.float32), (SIZE, SIZE))[
+        None
+    ]
     exemplar, _, ex_points = wearing(generator, faces["lenna"], "Goatee", 1)
     assert not is_grayscale(exemplar).any()
     model = GeoGAN(geometry_prior=True, image_size=SIZE, attributes=("Goatee",)).eval()

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from geogan_hf import GeoGAN, GeoGANDiscriminator, GeoGANOutput
 from geogan_hf.align import align_face
 from geogan_hf.errors import InvalidImageError, MissingLandmarksError, UnknownAttributeError
-from geogan_hf.geometry import pixel_to_normalized, resize_flow, resize_image
+from geogan_hf.geometry import (
+    normalized_to_pixel,
+    pixel_to_normalized,
+    resize_flow,
+    resize_image,
+    sample_flow_at,
+)
 from geogan_hf.imageio import pil_to_tensor
-from geogan_hf.prior import landmark_flow, mirror_warp
+from geogan_hf.prior import frame_map, landmark_flow, mirror_warp
 from geogan_hf.samples import load_sample
 
 TINY = {"ngf": 4, "n_blocks": 1, "image_size": 64}
@@ -214,6 +222,60 @@ def test_glasses_are_warped_rigidly(pair64):
     still = landmark_flow(lb, lb, (64, 64), rigid)
     assert (landmark_flow(la, lb, (64, 64), rigid) - still).abs().max() < 1e-4
     assert (landmark_flow(la, lb, (64, 64)) - landmark_flow(lb, lb, (64, 64))).abs().max() > 0.01
+
+
+def test_frame_map_follows_a_moved_face(pair64):
+    """A face only moved, turned in the image plane and scaled carries its frame exactly so,
+    on a crop that is not square too."""
+    size = (64, 96)
+    points = normalized_to_pixel(pair64[3][0].double(), size)
+    angle, scale, shift = 0.3, 1.2, torch.tensor([5.0, -3.0], dtype=torch.float64)
+    rotation = torch.tensor(
+        [[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]],
+        dtype=torch.float64,
+    )
+    moved = (points - points.mean(0)) @ rotation.T * scale + points.mean(0) + shift
+    source, exemplar = (pixel_to_normalized(p, size)[None] for p in (moved, points))
+    matrix = frame_map(source, exemplar, size)
+    mapped = torch.cat([source, torch.ones_like(source[..., :1])], -1) @ matrix.transpose(1, 2)
+    assert torch.allclose(mapped[..., :2] / mapped[..., 2:], exemplar, atol=1e-6)
+
+
+def test_glasses_ignore_the_face_outline(pair64):
+    """A frame sits on the nose root and before the eyes: the jaw line (the near cheek of a
+    turned head reaches far out) neither stretches nor moves it."""
+    lb = pair64[2]
+    la = lb.clone()
+    la[:, :8, 0] -= 0.15  # one side of the outline far out, as on the near side of a turn
+    rigid = torch.tensor([True])
+    assert (
+        landmark_flow(la, lb, (64, 64), rigid) - landmark_flow(lb, lb, (64, 64), rigid)
+    ).abs().max() < 1e-5
+
+
+def _magnification(flow: torch.Tensor, point: torch.Tensor) -> float:
+    """Exemplar length per source length along x of the backward ``flow`` at ``point`` (2,)."""
+    step = torch.tensor([0.02, 0.0])
+    ends = torch.stack([point - step, point + step])[None]
+    seen = ends + sample_flow_at(flow, ends)
+    return float(seen[0, 1, 0] - seen[0, 0, 0]) / 0.04
+
+
+def test_glasses_on_a_turned_head_are_one_foreshortened_frame(pair64):
+    """On a head turned about 45 degrees, a frontal frame is placed whole: centred on the
+    nose root, not stretched to the near eye's corner nor squeezed into the far one (the
+    stiff spline did both, by 2x), and never patched from its mirror image (ghosts)."""
+    la = pair64[3]  # frontal exemplar
+    _, lb = aligned("breakingbad", 64)
+    rigid = torch.tensor([True])
+    flow = landmark_flow(lb, la, (64, 64), rigid)
+    seen = lb[:, 27:28] + sample_flow_at(flow, lb[:, 27:28])
+    assert (seen - la[:, 27:28])[..., 0].abs().max() < 0.01  # the bridge on the nose root
+    far, near = lb[0, 36:42].mean(0), lb[0, 42:48].mean(0)  # breakingbad looks to the left
+    ratio = _magnification(flow, far) / _magnification(flow, near)
+    assert 1.2 < ratio < 2.5, ratio  # the far lens smaller than the near one, not crushed
+    _, weight = mirror_warp(lb, la, landmark_flow(lb, la, (64, 64)), rigid)
+    assert weight.max() == 0
 
 
 def test_mirror_fills_the_far_side_of_a_turned_exemplar(pair64):

