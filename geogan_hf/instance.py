@@ -16,7 +16,12 @@ lighting or exposure for the attribute):
    the skin, blond on light skin, black on dark skin, still differs in texture). Thresholds
    sit at the skin's own distance percentiles, so the evidence adapts to each photo.
    Parts that are never the instance (eyes, lips and teeth, nostrils, everything outside
-   the face for hair; see ``excluded_parts``) are forced to 0.
+   the face for hair; see ``excluded_parts``) are forced to 0. Where the face's own
+   shading lies (``shading_parts``, ``texture_parts``: the lower lip's shadow, the chin
+   and the jaw's edge for a goatee, the mouth corners), being darker is not enough: a
+   pixel there needs hair's fine texture (:func:`hair_texture`: strands and stubble vary
+   along the shading's contours, a shadow band or a lip's edge only across them) or a
+   colour no shadow of the skin has (:func:`_unlike_shading`).
 3. **Matte.** A local instance colour field ``F`` is filled in from the confident
    instance pixels. At the crop's full resolution, alpha is the projection of each pixel
    onto its local colour line ``B -> F`` (the compositing equation
@@ -76,6 +81,17 @@ CLEAR_LENS = 0.5  # lenses that dim the skin by less than this are clear (eyelid
 RIM_WIDTH = 0.09  # rimless glasses: the frame lies within this (iod) of a lens...
 ARM_BAND = 0.08  # ... or within this (iod) of the eyes' height (the arms)
 EXCLUDE_GROW = 0.05  # never-instance parts are grown by this (iod): lip borders, eyelids
+HAIR_FINE_SIGMA = 0.5  # hair's fine texture: derivatives at this scale (pixels of the crop)...
+CONTOUR_SIGMA = 0.02  # ... along and across the contours of the luminance at this scale (iod),
+CONTOUR_MIN = 1.0  # ... and at least this (working pixels)
+HAIR_TEXTURE_SIGMA = 0.05  # ... averaged over this (iod)
+SMOOTH_FLOOR = 3.0  # texture below this many times the skin's is smooth in any direction
+HAIR_ANISOTROPY = (0.16, 0.32)  # texture along / across the contours: shading -> hair
+# a shadow's colour over the skin's: log red / green and blue / green ratios within these,
+# log green at most this (no shadow is lighter than the skin); this far beyond, not a shadow
+SHADOW_TINT = ((-0.05, 0.45), (-0.35, 0.1), 0.0)
+SHADOW_REDDENING = 0.1  # ... the red / green limit rises by this per unit of log darkening
+SHADOW_TINT_SOFTNESS = 0.1
 EVIDENCE_RAMP = 3.0  # evidence rises from 0 to 1 over this many skin spreads
 BRIGHTER_WEIGHT = 0.5  # a pixel brighter than the skin counts this much (highlights)
 CONFIDENT = 0.8  # evidence above which a pixel is taken as instance colour for ``F``
@@ -185,6 +201,91 @@ def _features(unit: Tensor, sigma_texture: float) -> tuple[Tensor, Tensor, Tenso
     chroma = torch.cat([unit[:, :1] / total, unit[:, 2:] / total], 1)
     texture = gaussian_blur((y - gaussian_blur(y, sigma_texture)).abs(), sigma_texture)
     return log_l, chroma, texture
+
+
+def _gradient(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Central differences ``(d/dx, d/dy)`` of ``x``, edges replicated."""
+    gx = F.pad(x[..., :, 2:] - x[..., :, :-2], (1, 1, 0, 0), mode="replicate") / 2
+    gy = F.pad(x[..., 2:, :] - x[..., :-2, :], (0, 0, 1, 1), mode="replicate") / 2
+    return gx, gy
+
+
+def hair_texture(
+    full: Tensor, small: Tensor, iod: float, where: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Fine texture along and across the shading's contours: two ``(N, 1, h, w)`` maps at
+    the working size of ``small`` (the crop ``full`` resized).
+
+    Shading (the lower lip's shadow, the jaw's dark edge, the lips' own border) is smooth
+    along its contours and varies only across them; hair (stubble, strands) varies along
+    them as much as across. The crop's finest luminance derivatives (at
+    :data:`HAIR_FINE_SIGMA` pixels of ``full``, the crop at its own resolution: the
+    working copy would average strands away) are split along and across the contours of
+    the luminance smoothed at :data:`CONTOUR_SIGMA` ``iod`` (working pixels; at least
+    :data:`CONTOUR_MIN`: strands of a small crop are not contours), and their
+    energies averaged over :data:`HAIR_TEXTURE_SIGMA` ``iod``. Only the box of ``where``
+    (a working-size mask; default everywhere) is computed at full resolution.
+    """
+    n, _, h, w = full.shape
+    cx, cy = _gradient(gaussian_blur(luma(small), max(CONTOUR_SIGMA * iod, CONTOUR_MIN)))
+    # the contours' orientation as a doubled angle (cos 2a, sin 2a) of the gradient: it
+    # interpolates (a and a + pi are one orientation), and where it is unsure (short) the
+    # texture splits evenly between along and across
+    length2 = (cx.square() + cy.square()).clamp_min(1e-12)
+    orientation = torch.cat([(cx.square() - cy.square()) / length2, 2 * cx * cy / length2], 1)
+    sigma = HAIR_TEXTURE_SIGMA * iod
+    if where is None:
+        box = (0, h, 0, w)
+    else:  # the mask's box, grown by the averaging's reach
+        y0, y1, x0, x1 = _box(where, (h, w))
+        reach = math.ceil(3 * sigma * h / small.shape[-2]) + 2
+        box = (max(0, y0 - reach), min(h, y1 + reach), max(0, x0 - reach), min(w, x1 + reach))
+    y0, y1, x0, x1 = box
+    energies = full.new_zeros(n, 2, h, w)
+    if y1 - y0 > 2 and x1 - x0 > 2:
+        gx, gy = _gradient(gaussian_blur(luma(full[:, :, y0:y1, x0:x1]), HAIR_FINE_SIGMA))
+        cos2, sin2 = resample_box(orientation, box, (h, w)).split(1, dim=1)
+        total = gx.square() + gy.square()
+        across = (total + (gx.square() - gy.square()) * cos2 + 2 * gx * gy * sin2) / 2
+        energies[:, :, y0:y1, x0:x1] = torch.cat([total - across, across], 1)
+    if (h, w) != small.shape[-2:]:
+        energies = F.interpolate(energies, size=small.shape[-2:], mode="area")
+    along, across = gaussian_blur(energies, sigma).clamp_min(0).sqrt().split(1, dim=1)
+    return along, across
+
+
+def _unlike_shading(
+    full: Tensor, small: Tensor, skin: Tensor, reference: Tensor, landmarks: Tensor,
+    iod: float, where: Tensor, strict: Tensor,
+) -> Tensor:  # fmt: skip
+    """``(N, 1, h, w)`` in [0, 1]: how unlike the face's own shading each pixel is.
+
+    1 where the pixel has hair's texture (:func:`hair_texture`: its texture along the
+    luminance contours is :data:`HAIR_ANISOTROPY` of the larger of its texture across
+    them and :data:`SMOOTH_FLOOR` times the skin's), or, inside the face outline and outside
+    ``strict``, a colour that no shadow of the skin field ``skin`` has: a shadow darkens
+    the skin's colour and tints it a little (:data:`SHADOW_TINT`: the red / green and
+    blue / green ratios of the pixel to the skin), while grey, black or coloured hair is
+    much cooler or warmer, and light hair lighter. Within ``strict`` (the mouth corners,
+    where shadows take any tint) and outside the outline (collar, background, neck) only
+    texture counts.
+    """
+    along, across = hair_texture(full, small, iod, torch.maximum(where, reference))
+    skin_fine = _reference_quantile(torch.hypot(along, across), reference, 0.5)
+    ratio = along / torch.maximum(across, SMOOTH_FLOOR * skin_fine).clamp_min(1e-6)
+    low, high = HAIR_ANISOTROPY
+    textured = ((ratio - low) / (high - low)).clamp(0, 1)
+    tint = torch.log((small + 0.02) / (skin + 0.02))
+    red, blue = tint[:, :1] - tint[:, 1:2], tint[:, 2:] - tint[:, 1:2]
+    (red_low, red_high), (blue_low, blue_high), lighter = SHADOW_TINT
+    # deep shadows in skin are redder (the light that reaches them went through skin)
+    red_high = red_high + SHADOW_REDDENING * (-tint[:, 1:2]).clamp_min(0)
+    beyond = [red_low - red, red - red_high, blue_low - blue, blue - blue_high]
+    beyond = torch.stack([*beyond, tint[:, 1:2] - lighter])
+    coloured = (beyond.amax(0) / SHADOW_TINT_SOFTNESS).clamp(0, 1)
+    face = torch.cat([part_mask("face", lm[None], small.shape[-2:]) for lm in landmarks])
+    unlike = torch.maximum(textured, coloured * face * (1 - strict))
+    return unlike * unlike * (3 - 2 * unlike)
 
 
 def _reference_quantile(values: Tensor, reference: Tensor, q: float) -> Tensor:
@@ -361,8 +462,9 @@ def _iod_pixels(landmarks: Tensor, size: int) -> Tensor:
 
 def _spec_masks(
     attributes: Sequence[str], landmarks: Tensor, size: tuple[int, int]
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(grown soft region, landmark region, skin reference, never-instance) masks.
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(grown soft region, landmark region, skin reference, never-instance, shading, shading
+    of any tint) masks (see :class:`~geogan_hf.regions.AttributeSpec`).
 
     They are soft at the scale of a few pixels, so they are rasterised at half the size and
     upsampled (four times fewer distances to polygons).
@@ -377,6 +479,8 @@ def _spec_masks(
     core = region_mask(list(attributes), landmarks, size)
     reference = torch.zeros_like(core)
     excluded = torch.zeros_like(core)
+    shading = torch.zeros_like(core)
+    strict = torch.zeros_like(core)
     for i, spec in enumerate(specs):
         lm = landmarks[i : i + 1]
         for part in spec.skin_parts:
@@ -384,13 +488,17 @@ def _spec_masks(
         for part in spec.excluded_parts:
             part_region = part_mask(part, lm, size, softness=0.1, grow=EXCLUDE_GROW)
             excluded[i : i + 1] = torch.maximum(excluded[i : i + 1], part_region)
+        for part in spec.shading_parts:
+            shading[i : i + 1] = torch.maximum(shading[i : i + 1], part_mask(part, lm, size))
+        for part in spec.texture_parts:
+            strict[i : i + 1] = torch.maximum(strict[i : i + 1], part_mask(part, lm, size))
         if spec.face_margin is not None:
             face = part_mask("face", lm, size, softness=0.15, grow=spec.face_margin)
             excluded[i : i + 1] = torch.maximum(excluded[i : i + 1], 1 - face)
     reference = reference * (1 - region) * (1 - excluded)
     return tuple(
         F.interpolate(m, size=full, mode="bilinear", align_corners=False)
-        for m in (region, core, reference, excluded)
+        for m in (region, core, reference, excluded, torch.maximum(shading, strict), strict)
     )
 
 
@@ -416,7 +524,7 @@ def extract_instance(
     work = (min(h, WORK_SIZE), min(w, WORK_SIZE))
     small = resize_image(full, work)
     iod = float(_iod_pixels(landmarks, work[0]).mean().clamp_min(4.0))
-    region, core, reference, excluded = _spec_masks(attributes, landmarks, work)
+    region, core, reference, excluded, shading, strict = _spec_masks(attributes, landmarks, work)
 
     log_l, chroma, texture = _features(small, max(0.5, TEXTURE_SIGMA * iod))
     features = torch.cat([log_l, chroma, texture], 1)
@@ -456,6 +564,12 @@ def extract_instance(
     threshold = _reference_quantile(distance, reference, SKIN_PERCENTILE).clamp(*THRESHOLD_RANGE)
     evidence = ((distance - threshold) / EVIDENCE_RAMP).clamp(0, 1)
     evidence = evidence * evidence * (3 - 2 * evidence) * region * allowed
+    skin = normalized_convolution(small, weights, sigma)
+    if shading.amax() > 0:
+        # where the face's own shading lies, what is only darker than the skin is not the
+        # instance: there it takes hair's texture, or a colour no shadow of the skin has
+        hair = _unlike_shading(full, small, skin, reference, landmarks, iod, region * shading, strict)
+        evidence = evidence * (1 - shading * (1 - hair))
     glasses = evidence.new_tensor([ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes])
     lens = torch.zeros_like(evidence)
     if glasses.any():
@@ -468,7 +582,6 @@ def extract_instance(
         allowed = allowed * (1 - glasses + glasses * frame)
         evidence = evidence * (1 - glasses + glasses * frame)
 
-    skin = normalized_convolution(small, weights, sigma)
     tint = _lens_tint(small, skin, lens)
     # the instance's colour comes from the pixels that differ from the skin in colour (not
     # only in texture: stubble on skin is mostly skin)

@@ -60,8 +60,15 @@ class AttributeSpec:
         lookalike_parts: face parts whose pixels are not the instance where they look like
             the part itself (its own typical colour): lips under a mustache's overhang
             are still the mustache where they are hair-coloured.
+        shading_parts: face parts where the face's own shading lies (the lower lip's
+            shadow, the chin turning away from the light, the jaw's dark edge): there a
+            pixel is the instance only where it has hair's fine texture or, inside the
+            face outline, a colour no shadow of the skin has, not for being darker alone.
+        texture_parts: face parts where shading takes any tint (the creases at the mouth
+            corners): there only hair's fine texture makes the instance.
         face_margin: how far (inter-ocular distances) the instance may reach outside the
-            face outline; ``None``: no limit.
+            face outline; ``None``: no limit. A goatee ends at the jaw line: below it are
+            the neck's shadow, the collar and the background.
         absent: instance coverage (:class:`~geogan_hf.instance.InstanceLayers`) below which
             an exemplar does not show the attribute.
         removal: ``(from, full)`` coverages between which a source's own instance is
@@ -80,6 +87,8 @@ class AttributeSpec:
     skin_parts: tuple[str, ...] = ("cheeks", "nose")
     excluded_parts: tuple[str, ...] = ("eyes", "mouth", "nostrils")
     lookalike_parts: tuple[str, ...] = ("lips",)
+    shading_parts: tuple[str, ...] = ()
+    texture_parts: tuple[str, ...] = ()
     face_margin: float | None = 0.05
     absent: float = 0.1
     removal: tuple[float, float] = (0.35, 0.6)
@@ -90,12 +99,13 @@ class AttributeSpec:
 
 ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     "Mustache": AttributeSpec(
-        "hair", absent=0.1, removal=(0.35, 0.55), strands=(33, 0.4, 0.12), symmetric=True,
-        experimental=True,
+        "hair", texture_parts=("mouth_corners",), absent=0.1, removal=(0.35, 0.55),
+        strands=(33, 0.4, 0.12), symmetric=True, experimental=True,
     ),
     "Goatee": AttributeSpec(
-        "hair", face_margin=0.05, absent=0.15, removal=(0.6, 0.85), strands=(33, 0.4, 0.12),
-        symmetric=True, experimental=True,
+        "hair", shading_parts=("chin",), texture_parts=("mouth_corners",), face_margin=0.0,
+        absent=0.15, removal=(0.4, 0.55), strands=(33, 0.4, 0.12), symmetric=True,
+        experimental=True,
     ),
     # the nostrils' region reaches the nose wings, where a large frame's bottom rims rest
     "Eyeglasses": AttributeSpec(
@@ -135,8 +145,11 @@ EXPERIMENTAL_ATTRIBUTES: tuple[str, ...] = tuple(
 
 FACE_PARTS: tuple[str, ...] = (
     "cheeks", "nose", "forehead", "eyes", "brows", "lips", "mouth", "nostrils", "face",
+    "chin", "mouth_corners",
 )  # fmt: skip
-"""Landmark-defined face parts (:func:`part_mask`): skin references and never-instance areas."""
+"""Landmark-defined face parts (:func:`part_mask`): skin references, never-instance areas
+and the places where the face's own shading lies (``chin``: from the lower lip, which
+shades it, to the jaw line, where the chin turns away; ``mouth_corners``: the creases)."""
 
 
 def _key(name: str) -> str:
@@ -284,6 +297,12 @@ def _part_shapes(part: str, at, poly, lines) -> tuple[list[_Shape], list[_Shape]
                     at(range(55, 60), 0.0, 0.03)), []  # fmt: skip
     if part == "mouth":  # the opening between the lips
         return poly(at(60, -0.02), at(range(61, 64)), at(64, 0.02), at(range(65, 68))), []
+    if part == "mouth_corners":  # the creases at the corners, reaching down the cheek
+        return lines(0.09, (at(48, -0.04), at(48, -0.08, 0.12)),
+                     (at(54, 0.04), at(54, 0.08, 0.12))), []  # fmt: skip
+    if part == "chin":  # from the lower lip down to the jaw line and a little past it
+        return poly(at(48, -0.1), at(range(59, 54, -1), 0.0, 0.02), at(54, 0.1),
+                    at(range(11, 4, -1), 0.0, 0.15)), []  # fmt: skip
     if part == "nostrils":
         # the nose above the line 31-35: nostrils and wings, dark like hair
         return poly(at(31, -0.1, 0.02), at(range(32, 35), 0.0, 0.03), at(35, 0.1, 0.02),

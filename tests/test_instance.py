@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -120,6 +121,49 @@ def test_lips_eyes_and_outside_the_face_are_never_the_instance(faces):
             assert inside.sum() > 10 and alpha[inside].max() < 0.1, (attribute, part)
         outside = part_mask("face", points, (SIZE, SIZE), grow=0.3) == 0
         assert alpha[outside].max() == 0
+
+
+def _lip_shadow(landmarks: np.ndarray, depth: float = 0.55) -> torch.Tensor:
+    """``(S, S)`` shading factor of a smooth dark band under the lower lip (the lip's own
+    shadow): a Gaussian profile 0.08 iod below the lip's lower contour, along the lip line
+    between the mouth corners."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    iod = np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0))
+    contour = lm[[48, 59, 58, 57, 56, 55, 54]]
+    ys, xs = np.mgrid[:SIZE, :SIZE].astype(np.float64)
+    below = (ys - np.interp(xs, contour[:, 0], contour[:, 1])) / iod
+    across = np.exp(-0.5 * ((below - 0.08) / 0.035) ** 2)
+    half = (contour[-1, 0] - contour[0, 0]) / 2
+    along = np.clip((half - np.abs(xs - contour[:, 0].mean())) / (0.1 * iod), 0, 1)
+    return torch.from_numpy(1 - depth * across * along).float()
+
+
+@pytest.mark.parametrize("name", ["lenna", "takeo"])
+def test_the_lower_lips_shadow_is_not_a_goatee(generator, faces, name):
+    """A smooth dark band under the lower lip is the lip's shadow, not hair: on a clean face
+    it adds (almost) no alpha, and a textured goatee below it keeps its alpha (darker than
+    the skin alone, the band was pasted as a dark stripe and pulled the goatee's colour)."""
+    face = faces[name]
+    shade = _lip_shadow(face.landmarks)
+    band = shade < 1 - 0.55 / 2
+
+    def shaded(image):
+        return ((image + 1) / 2 * shade) * 2 - 1
+
+    clean = face.image[None] * 2 - 1
+    points = pixel_to_normalized(torch.tensor(face.landmarks, dtype=torch.float32), (SIZE, SIZE))
+    points = points[None]
+    plain = extract_instance(clean, points, "Goatee").full("alpha")[0, 0]
+    shadow = extract_instance(shaded(clean), points, "Goatee").full("alpha")[0, 0]
+    assert band.sum() > 30
+    added = (shadow - plain).clamp_min(0)[band].mean()
+    assert added < 0.15, added
+
+    image, truth, _ = wearing(generator, face, "Goatee", 0)
+    hair = truth > 0.5
+    before = extract_instance(image, points, "Goatee").full("alpha")[0, 0][hair].mean()
+    after = extract_instance(shaded(image), points, "Goatee").full("alpha")[0, 0][hair].mean()
+    assert before > 0.6 and after > 0.85 * before, (before, after)
 
 
 def _one_stop_brighter(image: torch.Tensor) -> torch.Tensor:
