@@ -44,10 +44,12 @@ WHITE_SIZE = 256  # the eye whites are looked for at this size...
 WHITE_PIXELS = 6  # ... and trusted from this many pixels on
 DETAIL_SCALE = 0.01  # the finest detail scale compared between two faces (iod)...
 BLUR_STEPS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # ... and the blurs tried, in that unit
-STRAND_WIDTH = 0.7  # a hair's width, in that unit
+STRAND_WIDTH = 0.5  # a hair's width, in that unit
 STRAND_SAMPLES = (9, 33)  # samples along a strand: at least, at most
+STRAND_CURL = 0.3  # radians by which strands turn away from the radial direction (std)...
+CURL_SCALE = 10.0  # ... smoothly over this many units: neighbouring hairs lie alike
 GRAIN_CONTRAST = 0.4  # log-luminance contrast of strands where all the detail is missing...
-GRAIN_ALPHA = 0.6  # ... and opacity contrast (skin seen between the hairs)
+GRAIN_ALPHA = 0.35  # ... and opacity contrast (skin seen between the hairs)
 COLOUR_SIGMA = 0.15  # scale (iod) over which an instance's hue and saturation are steady
 CHROMA_SPREAD = 0.1  # chromaticity (RGB / luminance) by which hair may differ from its local mean
 
@@ -220,6 +222,13 @@ def strand_noise(
     pixels = torch.stack([xs, ys], -1)[None]
     direction = pixels - origin[:, None, None, :]
     direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    # hairs curl and cross: each patch of strands is turned by its own smooth angle
+    turn = gaussian_blur(torch.randn((n, 1, h, w), generator=generator), CURL_SCALE * unit)
+    turn = STRAND_CURL * turn / turn.std((2, 3), keepdim=True).clamp_min(1e-6)
+    cos, sin = turn.to(origin).cos()[:, 0, :, :, None], turn.to(origin).sin()[:, 0, :, :, None]
+    dx, dy = direction.unbind(-1)
+    direction = torch.cat([cos * dx[..., None] - sin * dy[..., None],
+                           sin * dx[..., None] + cos * dy[..., None]], -1)
     scale = pixels.new_tensor([2 / w, 2 / h])
     base = (pixels + 0.5) * scale - 1
     streak = torch.zeros_like(noise)
