@@ -59,7 +59,8 @@ class AttributeSpec:
         excluded_parts: face parts that are never the instance.
         lookalike_parts: face parts whose pixels are not the instance where they look like
             the part itself (its own typical colour): lips under a mustache's overhang
-            are still the mustache where they are hair-coloured.
+            are still the mustache where they are hair-coloured (but brow-coloured pixels
+            at a frame's edge are the frame's, :mod:`geogan_hf.instance`).
         face_margin: how far (inter-ocular distances) the instance may reach outside the
             face outline; ``None``: no limit.
         absent: instance coverage (:class:`~geogan_hf.instance.InstanceLayers`) below which
