@@ -16,12 +16,15 @@ lighting or exposure for the attribute):
    the skin, blond on light skin, black on dark skin, still differs in texture). Thresholds
    sit at the skin's own distance percentiles, so the evidence adapts to each photo.
    Parts that are never the instance (eyes, lips and teeth, nostrils, everything outside
-   the face for hair; see ``excluded_parts``) are forced to 0. Where the face's own
-   shading lies (``shading_parts``, ``texture_parts``: the lower lip's shadow, the chin
-   and the jaw's edge for a goatee, the mouth corners), being darker is not enough: a
-   pixel there needs hair's fine texture (:func:`hair_texture`: strands and stubble vary
-   along the shading's contours, a shadow band or a lip's edge only across them) or a
-   colour no shadow of the skin has (:func:`_unlike_shading`).
+   the face for hair; see ``excluded_parts``) are forced to 0, and so are the pixels of
+   ``lookalike_parts`` that look like the part (brows for glasses), except, for a frame,
+   within :data:`EDGE_REACH` of its own pixels: a soft dark frame's edges, mixed with the
+   skin, have a brow's colour. Where the face's own shading lies (``shading_parts``,
+   ``texture_parts``: the lower lip's shadow, the chin and the jaw's edge for a goatee, the
+   mouth corners), being darker is not enough: a pixel there needs hair's fine texture
+   (:func:`hair_texture`: strands and stubble vary along the shading's contours, a shadow
+   band or a lip's edge only across them) or a colour no shadow of the skin has
+   (:func:`_unlike_shading`).
 3. **Matte.** A local instance colour field ``F`` is filled in from the confident
    instance pixels. At the crop's full resolution, alpha is the projection of each pixel
    onto its local colour line ``B -> F`` (the compositing equation
@@ -35,7 +38,10 @@ lighting or exposure for the attribute):
    the projection resolves alpha at the crop's full resolution.
 4. **Foreground colour.** Where alpha is large, the instance's own colour is recovered
    exactly (``F = B + (I - B) / alpha``, which keeps the hairs' texture); where it is small,
-   the smooth field ``F``.
+   the smooth field ``F``. A frame's ``F`` leans on its most distinct pixels
+   (:data:`FRAME_COLOUR_POWER`): a soft frame shows its own colour only along its core, so
+   the rest, mixed with the skin (a dark frame turned red-brown on warm skin), neither
+   makes its colour nor reaches alpha 1 in that colour.
 
 Images are float NCHW in [-1, 1]; landmarks normalized ``(N, 68, 2)`` (see
 :mod:`geogan_hf.geometry`). Everything here is computed without gradients: it depends on
@@ -92,11 +98,13 @@ HAIR_ANISOTROPY = (0.16, 0.32)  # texture along / across the contours: shading -
 SHADOW_TINT = ((-0.05, 0.45), (-0.35, 0.1), 0.0)
 SHADOW_REDDENING = 0.1  # ... the red / green limit rises by this per unit of log darkening
 SHADOW_TINT_SOFTNESS = 0.1
+EDGE_REACH = 0.03  # a frame's soft edge: look-alike pixels within this (iod) of the frame
 EVIDENCE_RAMP = 3.0  # evidence rises from 0 to 1 over this many skin spreads
 BRIGHTER_WEIGHT = 0.5  # a pixel brighter than the skin counts this much (highlights)
 CONFIDENT = 0.8  # evidence above which a pixel is taken as instance colour for ``F``
 LINE_CONTRAST = 0.12  # |F - B| (RGB, [0, 1]) above which the projection is trusted
-COLOUR_POWER = 2  # the instance colour leans on the pixels that differ most from the skin
+COLOUR_POWER = 2  # the instance colour leans on the pixels that differ most from the skin...
+FRAME_COLOUR_POWER = 6  # ... a frame's on its most distinct ones (see extract_instance)
 LIGHT_INSTANCE_SHARE = 0.7  # lighter confident pixels needed to call an instance light
 LOW_CONTRAST_ALPHA = 0.4  # alpha of full evidence where instance and skin colours agree
 ALPHA_FLOOR = 0.08  # projected alpha below this is skin noise
@@ -528,11 +536,13 @@ def extract_instance(
 
     log_l, chroma, texture = _features(small, max(0.5, TEXTURE_SIGMA * iod))
     features = torch.cat([log_l, chroma, texture], 1)
+    lookalike = torch.zeros_like(excluded)
     for i, name in enumerate(attributes):
         for part in ATTRIBUTE_SPECS[name].lookalike_parts:
             mask = part_mask(part, landmarks[i : i + 1], work, softness=0.1, grow=EXCLUDE_GROW)
             likeness = _likeness(features[i : i + 1, :3], mask)
-            excluded[i : i + 1] = torch.maximum(excluded[i : i + 1], mask * likeness)
+            lookalike[i : i + 1] = torch.maximum(lookalike[i : i + 1], mask * likeness)
+    never, excluded = excluded, torch.maximum(excluded, lookalike)
     sigma = FIELD_SIGMA * iod
     # the reference parts may hold a little hair (a beard reaching the cheeks, a mustache
     # wider than its region): only the pixels that look like the reference's typical
@@ -562,22 +572,32 @@ def extract_instance(
         weights = torch.maximum(reference, skin_like * allowed * (1 - core))
 
     threshold = _reference_quantile(distance, reference, SKIN_PERCENTILE).clamp(*THRESHOLD_RANGE)
-    evidence = ((distance - threshold) / EVIDENCE_RAMP).clamp(0, 1)
-    evidence = evidence * evidence * (3 - 2 * evidence) * region * allowed
+    rise = ((distance - threshold) / EVIDENCE_RAMP).clamp(0, 1)
+    rise = rise * rise * (3 - 2 * rise) * region
     skin = normalized_convolution(small, weights, sigma)
     if shading.amax() > 0:
         # where the face's own shading lies, what is only darker than the skin is not the
         # instance: there it takes hair's texture, or a colour no shadow of the skin has
-        hair = _unlike_shading(full, small, skin, reference, landmarks, iod, region * shading, strict)
-        evidence = evidence * (1 - shading * (1 - hair))
+        hair = _unlike_shading(
+            full, small, skin, reference, landmarks, iod, region * shading, strict
+        )
+        rise = rise * (1 - shading * (1 - hair))
+    evidence = rise * allowed
     glasses = evidence.new_tensor([ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes])
     lens = torch.zeros_like(evidence)
     if glasses.any():
+        glasses = glasses.view(-1, 1, 1, 1)
         score = (colour_distance / threshold - 1).clamp_min(0) * region * allowed
         face = torch.cat([part_mask("face", lm[None], work) for lm in landmarks])
         lens, frame = glasses_zones(score, landmarks, iod, face)
         frame = gaussian_blur(frame, 0.5)
-        glasses = glasses.view(-1, 1, 1, 1)
+        # a soft dark frame's edges, its colour mixed with the skin's, have the colour of
+        # brows: look-alike pixels this close to the frame's own pixels are its edges
+        reach = max(1, round(EDGE_REACH * iod))
+        beside = F.max_pool2d(evidence, 2 * reach + 1, 1, reach)
+        relieved = 1 - torch.maximum(never, lookalike * (1 - beside))
+        allowed = torch.lerp(allowed, relieved, glasses)
+        evidence = rise * allowed
         lens = gaussian_blur(lens, 0.5) * glasses * (1 - excluded)
         allowed = allowed * (1 - glasses + glasses * frame)
         evidence = evidence * (1 - glasses + glasses * frame)
@@ -591,7 +611,10 @@ def extract_instance(
     # skin, shadows next to a light beard) do not make its colour
     lighter = (log_l > skin_log_l).to(small)
     light_instance = _reference_quantile(lighter, confident, 1 - LIGHT_INSTANCE_SHARE) > 0.5
-    colour_weight = (colour_distance / threshold) ** COLOUR_POWER
+    # a soft frame is seen in its own colour only along its core: elsewhere it is mixed
+    # with the skin, and its colour leans on the core alone
+    power = torch.where(glasses.view(-1, 1, 1, 1) > 0, FRAME_COLOUR_POWER, COLOUR_POWER)
+    colour_weight = (colour_distance / threshold) ** power
     side = torch.where(light_instance, lighter, 1 - lighter)
     confident = confident * colour_weight * side
     foreground = normalized_convolution(small, confident + 1e-4 * evidence, sigma)

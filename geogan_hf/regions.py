@@ -59,7 +59,8 @@ class AttributeSpec:
         excluded_parts: face parts that are never the instance.
         lookalike_parts: face parts whose pixels are not the instance where they look like
             the part itself (its own typical colour): lips under a mustache's overhang
-            are still the mustache where they are hair-coloured.
+            are still the mustache where they are hair-coloured (but brow-coloured pixels
+            at a frame's edge are the frame's, :mod:`geogan_hf.instance`).
         shading_parts: face parts where the face's own shading lies (the lower lip's
             shadow, the chin turning away from the light, the jaw's dark edge): there a
             pixel is the instance only where it has hair's fine texture or, inside the

@@ -99,6 +99,43 @@ def test_large_frame_is_whole_over_the_nose_wings(faces):
     assert over.numel() > 10 and over.mean() > 0.45 * elsewhere.mean(), float(over.mean())
 
 
+def test_soft_dark_frame_on_the_brows_keeps_its_thickness_and_colour(faces):
+    """A soft (low-resolution) dark frame whose top rims lie on the brows: its soft edges,
+    its colour mixed with the skin's, look like brows, yet they are the frame's, so the top
+    rims are about as opaque as the bottom ones and the frame keeps its own dark colour."""
+    colour = torch.tensor([-0.7, -0.88, -0.94])  # dark brown
+    truth = float(luma((colour.view(1, 3, 1, 1) + 1) / 2))
+    ratios, errors = [], []
+    ys, xs = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+    for face in faces.values():
+        image = face.image[None].clone() * 2 - 1
+        lm = torch.tensor(face.landmarks, dtype=torch.float32)
+        points = pixel_to_normalized(lm, (SIZE, SIZE))
+        iod = float((lm[42:48].mean(0) - lm[36:42].mean(0)).norm())
+        rims = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+        top, bottom = rims.clone(), rims.clone()
+        thick = 3
+        for brow, outer, inner in ((slice(17, 22), 36, 39), (slice(22, 27), 45, 42)):
+            x0, x1 = sorted((float(lm[outer, 0]), float(lm[inner, 0])))
+            x0, x1 = x0 - 0.12 * iod, x1 + 0.12 * iod
+            y0 = float(lm[brow, 1].mean()) - thick / 2
+            y1 = float(lm[[outer, inner], 1].mean()) + 0.3 * iod
+            box = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
+            across = (xs >= x0 + thick) & (xs <= x1 - thick)
+            rims |= box & ~(across & (ys >= y0 + thick) & (ys <= y1 - thick))
+            top |= across & (ys >= y0 - 3) & (ys <= y0 + thick + 3)
+            bottom |= across & (ys >= y1 - thick - 3) & (ys <= y1 + 3)
+        image[0][:, rims] = colour[:, None]
+        layers = extract_instance(gaussian_blur(image, 1.0), points[None], "Eyeglasses")
+        alpha = layers.full("alpha")[0, 0]
+        ratios.append(float(alpha[top].sum() / alpha[bottom].sum()))
+        dark = luma((layers.full("foreground") + 1) / 2)[0, 0]
+        errors.append(abs(float(dark[top & (alpha > 0.5)].mean()) - truth))
+    # (the brows' look-alikes cut the top rims to about a third of the bottom ones)
+    assert sum(ratios) / len(ratios) > 0.6, ratios
+    assert sum(errors) / len(errors) < 0.007, errors
+
+
 def test_instance_colour_is_the_instance_not_the_skin(generator, faces):
     image, truth, points = wearing(generator, faces["lenna"], "Goatee", 3)
     layers = extract_instance(image, points, "Goatee")
