@@ -49,8 +49,7 @@ DETAIL_SCALE = 0.01  # the finest detail scale compared between two faces (iod).
 BLUR_STEPS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # ... and the blurs tried, in that unit
 STRAND_WIDTH = 0.5  # a hair's width, in that unit
 STRAND_SAMPLES = (9, 33)  # samples along a strand: at least, at most
-STRAND_CURL = 0.3  # radians by which strands turn away from the radial direction (std)...
-CURL_SCALE = 10.0  # ... smoothly over this many units: neighbouring hairs lie alike
+CURL_SCALE = 10.0  # strands turn (curl) smoothly over this many units: neighbours lie alike
 GRAIN_CONTRAST = 0.4  # log-luminance contrast of strands where all the detail is missing...
 GRAIN_ALPHA = 0.35  # ... and opacity contrast (skin seen between the hairs)
 COLOUR_SIGMA = 0.15  # scale (iod) over which an instance's hue and saturation are steady
@@ -214,15 +213,22 @@ def matching_detail(source_eyes: Tensor, exemplar_eyes: Tensor, iod: float) -> t
 
 
 def strand_noise(
-    size: tuple[int, int], origin: Tensor, length: Tensor, unit: float, generator: torch.Generator
+    size: tuple[int, int],
+    origin: Tensor,
+    length: Tensor,
+    curl: Tensor,
+    unit: float,
+    generator: torch.Generator,
 ) -> Tensor:
     """``(N, 1, h, w)`` zero-mean, unit-variance noise streaked along hair strands.
 
     Strands run radially from ``origin`` ``(N, 2)`` (pixels x, y of the box): hairs grow
-    away from the nose for a beard, down from the crown for bangs. White noise at the width
-    of one hair (:data:`STRAND_WIDTH` ``unit`` pixels) is averaged along each strand's
-    direction over ``length`` ``(N,)`` pixels (a line-integral convolution, which no
-    library offers).
+    away from the nose for a beard, down from the crown for bangs; each patch of strands
+    is turned from there by a smooth random angle of ``curl`` ``(N,)`` radians (std; over
+    :data:`CURL_SCALE` units): beards curl and cross, a fringe hangs straight. White noise
+    at the width of one hair (:data:`STRAND_WIDTH` ``unit`` pixels) is averaged along each
+    strand's direction over ``length`` ``(N,)`` pixels (a line-integral convolution, which
+    no library offers).
     """
     h, w = size
     n = origin.shape[0]
@@ -236,10 +242,9 @@ def strand_noise(
     pixels = torch.stack([xs, ys], -1)[None]
     direction = pixels - origin[:, None, None, :]
     direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    # hairs curl and cross: each patch of strands is turned by its own smooth angle
     turn = gaussian_blur(torch.randn((n, 1, h, w), generator=generator), CURL_SCALE * unit)
-    turn = STRAND_CURL * turn / turn.std((2, 3), keepdim=True).clamp_min(1e-6)
-    turn = turn.to(origin).permute(0, 2, 3, 1)
+    turn = turn.to(origin) / turn.std((2, 3), keepdim=True).clamp_min(1e-6).to(origin)
+    turn = (curl.view(-1, 1, 1, 1) * turn).permute(0, 2, 3, 1)
     cos, sin, dx, dy = turn.cos(), turn.sin(), direction[..., :1], direction[..., 1:]
     direction = torch.cat([cos * dx - sin * dy, sin * dx + cos * dy], -1)
     scale = pixels.new_tensor([2 / w, 2 / h])
@@ -262,6 +267,7 @@ def hair_grain(
     missing: Tensor,
     origin: Tensor,
     length: Tensor,
+    curl: Tensor,
     unit: float,
     seed: int = 0,
 ) -> tuple[Tensor, Tensor]:
@@ -270,15 +276,16 @@ def hair_grain(
     Hair seen at a photo's full resolution is strands and the skin between them: the
     luminance of ``foreground`` and the opacity ``alpha`` both vary along the strand
     noise (:func:`strand_noise`), by :data:`GRAIN_CONTRAST` and :data:`GRAIN_ALPHA` times
-    ``missing`` ``(N,)`` (:func:`matching_detail`); ``origin`` and ``length`` as for
-    :func:`strand_noise`. Seeded: the same inputs give the same picture.
+    ``missing`` ``(N,)`` (:func:`matching_detail`); ``origin``, ``length`` and ``curl`` as
+    for :func:`strand_noise`. Seeded: the same inputs give the same picture.
     """
     amount = missing.view(-1, 1, 1, 1)
     if float(amount.amax()) <= 0:
         return foreground, alpha
     generator = torch.Generator().manual_seed(seed)
     # bounded: a few strands far out in the noise's tail would glitter
-    noise = torch.tanh(strand_noise(tuple(alpha.shape[-2:]), origin, length, unit, generator))
+    noise = strand_noise(tuple(alpha.shape[-2:]), origin, length, curl, unit, generator)
+    noise = torch.tanh(noise)
     # a strand is denser and darker than the hair's mean colour, skin shows between strands
     # (lighter strands would take the mean colour's hue to glowing red or purple)
     f = (foreground + 1) / 2 * torch.exp(-GRAIN_CONTRAST * amount * noise.clamp_min(0))

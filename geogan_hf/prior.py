@@ -526,7 +526,7 @@ def _grain(
     hair = torch.tensor([s is not None for s in strands], device=alpha.device)
     if not bool(hair.any()):
         return foreground, alpha
-    index, height, length = zip(*[s or (27, 0.0, 0.0) for s in strands], strict=True)
+    index, height, length, curl = zip(*[s or (27, 0.0, 0.0, 0.0) for s in strands], strict=True)
     eyes = points[:, 42:48].mean(1) - points[:, 36:42].mean(1)
     up = torch.stack([eyes[:, 1], -eyes[:, 0]], -1) / eyes.norm(dim=-1, keepdim=True).clamp_min(
         1e-6
@@ -537,7 +537,7 @@ def _grain(
     missing = prior.missing.to(alpha) * hair
     return hair_grain(
         foreground, alpha, missing, origin.to(alpha), alpha.new_tensor(length) * iod,
-        detail_unit(iod),
+        alpha.new_tensor(curl), detail_unit(iod),
     )  # fmt: skip
 
 

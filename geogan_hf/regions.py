@@ -75,10 +75,11 @@ class AttributeSpec:
         removal: ``(from, full)`` coverages between which a source's own instance is
             removed not at all to fully: above what shadows and stubble reach.
             Both measured on the labelled real photos (``benchmarks/instance_coverage.py``).
-        strands: ``(landmark, height, length)``: hair strands radiate from the point
-            ``height`` inter-ocular distances above that landmark and are about
-            ``length`` long (the texture :func:`~geogan_hf.compose.hair_grain` adds);
-            ``None``: not hair.
+        strands: ``(landmark, height, length, curl)``: hair strands radiate from the
+            point ``height`` inter-ocular distances above that landmark, are about
+            ``length`` long and turn from there by about ``curl`` radians (a beard's hairs
+            curl and cross, a fringe hangs straight; the texture
+            :func:`~geogan_hf.compose.hair_grain` adds); ``None``: not hair.
         symmetric: the instance is about symmetric: a side the exemplar shows faint is
             filled in from its mirror image.
         experimental: below the quality bar on real photos (README, ``benchmarks/results/real_pairs.md``).
@@ -93,19 +94,19 @@ class AttributeSpec:
     face_margin: float | None = 0.05
     absent: float = 0.1
     removal: tuple[float, float] = (0.35, 0.6)
-    strands: tuple[int, float, float] | None = None
+    strands: tuple[int, float, float, float] | None = None
     symmetric: bool = False
     experimental: bool = False
 
 
 ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     "Mustache": AttributeSpec(
-        "hair", texture_parts=("mouth_corners",), absent=0.1, removal=(0.35, 0.55),
-        strands=(33, 0.4, 0.12), symmetric=True, experimental=True,
+        "hair", texture_parts=("mouth_corners", "folds"), absent=0.1, removal=(0.35, 0.55),
+        strands=(33, 0.4, 0.12, 0.3), symmetric=True, experimental=True,
     ),
     "Goatee": AttributeSpec(
         "hair", shading_parts=("chin",), texture_parts=("mouth_corners",), face_margin=0.0,
-        absent=0.15, removal=(0.4, 0.55), strands=(33, 0.4, 0.12), symmetric=True,
+        absent=0.15, removal=(0.4, 0.55), strands=(33, 0.4, 0.12, 0.3), symmetric=True,
         experimental=True,
     ),
     # the nostrils' region reaches the nose wings, where a large frame's bottom rims rest
@@ -116,18 +117,18 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     ),
     "Bangs": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose"), excluded_parts=("eyes",), lookalike_parts=(),
-        face_margin=None, strands=(27, 3.0, 0.5), experimental=True,
+        face_margin=None, strands=(27, 3.0, 0.5, 0.0), experimental=True,
     ),
     "Smiling": AttributeSpec(
         "expression", excluded_parts=("eyes",), lookalike_parts=(), experimental=True
     ),
     "Bushy_Eyebrows": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose", "forehead"), excluded_parts=("eyes",),
-        lookalike_parts=(), strands=(29, 0.0, 0.08), experimental=True,
+        lookalike_parts=(), strands=(29, 0.0, 0.08, 0.15), experimental=True,
     ),
     "Sideburns": AttributeSpec(
         "hair", excluded_parts=("eyes",), lookalike_parts=(), face_margin=0.15,
-        strands=(27, 3.0, 0.2), experimental=True,
+        strands=(27, 3.0, 0.2, 0.15), experimental=True,
     ),
     "Wearing_Lipstick": AttributeSpec(
         "colour", excluded_parts=("eyes",), lookalike_parts=(), experimental=True
@@ -146,7 +147,7 @@ EXPERIMENTAL_ATTRIBUTES: tuple[str, ...] = tuple(
 
 FACE_PARTS: tuple[str, ...] = (
     "cheeks", "nose", "forehead", "eyes", "brows", "lips", "mouth", "nostrils", "face",
-    "chin", "mouth_corners",
+    "chin", "mouth_corners", "folds",
 )  # fmt: skip
 """Landmark-defined face parts (:func:`part_mask`): skin references, never-instance areas
 and the places where the face's own shading lies (``chin``: from the lower lip, which
@@ -301,6 +302,9 @@ def _part_shapes(part: str, at, poly, lines) -> tuple[list[_Shape], list[_Shape]
     if part == "mouth_corners":  # the creases at the corners, reaching down the cheek
         return lines(0.09, (at(48, -0.04), at(48, -0.08, 0.12)),
                      (at(54, 0.04), at(54, 0.08, 0.12))), []  # fmt: skip
+    if part == "folds":  # the creases from the nose wings down beside the mouth corners
+        return lines(0.08, (at(31, -0.1, 0.05), at(48, -0.08)),
+                     (at(35, 0.1, 0.05), at(54, 0.08))), []  # fmt: skip
     if part == "chin":  # from the lower lip down to the jaw line and a little past it
         return poly(at(48, -0.1), at(range(59, 54, -1), 0.0, 0.02), at(54, 0.1),
                     at(range(11, 4, -1), 0.0, 0.15)), []  # fmt: skip
