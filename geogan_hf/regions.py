@@ -106,7 +106,7 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     ),
     "Goatee": AttributeSpec(
         "hair", shading_parts=("chin",), texture_parts=("mouth_corners",), face_margin=0.0,
-        absent=0.15, removal=(0.4, 0.55), strands=(33, 0.4, 0.12, 0.3), symmetric=True,
+        absent=0.15, removal=(0.6, 0.85), strands=(33, 0.4, 0.12, 0.3), symmetric=True,
         experimental=True,
     ),
     # the nostrils' region reaches the nose wings, where a large frame's bottom rims rest
