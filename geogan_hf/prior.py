@@ -430,6 +430,9 @@ def geometric_prior(
     source_layers = extract_instance(source, source_landmarks, attributes)
     blur, missing = sharpness_match(source, exemplar, source_landmarks, exemplar_landmarks)
     white_ratio = eye_white(source, source_landmarks) / eye_white(exemplar, exemplar_landmarks)
+    # behind glasses the brightest, greyest pixels of the eyes are the lenses' glare
+    behind_glasses = [ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes]
+    white_ratio[torch.tensor(behind_glasses, device=white_ratio.device)] = float("nan")
     timings = {"flow": middle - start, "instance": time.perf_counter() - middle}
     return GeometricPrior(
         flow, mirror, warped, exemplar_layers, source_layers, attributes, timings, blur,

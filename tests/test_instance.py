@@ -286,6 +286,24 @@ def test_shifted_exemplar_gives_the_same_composite(generator, faces, shift, seed
         assert composite_change < bound * exemplar_change, (seed, composite_change, exemplar_change)
 
 
+def test_the_eye_whites_are_not_read_behind_glasses(faces):
+    """An exemplar wearing glasses shows lens glare where its eye whites are: the exposure
+    and colour cast come from the skin for glasses (glare made dark frames red-brown), from
+    the eye whites for every other attribute."""
+    source, exemplar = faces["astronaut"], faces["lenna"]
+    images = [f.image[None] * 2 - 1 for f in (source, exemplar)]
+    points = [
+        pixel_to_normalized(torch.tensor(f.landmarks, dtype=torch.float32), (SIZE, SIZE))[None]
+        for f in (source, exemplar)
+    ]
+    found = prior.geometric_prior(
+        torch.cat([images[0]] * 2), torch.cat([images[1]] * 2), torch.cat([points[0]] * 2),
+        torch.cat([points[1]] * 2), ["Mustache", "Eyeglasses"], (SIZE, SIZE),
+    )  # fmt: skip
+    assert found.white_ratio[0].isfinite().all()
+    assert found.white_ratio[1].isnan().all()
+
+
 def test_instance_is_blurred_to_a_blurry_sources_detail(faces):
     """A source photographed softer than the exemplar gets the blur that brings the
     exemplar's fine detail down to its own; an equally sharp or sharper one gets none."""
