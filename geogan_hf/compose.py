@@ -8,11 +8,8 @@ source. Then, all at the source crop's resolution:
 1. **relight**: ``F'`` takes the change of lighting between the two faces, read from their
    skin: the ratio of the source's local skin field to the exemplar's (both smooth, so the
    ratio is the shading and exposure change, not texture), on luminance fully and on
-   colour partly (the instance keeps its own colour: a grey mustache stays grey). The
-   skins' overall ratio also holds the two people's skin tones, which the instance must
-   not take: where both faces' eye whites are seen, they give the exposure and the colour
-   cast, taken fully, and the instance takes only a share of the rest (:func:`relight`).
-   A grayscale source gets a grayscale instance.
+   colour partly (the instance keeps its own colour: a grey mustache stays grey). A
+   grayscale source gets a grayscale instance.
    Before, hair's hue is made steady (its own brightness, the local mean chromaticity:
    :func:`steady_colour`); after, it keeps a natural hue order (:func:`natural_hair`).
 2. **detail**: an instance sharper than the source is blurred to its detail; one softer
@@ -58,12 +55,12 @@ CHROMA_SPREAD = 0.1  # chromaticity (RGB / luminance) by which hair may differ f
 
 @torch.no_grad()
 def eye_white(image: Tensor, landmarks: Tensor) -> Tensor:
-    """``(N, 3)`` the colour of the whites of the eyes in [0, 1]; NaN where not seen.
+    """``(N, 3)`` the colour of the whites of the eyes, at unit luminance; NaN where not seen.
 
     The whites are the brightest, least saturated pixels inside the eye outlines. They are
     white in every face, so their colour is the photo's colour cast (white balance, tinted
-    light) and their brightness its exposure, which the skin cannot tell apart from the
-    person's skin tone.
+    light), which the skin cannot tell apart from the person's skin tone. Their brightness
+    is not the exposure: lids shade the whites of narrowed eyes.
     """
     size = (min(image.shape[-2], WHITE_SIZE), min(image.shape[-1], WHITE_SIZE))
     small = resize_image((image.clamp(-1, 1) + 1) / 2, size)
@@ -78,7 +75,8 @@ def eye_white(image: Tensor, landmarks: Tensor) -> Tensor:
         saturation = (seen.amax(0) - seen.amin(0)) / seen.amax(0).clamp_min(1e-3)
         keep = (light >= light.quantile(0.7)) & (saturation <= saturation.quantile(0.5))
         if keep.sum() >= WHITE_PIXELS:
-            whites[i] = seen[:, keep].median(1).values
+            white = seen[:, keep].median(1).values
+            whites[i] = white / (weights @ white).clamp_min(1e-3)
     return whites
 
 
@@ -95,9 +93,7 @@ def relight(
     The lighting ratio ``source skin / exemplar skin`` mixes two things: the shading across
     the region (where the light comes from), which the instance takes fully, and one
     overall gain (exposure, but also the two people's skin tones, which the instance must
-    not take). Where ``white_ratio`` is known, it gives the exposure, taken fully, and the
-    instance takes the share :data:`GLOBAL_SHARE` of the rest; elsewhere that share of the
-    whole gain.
+    not take), of which it takes the share :data:`GLOBAL_SHARE`.
 
     Args:
         foreground: ``(N, 3, h, w)`` warped instance colour in [-1, 1].
@@ -106,30 +102,21 @@ def relight(
         exemplar_skin: ``(N, 3, h, w)`` the exemplar's local skin field, warped likewise.
         gray: ``(N,)`` bool: make the instance grayscale.
         white_ratio: ``(N, 3)`` the source's eye white over the exemplar's
-            (:func:`eye_white`): the change of exposure (its luminance) and of colour cast,
-            which the instance takes fully; where NaN (eyes not seen), the skin's change is
-            taken in part instead.
+            (:func:`eye_white`): the change of colour cast, which the instance takes fully;
+            where NaN (eyes not seen), the skin's colour change is taken in part instead.
     """
     f, bs, be = (foreground + 1) / 2, (source_skin + 1) / 2, (exemplar_skin + 1) / 2
     ratio = (bs + 0.02) / (be + 0.02)
     weight = alpha + 1e-6
     overall = (ratio * weight).sum((2, 3), keepdim=True) / weight.sum((2, 3), keepdim=True)
     local = ratio / overall
-    overall_gain = overall.clamp(*GAIN_RANGE) ** GLOBAL_SHARE
-    if white_ratio is not None:
-        # the whites tell the exposure apart from the skin tones: the instance takes the
-        # exposure fully and the rest of the skins' ratio in part
-        exposure = luma(white_ratio[..., None, None]).clamp(*GAIN_RANGE)
-        by_whites = exposure * (overall / exposure).clamp(*GAIN_RANGE) ** GLOBAL_SHARE
-        overall_gain = torch.where(exposure.isfinite(), by_whites, overall_gain)
-    gain = local.clamp(*LOCAL_RANGE) ** LOCAL_SHARE * overall_gain
+    gain = local.clamp(*LOCAL_RANGE) ** LOCAL_SHARE * overall.clamp(*GAIN_RANGE) ** GLOBAL_SHARE
     # the colour part of the gain (white balance, skin hue) only partly: the instance
     # keeps its own colour
     gain_l = luma(gain)
     skin_tint = (gain / gain_l.clamp_min(1e-3)).clamp(0.5, 2.0) ** TINT
     if white_ratio is not None:
-        cast = white_ratio / luma(white_ratio[..., None, None])[..., 0, 0]
-        cast = cast.clamp(0.5, 2.0)[..., None, None]
+        cast = white_ratio.clamp(0.5, 2.0)[..., None, None]
         skin_tint = torch.where(cast.isfinite(), cast, skin_tint)
     gain = gain_l * skin_tint
     out = f * gain

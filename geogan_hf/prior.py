@@ -143,7 +143,7 @@ class GeometricPrior:
             (:func:`~geogan_hf.compose.matching_detail`).
         source_landmarks: ``(N, 68, 2)`` the source's landmarks, normalized.
         white_ratio: ``(N, 3)`` the source's eye white over the exemplar's (the change of
-            exposure and colour cast; NaN where either is not seen, :func:`~geogan_hf.compose.eye_white`).
+            colour cast; NaN where either is not seen, :func:`~geogan_hf.compose.eye_white`).
     """
 
     flow: Tensor
