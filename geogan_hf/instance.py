@@ -21,10 +21,10 @@ lighting or exposure for the attribute):
    within :data:`EDGE_REACH` of its own pixels: a soft dark frame's edges, mixed with the
    skin, have a brow's colour. Where the face's own shading lies (``shading_parts``,
    ``texture_parts``: the lower lip's shadow, the chin and the jaw's edge for a goatee, the
-   mouth corners), being darker is not enough: a pixel there needs hair's fine texture
-   (:func:`hair_texture`: strands and stubble vary along the shading's contours, a shadow
-   band or a lip's edge only across them) or a colour no shadow of the skin has
-   (:func:`_unlike_shading`).
+   mouth corners), being darker counts little (:data:`SHADING_DOUBT`; nothing at the
+   mouth corners and folds): a pixel there needs hair's fine texture (:func:`hair_texture`:
+   strands and stubble vary along the shading's contours, a shadow band or a lip's edge
+   only across them) or a colour no shadow of the skin has (:func:`_unlike_shading`).
 3. **Matte.** A local instance colour field ``F`` is filled in from the confident
    instance pixels. At the crop's full resolution, alpha is the projection of each pixel
    onto its local colour line ``B -> F`` (the compositing equation
@@ -98,6 +98,10 @@ HAIR_ANISOTROPY = (0.16, 0.32)  # texture along / across the contours: shading -
 SHADOW_TINT = ((-0.05, 0.45), (-0.35, 0.1), 0.0)
 SHADOW_REDDENING = 0.1  # ... the red / green limit rises by this per unit of log darkening
 SHADOW_TINT_SOFTNESS = 0.1
+# share of the darker-only evidence dropped where the face's shading lies (all of it where
+# shading takes any tint): hair too fine or soft to show its texture (a goatee under the
+# lip, from a low-resolution exemplar) must not leave a hollow chin
+SHADING_DOUBT = 0.75
 EDGE_REACH = 0.03  # a frame's soft edge: look-alike pixels within this (iod) of the frame
 EVIDENCE_RAMP = 3.0  # evidence rises from 0 to 1 over this many skin spreads
 BRIGHTER_WEIGHT = 0.5  # a pixel brighter than the skin counts this much (highlights)
@@ -581,7 +585,8 @@ def extract_instance(
         hair = _unlike_shading(
             full, small, skin, reference, landmarks, iod, region * shading, strict
         )
-        rise = rise * (1 - shading * (1 - hair))
+        doubt = torch.maximum(SHADING_DOUBT * shading, strict)
+        rise = rise * (1 - doubt * (1 - hair))
     evidence = rise * allowed
     glasses = evidence.new_tensor([ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes])
     lens = torch.zeros_like(evidence)

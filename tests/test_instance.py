@@ -178,8 +178,10 @@ def _lip_shadow(landmarks: np.ndarray, depth: float = 0.55) -> torch.Tensor:
 @pytest.mark.parametrize("name", ["lenna", "takeo"])
 def test_the_lower_lips_shadow_is_not_a_goatee(generator, faces, name):
     """A smooth dark band under the lower lip is the lip's shadow, not hair: on a clean face
-    it adds (almost) no alpha, and a textured goatee below it keeps its alpha (darker than
-    the skin alone, the band was pasted as a dark stripe and pulled the goatee's colour)."""
+    it adds little alpha, and a textured goatee below it keeps its alpha (darker than the
+    skin alone, the band was pasted as a dark stripe and pulled the goatee's colour: 0.52
+    added). Only ``SHADING_DOUBT`` of the darker-only evidence is dropped there (all of it
+    left real goatees from soft exemplars with a hollow chin), so some alpha remains."""
     face = faces[name]
     shade = _lip_shadow(face.landmarks)
     band = shade < 1 - 0.55 / 2
@@ -194,7 +196,7 @@ def test_the_lower_lips_shadow_is_not_a_goatee(generator, faces, name):
     shadow = extract_instance(shaded(clean), points, "Goatee").full("alpha")[0, 0]
     assert band.sum() > 30
     added = (shadow - plain).clamp_min(0)[band].mean()
-    assert added < 0.15, added
+    assert added < 0.35, added
 
     image, truth, _ = wearing(generator, face, "Goatee", 0)
     hair = truth > 0.5
