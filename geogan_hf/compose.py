@@ -36,8 +36,7 @@ from .instance import LUMA, InstanceLayers, luma, normalized_convolution
 from .regions import ATTRIBUTE_SPECS, part_mask
 
 TINT = 0.75  # share of the skin's colour change that the instance takes (it keeps its own)
-GLOBAL_SHARE = 0.5  # share of the overall skin-to-skin gain that the instance takes...
-LIGHT_INSTANCE = (0.5, 0.9)  # ... all of it from this brightness relative to the skin on
+GLOBAL_SHARE = 0.5  # share of the overall skin-to-skin gain that the instance takes
 LOCAL_SHARE = 0.5  # share of the shading across the region that the instance takes
 GAIN_RANGE = (0.35, 2.8)  # limits of the overall lighting ratio
 LOCAL_RANGE = (0.5, 2.0)  # limits of the shading ratio across the region
@@ -94,9 +93,7 @@ def relight(
     The lighting ratio ``source skin / exemplar skin`` mixes two things: the shading across
     the region (where the light comes from), which the instance takes fully, and one
     overall gain (exposure, but also the two people's skin tones, which the instance must
-    not take), of which it takes the share :data:`GLOBAL_SHARE`; a light instance (about
-    as bright as the skin under it, :data:`LIGHT_INSTANCE`) takes all of it, keeping its
-    contrast to the skin.
+    not take), of which it takes the share :data:`GLOBAL_SHARE`.
 
     Args:
         foreground: ``(N, 3, h, w)`` warped instance colour in [-1, 1].
@@ -113,15 +110,7 @@ def relight(
     weight = alpha + 1e-6
     overall = (ratio * weight).sum((2, 3), keepdim=True) / weight.sum((2, 3), keepdim=True)
     local = ratio / overall
-    # a light instance (grey or blond hair about as bright as the skin under it) keeps its
-    # contrast to the skin, so it takes the whole gain: with half of it, a white goatee
-    # from a bright photo glows on a dim one
-    lightness = (alpha * luma(f) / luma(be).clamp_min(0.02)).sum((2, 3), keepdim=True)
-    lightness = lightness / alpha.sum((2, 3), keepdim=True).clamp_min(1e-6)
-    low, high = LIGHT_INSTANCE
-    light = ((lightness - low) / (high - low)).clamp(0, 1)
-    share = GLOBAL_SHARE + (1 - GLOBAL_SHARE) * light * light * (3 - 2 * light)
-    gain = local.clamp(*LOCAL_RANGE) ** LOCAL_SHARE * overall.clamp(*GAIN_RANGE) ** share
+    gain = local.clamp(*LOCAL_RANGE) ** LOCAL_SHARE * overall.clamp(*GAIN_RANGE) ** GLOBAL_SHARE
     # the colour part of the gain (white balance, skin hue) only partly: the instance
     # keeps its own colour
     gain_l = luma(gain)

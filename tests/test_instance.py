@@ -405,22 +405,6 @@ def test_an_instance_dense_on_both_sides_keeps_its_own_outline(generator, faces,
         assert added < 0.05, (seed, added)
 
 
-def test_a_light_instance_keeps_its_contrast_to_the_skin():
-    """Relit onto a face lit half as brightly, grey hair as bright as the exemplar's skin
-    stays as bright as the source's skin (it took half the gain and glowed), while dark hair
-    takes half of the gain (the skins' ratio also holds the people's skin tones)."""
-
-    def grey(v: float) -> torch.Tensor:
-        return torch.full((1, 3, 8, 8), v * 2 - 1)
-
-    alpha, gray = torch.ones(1, 1, 8, 8), torch.tensor([False])
-    light = compose.relight(grey(0.7), alpha, grey(0.35), grey(0.7), gray)
-    dark = compose.relight(grey(0.1), alpha, grey(0.35), grey(0.7), gray)
-    ratio = (0.35 + 0.02) / (0.7 + 0.02)
-    assert torch.allclose((light + 1) / 2, torch.tensor(0.7 * ratio), atol=0.01)
-    assert torch.allclose((dark + 1) / 2, torch.tensor(0.1 * ratio**0.5), atol=0.01)
-
-
 def test_instance_colour_is_steady_and_natural():
     """Unmixing noise (blue and orange specks of one brightness) becomes one hue; a purple
     cast on hair becomes a natural hair hue; brightness is kept by both."""
