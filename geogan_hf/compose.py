@@ -229,11 +229,12 @@ def strand_noise(
     pixels = torch.stack([xs, ys], -1)[None]
     direction = pixels - origin[:, None, None, :]
     direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    turn = gaussian_blur(torch.randn((n, 1, h, w), generator=generator), CURL_SCALE * unit)
-    turn = turn.to(origin) / turn.std((2, 3), keepdim=True).clamp_min(1e-6).to(origin)
-    turn = (curl.view(-1, 1, 1, 1) * turn).permute(0, 2, 3, 1)
-    cos, sin, dx, dy = turn.cos(), turn.sin(), direction[..., :1], direction[..., 1:]
-    direction = torch.cat([cos * dx - sin * dy, sin * dx + cos * dy], -1)
+    if bool(curl.any()):  # drawn after the strands' noise: straight strands stay the same
+        turn = gaussian_blur(torch.randn((n, 1, h, w), generator=generator), CURL_SCALE * unit)
+        turn = turn.to(origin) / turn.std((2, 3), keepdim=True).clamp_min(1e-6).to(origin)
+        turn = (curl.view(-1, 1, 1, 1) * turn).permute(0, 2, 3, 1)
+        cos, sin, dx, dy = turn.cos(), turn.sin(), direction[..., :1], direction[..., 1:]
+        direction = torch.cat([cos * dx - sin * dy, sin * dx + cos * dy], -1)
     scale = pixels.new_tensor([2 / w, 2 / h])
     base = (pixels + 0.5) * scale - 1
     streak = torch.zeros_like(noise)

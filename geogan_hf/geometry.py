@@ -218,14 +218,24 @@ def tps_flow(
     return flow.reshape(n, h, w, 2).permute(0, 3, 1, 2).to(dtype).contiguous()
 
 
+def apply_homography(matrix: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """``points`` ``(N, K, 2)`` (or ``(1, K, 2)``, shared) through the projective maps
+    ``matrix`` ``(N, 3, 3)``.
+
+    >>> apply_homography(torch.eye(3)[None] * 2, torch.tensor([[[0.5, -0.25]]]))
+    tensor([[[ 0.5000, -0.2500]]])
+    """
+    mapped = torch.cat([points, torch.ones_like(points[..., :1])], -1) @ matrix.transpose(1, 2)
+    # a map that sends a point behind the camera (denominator <= 0) is degenerate there
+    return mapped[..., :2] / mapped[..., 2:].clamp_min(1e-6)
+
+
 def homography_flow(matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """``(N, 2, H, W)`` backward flow of the projective maps ``matrix`` ``(N, 3, 3)`` from
     output (source) to input (exemplar) normalized coordinates, in ``matrix``'s dtype."""
     h, w = size
     grid = identity_grid(1, h, w, device=matrix.device, dtype=matrix.dtype).reshape(1, h * w, 2)
-    points = torch.cat([grid, torch.ones_like(grid[..., :1])], -1) @ matrix.transpose(1, 2)
-    # a map that sends a pixel behind the camera (denominator <= 0) is degenerate there
-    mapped = points[..., :2] / points[..., 2:].clamp_min(1e-6)
+    mapped = apply_homography(matrix, grid)
     return (mapped - grid).reshape(-1, h, w, 2).permute(0, 3, 1, 2).contiguous()
 
 

@@ -215,13 +215,6 @@ def _features(unit: Tensor, sigma_texture: float) -> tuple[Tensor, Tensor, Tenso
     return log_l, chroma, texture
 
 
-def _gradient(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Central differences ``(d/dx, d/dy)`` of ``x``, edges replicated."""
-    gx = F.pad(x[..., :, 2:] - x[..., :, :-2], (1, 1, 0, 0), mode="replicate") / 2
-    gy = F.pad(x[..., 2:, :] - x[..., :-2, :], (0, 0, 1, 1), mode="replicate") / 2
-    return gx, gy
-
-
 def hair_texture(
     full: Tensor, small: Tensor, iod: float, where: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
@@ -239,7 +232,8 @@ def hair_texture(
     (a working-size mask; default everywhere) is computed at full resolution.
     """
     n, _, h, w = full.shape
-    cx, cy = _gradient(gaussian_blur(luma(small), max(CONTOUR_SIGMA * iod, CONTOUR_MIN)))
+    contours = gaussian_blur(luma(small), max(CONTOUR_SIGMA * iod, CONTOUR_MIN))
+    cy, cx = torch.gradient(contours, dim=(-2, -1))
     # the contours' orientation as a doubled angle (cos 2a, sin 2a) of the gradient: it
     # interpolates (a and a + pi are one orientation), and where it is unsure (short) the
     # texture splits evenly between along and across
@@ -255,7 +249,8 @@ def hair_texture(
     y0, y1, x0, x1 = box
     energies = full.new_zeros(n, 2, h, w)
     if y1 - y0 > 2 and x1 - x0 > 2:
-        gx, gy = _gradient(gaussian_blur(luma(full[:, :, y0:y1, x0:x1]), HAIR_FINE_SIGMA))
+        fine = gaussian_blur(luma(full[:, :, y0:y1, x0:x1]), HAIR_FINE_SIGMA)
+        gy, gx = torch.gradient(fine, dim=(-2, -1))
         cos2, sin2 = resample_box(orientation, box, (h, w)).split(1, dim=1)
         total = gx.square() + gy.square()
         across = (total + (gx.square() - gy.square()) * cos2 + 2 * gx * gy * sin2) / 2
@@ -267,15 +262,15 @@ def hair_texture(
 
 
 def _unlike_shading(
-    full: Tensor, small: Tensor, skin: Tensor, reference: Tensor, landmarks: Tensor,
+    full: Tensor, small: Tensor, skin: Tensor, reference: Tensor, face: Tensor,
     iod: float, where: Tensor, strict: Tensor,
 ) -> Tensor:  # fmt: skip
     """``(N, 1, h, w)`` in [0, 1]: how unlike the face's own shading each pixel is.
 
     1 where the pixel has hair's texture (:func:`hair_texture`: its texture along the
     luminance contours is :data:`HAIR_ANISOTROPY` of the larger of its texture across
-    them and :data:`SMOOTH_FLOOR` times the skin's), or, inside the face outline and outside
-    ``strict``, a colour that no shadow of the skin field ``skin`` has: a shadow darkens
+    them and :data:`SMOOTH_FLOOR` times the skin's), or, inside the face outline ``face``
+    and outside ``strict``, a colour that no shadow of the skin field ``skin`` has: a shadow darkens
     the skin's colour and tints it a little (:data:`SHADOW_TINT`: the red / green and
     blue / green ratios of the pixel to the skin), while grey, black or coloured hair is
     much cooler or warmer, and light hair lighter. Within ``strict`` (the mouth corners,
@@ -295,7 +290,6 @@ def _unlike_shading(
     beyond = [red_low - red, red - red_high, blue_low - blue, blue - blue_high]
     beyond = torch.stack([*beyond, tint[:, 1:2] - lighter])
     coloured = (beyond.amax(0) / SHADOW_TINT_SOFTNESS).clamp(0, 1)
-    face = torch.cat([part_mask("face", lm[None], small.shape[-2:]) for lm in landmarks])
     unlike = torch.maximum(textured, coloured * face * (1 - strict))
     return unlike * unlike * (3 - 2 * unlike)
 
@@ -579,21 +573,20 @@ def extract_instance(
     rise = ((distance - threshold) / EVIDENCE_RAMP).clamp(0, 1)
     rise = rise * rise * (3 - 2 * rise) * region
     skin = normalized_convolution(small, weights, sigma)
+    glasses = rise.new_tensor([ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes])
+    if shading.amax() > 0 or glasses.any():
+        face = torch.cat([part_mask("face", lm[None], work) for lm in landmarks])
     if shading.amax() > 0:
         # where the face's own shading lies, what is only darker than the skin is not the
         # instance: there it takes hair's texture, or a colour no shadow of the skin has
-        hair = _unlike_shading(
-            full, small, skin, reference, landmarks, iod, region * shading, strict
-        )
+        hair = _unlike_shading(full, small, skin, reference, face, iod, region * shading, strict)
         doubt = torch.maximum(SHADING_DOUBT * shading, strict)
         rise = rise * (1 - doubt * (1 - hair))
     evidence = rise * allowed
-    glasses = evidence.new_tensor([ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes])
     lens = torch.zeros_like(evidence)
     if glasses.any():
         glasses = glasses.view(-1, 1, 1, 1)
         score = (colour_distance / threshold - 1).clamp_min(0) * region * allowed
-        face = torch.cat([part_mask("face", lm[None], work) for lm in landmarks])
         lens, frame = glasses_zones(score, landmarks, iod, face)
         frame = gaussian_blur(frame, 0.5)
         # a soft dark frame's edges, its colour mixed with the skin's, have the colour of

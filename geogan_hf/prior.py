@@ -47,6 +47,7 @@ from .compose import (
 )
 from .errors import InvalidImageError, MissingLandmarksError
 from .geometry import (
+    apply_homography,
     flow_jacobian_determinant,
     gaussian_blur,
     homography_flow,
@@ -244,12 +245,6 @@ def _eye_frame(points: Tensor) -> Tensor:
     return frame
 
 
-def _apply(matrix: Tensor, points: Tensor) -> Tensor:
-    """``points (N, K, 2)`` through the projective maps ``matrix (N, 3, 3)``."""
-    mapped = torch.cat([points, torch.ones_like(points[..., :1])], -1) @ matrix.transpose(1, 2)
-    return mapped[..., :2] / mapped[..., 2:]
-
-
 def _lens_plane(landmarks: Tensor) -> Tensor:
     """``(N, 3, 3)`` projective map from the lenses' plane (x along the eye line in
     inter-ocular distances, y across it) to a face's eye-line frame (:func:`_eye_frame`).
@@ -293,9 +288,11 @@ def frame_map(
     src = source_landmarks.to(torch.float64) * iso
     ex = exemplar_landmarks.to(torch.float64) * iso
     frame_s, frame_e = _eye_frame(src), _eye_frame(ex)
-    s, e = _apply(frame_s, src), _apply(frame_e, ex)  # (N, 68, 2) in the eye-line frames
+    # (N, 68, 2) in the eye-line frames
+    s, e = apply_homography(frame_s, src), apply_homography(frame_e, ex)
     along = _lens_plane(e) @ torch.linalg.inv(_lens_plane(s))
-    seen = _apply(along, s)  # the source's landmarks as the exemplar's view would place them
+    # the source's landmarks as the exemplar's view would place them
+    seen = apply_homography(along, s)
     corners, height = list(FRAME_CORNERS), list(FRAME_HEIGHT)
     scale_x = along[:, 0, 0] - along[:, 0, 2] * along[:, 2, 0]  # d a_e / d a_s at a_s = 0
     scale_y = e[:, height, 1].mean(1) / seen[:, height, 1].mean(1).clamp_min(1e-6)
