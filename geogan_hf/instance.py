@@ -137,8 +137,9 @@ class InstanceLayers:
         region: ``(N, 1, h, w)`` the (grown, soft) attribute region.
         box: ``(y0, y1, x0, x1)`` of the maps in the crop.
         size: ``(H, W)`` of the crop.
-        coverage: ``(N,)`` mean alpha over the attribute's landmark region: how much of
-            the region the instance covers (near 0: the face has no such instance).
+        coverage: ``(N,)`` mean alpha over the attribute's own landmark region (not the
+            regions it joins): how much of the region the instance covers (near 0: the
+            face has no such instance).
     """
 
     alpha: Tensor
@@ -468,9 +469,10 @@ def _iod_pixels(landmarks: Tensor, size: int) -> Tensor:
 
 def _spec_masks(
     attributes: Sequence[str], landmarks: Tensor, size: tuple[int, int]
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """(grown soft region, landmark region, skin reference, never-instance, shading, shading
-    of any tint) masks (see :class:`~geogan_hf.regions.AttributeSpec`).
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(grown soft region, landmark region, its own part whose coverage is reported,
+    skin reference, never-instance, shading, shading of any tint) masks (see
+    :class:`~geogan_hf.regions.AttributeSpec`).
 
     They are soft at the scale of a few pixels, so they are rasterised at half the size and
     upsampled (four times fewer distances to polygons).
@@ -483,6 +485,7 @@ def _spec_masks(
         for a, lm, g in zip(attributes, landmarks, grow, strict=True)
     ])  # fmt: skip
     core = region_mask(list(attributes), landmarks, size)
+    own = region_mask(list(attributes), landmarks, size, joined=False)
     reference = torch.zeros_like(core)
     excluded = torch.zeros_like(core)
     shading = torch.zeros_like(core)
@@ -504,7 +507,7 @@ def _spec_masks(
     reference = reference * (1 - region) * (1 - excluded)
     return tuple(
         F.interpolate(m, size=full, mode="bilinear", align_corners=False)
-        for m in (region, core, reference, excluded, torch.maximum(shading, strict), strict)
+        for m in (region, core, own, reference, excluded, torch.maximum(shading, strict), strict)
     )
 
 
@@ -530,7 +533,9 @@ def extract_instance(
     work = (min(h, WORK_SIZE), min(w, WORK_SIZE))
     small = resize_image(full, work)
     iod = float(_iod_pixels(landmarks, work[0]).mean().clamp_min(4.0))
-    region, core, reference, excluded, shading, strict = _spec_masks(attributes, landmarks, work)
+    region, core, own, reference, excluded, shading, strict = _spec_masks(
+        attributes, landmarks, work
+    )
 
     log_l, chroma, texture = _features(small, max(0.5, TEXTURE_SIGMA * iod))
     features = torch.cat([log_l, chroma, texture], 1)
@@ -650,8 +655,8 @@ def extract_instance(
     ).view(-1, 1, 1, 1)
     alpha = torch.where(whole, searched_hr, alpha)
     foreground_hr = torch.where(whole, pixels, foreground_hr)
-    core_hr = resample_box(core, box, (h, w))
-    coverage = (alpha * core_hr).sum((1, 2, 3)) / core.sum((1, 2, 3)).mul(
+    own_hr = resample_box(own, box, (h, w))
+    coverage = (alpha * own_hr).sum((1, 2, 3)) / own.sum((1, 2, 3)).mul(
         h * w / (work[0] * work[1])
     ).clamp_min(1e-6)
     lens_hr = resample_box(lens, box, (h, w))

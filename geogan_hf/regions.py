@@ -10,7 +10,8 @@ exactly 0 beyond half the width outside. The regions:
 - ``Mustache``: from the nose base (31-35, widened) down to the upper lip line (48-54,
   slightly lowered), reaching past the mouth corners.
 - ``Goatee``: below the lower lip (55-59) between the mouth corners, down to the jaw
-  6-10 (slightly below it); covers the chin around 57 and 8.
+  6-10 (slightly below it); covers the chin around 57 and 8. It joins the ``Mustache``
+  region (:attr:`AttributeSpec.joins`): a goatee's mustache comes with it.
 - ``Eyeglasses``: from the brows (17-26) to the cheekbones (0.35 iod below the eyes), the
   nose bridge (27-28) joining both lenses, out to the temples (0.2 iod beyond the brows).
 - ``Bangs``: the forehead above the brows, extrapolated upwards by 0.8 iod (landmarks
@@ -82,6 +83,12 @@ class AttributeSpec:
             :func:`~geogan_hf.compose.hair_grain` adds); ``None``: not hair.
         symmetric: the instance is about symmetric: a side the exemplar shows faint is
             filled in from its mirror image.
+        joins: attributes whose regions the instance reaches into, where the face has
+            hair there too: CelebA's goatees nearly all come with a mustache (so do all 6
+            photos labelled Goatee in the project's real photo set), and a goatee without
+            its mustache is not the instance the exemplar shows. Coverage (``absent``,
+            ``removal``) is still measured on the attribute's own region
+            (:func:`region_mask` with ``joined=False``).
         experimental: below the quality bar on real photos (README, ``benchmarks/results/real_pairs.md``).
     """
 
@@ -96,6 +103,7 @@ class AttributeSpec:
     removal: tuple[float, float] = (0.35, 0.6)
     strands: tuple[int, float, float, float] | None = None
     symmetric: bool = False
+    joins: tuple[str, ...] = ()
     experimental: bool = False
 
 
@@ -105,9 +113,9 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
         strands=(33, 0.4, 0.12, 0.3), symmetric=True, experimental=True,
     ),
     "Goatee": AttributeSpec(
-        "hair", shading_parts=("chin",), texture_parts=("mouth_corners",), face_margin=0.0,
-        absent=0.15, removal=(0.6, 0.85), strands=(33, 0.4, 0.12, 0.3), symmetric=True,
-        experimental=True,
+        "hair", shading_parts=("chin",), texture_parts=("mouth_corners", "folds"),
+        face_margin=0.0, absent=0.15, removal=(0.6, 0.85), strands=(33, 0.4, 0.12, 0.3),
+        symmetric=True, joins=("Mustache",), experimental=True,
     ),
     # the nostrils' region reaches the nose wings, where a large frame's bottom rims rest
     "Eyeglasses": AttributeSpec(
@@ -209,9 +217,21 @@ class _Shape:
         return _segment_distance(points, v[:-1], v[1:]).amin(dim=1) - self.radius
 
 
-def _region_shapes(attribute: str, lm: torch.Tensor) -> tuple[list[_Shape], list[_Shape]]:
+def _region_shapes(
+    attribute: str, lm: torch.Tensor, joined: bool = True
+) -> tuple[list[_Shape], list[_Shape]]:
     """Shapes whose union, minus the second list's union, is ``attribute``'s region
-    (an attribute name or a face part of :data:`FACE_PARTS`)."""
+    (an attribute name or a face part of :data:`FACE_PARTS`), with the regions it joins
+    (:attr:`AttributeSpec.joins`) if ``joined``."""
+    union, minus = _own_shapes(attribute, lm)
+    if joined and attribute in ATTRIBUTE_SPECS:
+        for other in ATTRIBUTE_SPECS[attribute].joins:
+            union = union + _own_shapes(other, lm)[0]
+    return union, minus
+
+
+def _own_shapes(attribute: str, lm: torch.Tensor) -> tuple[list[_Shape], list[_Shape]]:
+    """The shapes of ``attribute``'s own region (see :func:`_region_shapes`)."""
     eye_l, eye_r = lm[36:42].mean(0), lm[42:48].mean(0)
     iod = (eye_r - eye_l).norm().clamp_min(1e-6)
     right = (eye_r - eye_l) / iod
@@ -329,6 +349,7 @@ def region_mask(
     size: tuple[int, int],
     softness: float = 0.1,
     grow: float = 0.0,
+    joined: bool = True,
 ) -> torch.Tensor:
     """Soft masks of an attribute's region, rasterised from landmarks.
 
@@ -341,6 +362,8 @@ def region_mask(
             (0 = hard edge).
         grow: the region grown (> 0) or shrunk (< 0) by this fraction of the
             inter-ocular distance.
+        joined: with the regions the attribute joins (:attr:`AttributeSpec.joins`);
+            ``False``: its own region only.
 
     Returns:
         ``(N, 1, H, W)`` masks in ``[0, 1]`` (landmarks' dtype and device).
@@ -349,7 +372,8 @@ def region_mask(
         UnknownAttributeError: an attribute name is not supported.
     """
     names = [attribute] * len(landmarks) if isinstance(attribute, str) else list(attribute)
-    return _rasterize([canonical_attribute(n) for n in names], landmarks, size, softness, grow)
+    names = [canonical_attribute(n) for n in names]
+    return _rasterize(names, landmarks, size, softness, grow, joined)
 
 
 def part_mask(
@@ -369,7 +393,7 @@ def part_mask(
 
 def _rasterize(
     names: list[str], landmarks: torch.Tensor, size: tuple[int, int], softness: float,
-    grow: float,
+    grow: float, joined: bool = True,
 ) -> torch.Tensor:  # fmt: skip
     if landmarks.ndim != 3 or landmarks.shape[1:] != (68, 2):
         raise ValueError(f"expected (N, 68, 2) landmarks, got shape {tuple(landmarks.shape)}")
@@ -383,7 +407,7 @@ def _rasterize(
     for i, (name, lm) in enumerate(zip(names, pixels)):
         iod = float((lm[42:48].mean(0) - lm[36:42].mean(0)).norm())
         width, offset = softness * iod, grow * iod
-        union, minus = _region_shapes(name, lm)
+        union, minus = _region_shapes(name, lm, joined)
         # Beyond half the soft width outside the union the mask is exactly 0: skip those pixels.
         reach = width / 2 + max(shape.radius or 0.0 for shape in union) + max(offset, 0) + 1
         lo = torch.cat([shape.vertices for shape in union]).amin(0) - reach

@@ -136,6 +136,22 @@ def test_soft_dark_frame_on_the_brows_keeps_its_thickness_and_colour(faces):
     assert sum(errors) / len(errors) < 0.007, errors
 
 
+@pytest.mark.parametrize(("name", "seed"), [("lenna", 3), ("takeo", 4)])
+def test_a_goatee_brings_its_mustache_but_a_mustache_is_no_goatee(generator, faces, name, seed):
+    """A goatee's region joins the mustache's (CelebA's goatees nearly all come with one),
+    but whether a face has a goatee is read from its chin alone. (Seeds whose mustache and
+    goatee are both dark, as one beard is.)"""
+    face = faces[name]
+    moustached, mustache, points = wearing(generator, face, "Mustache", seed)
+    flow = generator.template_flow(face.landmarks, "Goatee")
+    both, _ = generator.draw((moustached[0] + 1) / 2, Instance("Goatee", seed), flow)
+    found = extract_instance(both[None] * 2 - 1, points, "Goatee").full("alpha")[0, 0]
+    hair = mustache > 0.5
+    assert hair.sum() > 30 and found[hair].mean() > 0.5, found[hair].mean()
+    alone = extract_instance(moustached, points, "Goatee")
+    assert alone.coverage < ATTRIBUTE_SPECS["Goatee"].absent, alone.coverage
+
+
 def test_instance_colour_is_the_instance_not_the_skin(generator, faces):
     image, truth, points = wearing(generator, faces["lenna"], "Goatee", 3)
     layers = extract_instance(image, points, "Goatee")

@@ -72,8 +72,13 @@ def test_masks_sit_where_the_attribute_is(face) -> None:
     assert lm[33, 1] < mustache[1] < lm[51, 1]
     assert abs(mustache[0] - lm[33, 0]) < 0.3 * iod
 
+    chin = _mask("Goatee", lm, joined=False)
+    assert _centre_of_mass(chin)[1] > lm[57, 1] and _at(chin, (lm[57] + lm[8]) / 2) == 1
+    # a goatee's region joins the mustache's: the exemplar's mustache comes with its goatee
     goatee = _mask("Goatee", lm)
-    assert _centre_of_mass(goatee)[1] > lm[57, 1] and _at(goatee, (lm[57] + lm[8]) / 2) == 1
+    upper_lip = (lm[33] + lm[51]) / 2
+    assert _at(goatee, (lm[57] + lm[8]) / 2) == 1 and _at(goatee, upper_lip) == 1
+    assert _at(chin, upper_lip) == 0 and np.all(goatee >= _mask("Mustache", lm))
 
     glasses = _mask("Eyeglasses", lm)
     assert (
