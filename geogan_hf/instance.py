@@ -53,6 +53,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -110,6 +111,7 @@ LINE_CONTRAST = 0.12  # |F - B| (RGB, [0, 1]) above which the projection is trus
 COLOUR_POWER = 2  # the instance colour leans on the pixels that differ most from the skin...
 FRAME_COLOUR_POWER = 6  # ... a frame's on its most distinct ones (see extract_instance)
 LIGHT_INSTANCE_SHARE = 0.7  # lighter confident pixels needed to call an instance light
+MIN_PART_PIXELS = 16  # confident pixels (working size) a part needs to be light or dark alone
 LOW_CONTRAST_ALPHA = 0.4  # alpha of full evidence where instance and skin colours agree
 ALPHA_FLOOR = 0.08  # projected alpha below this is skin noise
 UNMIX_FROM = 0.25  # alpha from which the foreground colour is unmixed per pixel
@@ -304,6 +306,21 @@ def _reference_quantile(values: Tensor, reference: Tensor, q: float) -> Tensor:
     return torch.stack(out).view(-1, 1, 1, 1)
 
 
+def _light_parts(lighter: Tensor, confident: Tensor, own_part: Tensor) -> Tensor:
+    """Whether the instance is light (its lighter confident pixels clearly dominate), per
+    pixel: each part (``own_part``: the attribute's own region; the rest: the regions it
+    joins) by itself where it has enough confident pixels (a greying goatee below a
+    ginger mustache), else as the whole instance."""
+    q = 1 - LIGHT_INSTANCE_SHARE
+    whole = _reference_quantile(lighter, confident, q) > 0.5
+    parts = []
+    for part in (own_part, ~own_part):
+        weights = confident * part
+        enough = ((weights > 0.5).sum((1, 2, 3)) >= MIN_PART_PIXELS).view(-1, 1, 1, 1)
+        parts.append(torch.where(enough, _reference_quantile(lighter, weights, q) > 0.5, whole))
+    return torch.where(own_part, *parts)
+
+
 def _robust_spread(residual: Tensor, reference: Tensor, floor: float) -> Tensor:
     """Robust standard deviation ``(N, 1, 1, 1)`` on the reference: 1.4826 x median |r|."""
     return (1.4826 * _reference_quantile(residual.abs(), reference, 0.5)).clamp_min(floor)
@@ -467,12 +484,23 @@ def _iod_pixels(landmarks: Tensor, size: int) -> Tensor:
     return eyes.norm(dim=-1) * size / 2
 
 
+class _Masks(NamedTuple):
+    """An attribute's masks on a face crop, from :class:`~geogan_hf.regions.AttributeSpec`."""
+
+    region: Tensor  # the grown, soft region searched, with the regions it joins
+    own_region: Tensor  # the same without the regions it joins
+    core: Tensor  # the landmark region
+    own: Tensor  # the landmark region without the regions it joins: coverage is read here
+    reference: Tensor  # the skin reference
+    excluded: Tensor  # never the instance
+    shading: Tensor  # where the face's own shading lies (any tint included)
+    strict: Tensor  # where shading takes any tint
+
+
 def _spec_masks(
     attributes: Sequence[str], landmarks: Tensor, size: tuple[int, int]
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """(grown soft region, landmark region, its own part whose coverage is reported,
-    skin reference, never-instance, shading, shading of any tint) masks (see
-    :class:`~geogan_hf.regions.AttributeSpec`).
+) -> _Masks:
+    """The masks of :class:`_Masks` (see :class:`~geogan_hf.regions.AttributeSpec`).
 
     They are soft at the scale of a few pixels, so they are rasterised at half the size and
     upsampled (four times fewer distances to polygons).
@@ -480,10 +508,13 @@ def _spec_masks(
     full, size = size, (max(1, size[0] // 2), max(1, size[1] // 2))
     specs = [ATTRIBUTE_SPECS[a] for a in attributes]
     grow = [ACCESSORY_GROW if spec.kind == "accessory" else REGION_GROW for spec in specs]
-    region = torch.cat([
-        region_mask(a, lm[None], size, REGION_SOFTNESS, g)
-        for a, lm, g in zip(attributes, landmarks, grow, strict=True)
-    ])  # fmt: skip
+    region, own_region = (
+        torch.cat([
+            region_mask(a, lm[None], size, REGION_SOFTNESS, g, joined)
+            for a, lm, g in zip(attributes, landmarks, grow, strict=True)
+        ])
+        for joined in (True, False)
+    )  # fmt: skip
     core = region_mask(list(attributes), landmarks, size)
     own = region_mask(list(attributes), landmarks, size, joined=False)
     reference = torch.zeros_like(core)
@@ -505,10 +536,11 @@ def _spec_masks(
             face = part_mask("face", lm, size, softness=0.15, grow=spec.face_margin)
             excluded[i : i + 1] = torch.maximum(excluded[i : i + 1], 1 - face)
     reference = reference * (1 - region) * (1 - excluded)
-    return tuple(
-        F.interpolate(m, size=full, mode="bilinear", align_corners=False)
-        for m in (region, core, own, reference, excluded, torch.maximum(shading, strict), strict)
-    )
+    masks = (region, own_region, core, own, reference, excluded, torch.maximum(shading, strict))
+    return _Masks(
+        *(F.interpolate(m, size=full, mode="bilinear", align_corners=False)
+          for m in (*masks, strict))
+    )  # fmt: skip
 
 
 @torch.no_grad()
@@ -533,7 +565,7 @@ def extract_instance(
     work = (min(h, WORK_SIZE), min(w, WORK_SIZE))
     small = resize_image(full, work)
     iod = float(_iod_pixels(landmarks, work[0]).mean().clamp_min(4.0))
-    region, core, own, reference, excluded, shading, strict = _spec_masks(
+    region, own_region, core, own, reference, excluded, shading, strict = _spec_masks(
         attributes, landmarks, work
     )
 
@@ -613,7 +645,7 @@ def extract_instance(
     # white): lighter when the lighter confident pixels clearly dominate; the others (lit
     # skin, shadows next to a light beard) do not make its colour
     lighter = (log_l > skin_log_l).to(small)
-    light_instance = _reference_quantile(lighter, confident, 1 - LIGHT_INSTANCE_SHARE) > 0.5
+    light_instance = _light_parts(lighter, confident, own_region >= 0.5 * region)
     # a soft frame is seen in its own colour only along its core: elsewhere it is mixed
     # with the skin, and its colour leans on the core alone
     power = torch.where(glasses.view(-1, 1, 1, 1) > 0, FRAME_COLOUR_POWER, COLOUR_POWER)

@@ -136,20 +136,24 @@ def test_soft_dark_frame_on_the_brows_keeps_its_thickness_and_colour(faces):
     assert sum(errors) / len(errors) < 0.007, errors
 
 
-@pytest.mark.parametrize(("name", "seed"), [("lenna", 3), ("takeo", 4)])
+@pytest.mark.parametrize(("name", "seed"), [("lenna", 3), ("takeo", 4), ("lenna", 1)])
 def test_a_goatee_brings_its_mustache_but_a_mustache_is_no_goatee(generator, faces, name, seed):
     """A goatee's region joins the mustache's (CelebA's goatees nearly all come with one),
-    but whether a face has a goatee is read from its chin alone. (Seeds whose mustache and
-    goatee are both dark, as one beard is.)"""
+    but whether a face has a goatee is read from its chin alone. Each part is dark or
+    light by itself: seed 1 is a dark mustache over a light goatee (3 and 4: both dark)."""
     face = faces[name]
     moustached, mustache, points = wearing(generator, face, "Mustache", seed)
     flow = generator.template_flow(face.landmarks, "Goatee")
-    both, _ = generator.draw((moustached[0] + 1) / 2, Instance("Goatee", seed), flow)
+    both, goatee = generator.draw((moustached[0] + 1) / 2, Instance("Goatee", seed), flow)
     found = extract_instance(both[None] * 2 - 1, points, "Goatee").full("alpha")[0, 0]
-    hair = mustache > 0.5
-    assert hair.sum() > 30 and found[hair].mean() > 0.5, found[hair].mean()
-    alone = extract_instance(moustached, points, "Goatee")
-    assert alone.coverage < ATTRIBUTE_SPECS["Goatee"].absent, alone.coverage
+    for truth in (mustache, goatee[0]):
+        hair = truth > 0.5
+        assert hair.sum() > 30 and found[hair].mean() > 0.5, found[hair].mean()
+    # the mustache adds nothing to the goatee's coverage (lenna's lit chin alone, with
+    # nothing on it, covers 0.25: highlights read as light stubble)
+    alone = extract_instance(moustached, points, "Goatee").coverage
+    clean = extract_instance(face.image[None] * 2 - 1, points, "Goatee").coverage
+    assert alone < clean + 0.02, (alone, clean)
 
 
 def test_instance_colour_is_the_instance_not_the_skin(generator, faces):
