@@ -51,7 +51,7 @@ LENGTH_DETAIL = 4.0  # a hair's length is read from the detail finer than this, 
 HAIR_ALPHA = 0.3  # opacity from which an instance is clearly hair (its texture is the hair's)
 CURL_SCALE = 10.0  # strands turn (curl) smoothly over this many units: neighbours lie alike
 GRAIN_CONTRAST = 0.4  # log-luminance contrast of strands where all the detail is missing...
-GRAIN_ALPHA = 0.35  # ... and opacity contrast (skin seen between the hairs)
+GRAIN_ALPHA = 0.8  # ... and opacity contrast of stubble (skin seen between the dots)
 COLOUR_SIGMA = 0.15  # scale (iod) over which an instance's hue and saturation are steady
 CHROMA_SPREAD = 0.1  # chromaticity (RGB / luminance) by which hair may differ from its local mean
 
@@ -320,8 +320,9 @@ def hair_grain(
     Hair seen at a photo's full resolution is strands and the skin between them: the
     luminance of ``foreground`` and the opacity ``alpha`` both vary along the strand
     noise (:func:`strand_noise`), by :data:`GRAIN_CONTRAST` and :data:`GRAIN_ALPHA` times
-    ``missing`` ``(N,)`` (:func:`matching_detail`); ``origin``, ``length`` and ``curl`` as
-    for :func:`strand_noise`. Seeded: the same inputs give the same picture.
+    ``missing`` ``(N,)`` (:func:`matching_detail`), the opacity less for hairs longer than
+    stubble; ``origin``, ``length`` (:func:`hair_length`) and ``curl`` as for
+    :func:`strand_noise`. Seeded: the same inputs give the same picture.
     """
     amount = missing.view(-1, 1, 1, 1)
     if float(amount.amax()) <= 0:
@@ -333,7 +334,9 @@ def hair_grain(
     # a strand is denser and darker than the hair's mean colour, skin shows between strands
     # (lighter strands would take the mean colour's hue to glowing red or purple)
     f = (foreground + 1) / 2 * torch.exp(-GRAIN_CONTRAST * amount * noise.clamp_min(0))
-    alpha = alpha * (1 + GRAIN_ALPHA * amount * noise)
+    # longer hairs lie over each other: as much less skin shows between them as they are longer
+    sparse = (STUBBLE * unit / length.clamp_min(1e-6)).clamp(max=1).view(-1, 1, 1, 1)
+    alpha = alpha * (1 + GRAIN_ALPHA * sparse * amount * noise)
     return f.clamp(0, 1) * 2 - 1, alpha.clamp(0, 1)
 
 

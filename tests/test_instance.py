@@ -388,6 +388,22 @@ def test_hair_length_is_read_from_the_exemplars_own_hairs():
     assert length(_hairs(12, across=False), longest=6.0) == 6.0
 
 
+def test_stubble_shows_more_skin_between_its_hairs_than_long_hair():
+    """Strand texture breaks the opacity of short stubble into dots with skin between them;
+    longer hairs of the same missing detail lie over each other, a denser band."""
+    foreground = torch.zeros(1, 3, 96, 96)
+    alpha = torch.full((1, 1, 96, 96), 0.6)
+    origin, curl, missing = torch.tensor([[48.0, -40.0]]), torch.tensor([0.3]), torch.tensor([0.6])
+
+    def opacity_spread(length: float) -> float:
+        _, grained = compose.hair_grain(
+            foreground, alpha, missing, origin, torch.tensor([length]), curl, 1.0
+        )
+        return float(grained.std())
+
+    assert opacity_spread(compose.STUBBLE) > 3 * opacity_spread(10 * compose.STUBBLE)
+
+
 def test_a_faint_side_of_a_symmetric_instance_is_filled_from_its_mirror(
     generator, faces, monkeypatch
 ):
