@@ -46,9 +46,12 @@ DETAIL_SCALE = 0.01  # the finest detail scale compared between two faces (iod).
 BLUR_STEPS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # ... and the blurs tried, in that unit
 STRAND_WIDTH = 0.5  # a hair's width, in that unit
 STRAND_SAMPLES = (9, 33)  # samples along a strand: at least, at most
+STUBBLE = 2.0  # the shortest strand, in that unit: stubble, a dot at a photo's resolution
+LENGTH_DETAIL = 4.0  # a hair's length is read from the detail finer than this, in that unit
+HAIR_ALPHA = 0.3  # opacity from which an instance is clearly hair (its texture is the hair's)
 CURL_SCALE = 10.0  # strands turn (curl) smoothly over this many units: neighbours lie alike
 GRAIN_CONTRAST = 0.4  # log-luminance contrast of strands where all the detail is missing...
-GRAIN_ALPHA = 0.35  # ... and opacity contrast (skin seen between the hairs)
+GRAIN_ALPHA = 0.8  # ... and opacity contrast of stubble (skin seen between the dots)
 COLOUR_SIGMA = 0.15  # scale (iod) over which an instance's hue and saturation are steady
 CHROMA_SPREAD = 0.1  # chromaticity (RGB / luminance) by which hair may differ from its local mean
 
@@ -221,32 +224,85 @@ def strand_noise(
     n = origin.shape[0]
     noise = torch.randn((n, 1, h, w), generator=generator).to(origin)
     noise = gaussian_blur(noise, STRAND_WIDTH * unit)
-    ys, xs = torch.meshgrid(
-        torch.arange(h, dtype=origin.dtype, device=origin.device),
-        torch.arange(w, dtype=origin.dtype, device=origin.device),
-        indexing="ij",
-    )
-    pixels = torch.stack([xs, ys], -1)[None]
-    direction = pixels - origin[:, None, None, :]
-    direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    direction = _radial(size, origin)
     if bool(curl.any()):  # drawn after the strands' noise: straight strands stay the same
         turn = gaussian_blur(torch.randn((n, 1, h, w), generator=generator), CURL_SCALE * unit)
         turn = turn.to(origin) / turn.std((2, 3), keepdim=True).clamp_min(1e-6).to(origin)
         turn = (curl.view(-1, 1, 1, 1) * turn).permute(0, 2, 3, 1)
         cos, sin, dx, dy = turn.cos(), turn.sin(), direction[..., :1], direction[..., 1:]
         direction = torch.cat([cos * dx - sin * dy, sin * dx + cos * dy], -1)
-    scale = pixels.new_tensor([2 / w, 2 / h])
-    base = (pixels + 0.5) * scale - 1
     streak = torch.zeros_like(noise)
     samples = min(max(STRAND_SAMPLES[0], math.ceil(float(length.amax()) / unit)), STRAND_SAMPLES[1])
-    reach = direction * scale * length.view(-1, 1, 1, 1) / 2
     for t in torch.linspace(-1, 1, samples).tolist():
-        grid = base + reach * t
-        streak = streak + F.grid_sample(
-            noise, grid, mode="bilinear", padding_mode="reflection", align_corners=False
-        )
+        streak = streak + _shifted(noise, direction * (length.view(-1, 1, 1, 1) * t / 2))
     streak = streak - streak.mean((2, 3), keepdim=True)
     return streak / streak.std((2, 3), keepdim=True).clamp_min(1e-6)
+
+
+def _radial(size: tuple[int, int], origin: Tensor) -> Tensor:
+    """``(N, h, w, 2)`` unit vectors (x, y) pointing away from ``origin`` ``(N, 2)`` (pixels)."""
+    h, w = size
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=origin.dtype, device=origin.device),
+        torch.arange(w, dtype=origin.dtype, device=origin.device),
+        indexing="ij",
+    )
+    direction = torch.stack([xs, ys], -1)[None] - origin[:, None, None, :]
+    return direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+
+
+def _shifted(image: Tensor, shift: Tensor) -> Tensor:
+    """``image`` ``(N, C, h, w)`` read ``shift`` ``(N, h, w, 2)`` pixels (x, y) away, bilinearly."""
+    h, w = image.shape[-2:]
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=image.dtype, device=image.device),
+        torch.arange(w, dtype=image.dtype, device=image.device),
+        indexing="ij",
+    )
+    scale = image.new_tensor([2 / w, 2 / h])
+    grid = (torch.stack([xs, ys], -1) + 0.5 + shift) * scale - 1
+    return F.grid_sample(
+        image, grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    )
+
+
+def hair_length(
+    image: Tensor, alpha: Tensor, origin: Tensor, longest: Tensor, unit: float
+) -> Tensor:
+    """``(N,)`` how long (pixels) the hairs of an instance ``alpha`` look in the photo
+    ``image`` ``(N, 3, h, w)`` it was found in, at most ``longest``.
+
+    The luminance detail (finer than :data:`LENGTH_DETAIL` ``unit``) where the instance is
+    clearly hair (:data:`HAIR_ALPHA`) is correlated with itself shifted along the strands
+    (radially from ``origin`` ``(N, 2)``, as in :func:`strand_noise`) and across them, by
+    up to ``longest`` in steps of about ``unit``: it decorrelates by half at about half a
+    hair's length along, and at the photo's blur across. A soft photo blurs both alike (a hair is far thinner than its
+    pixels), so only the excess along counts: stubble is as long as it is wide (it gets
+    :data:`STUBBLE`), longer hair streaks along the strands.
+    """
+    lum = torch.log((luma(image) + 1) / 2 + 0.02)
+    detail = lum - gaussian_blur(lum, LENGTH_DETAIL * unit)
+    weight = alpha * (alpha > HAIR_ALPHA)
+    power = (weight * detail * detail).sum((1, 2, 3)).clamp_min(1e-12)
+    along = _radial(tuple(alpha.shape[-2:]), origin)
+    across = torch.stack([-along[..., 1], along[..., 0]], -1)
+    reach = float(longest.amax())  # half the longest hair, and the blur around it
+    steps = min(max(2, math.ceil(reach / unit)), STRAND_SAMPLES[1])
+    step = reach / steps
+    halves = []
+    for direction in (along, across):
+        correlation = torch.stack([
+            (weight * detail * _shifted(detail, direction * (k * step))).sum((1, 2, 3)) / power
+            for k in range(steps + 1)
+        ], 1)  # fmt: skip
+        below = correlation < 0.5
+        first = torch.where(below.any(1), below.float().argmax(1), steps).clamp_min(1)
+        c0 = correlation.gather(1, (first - 1)[:, None])[:, 0]
+        c1 = correlation.gather(1, first[:, None])[:, 0]
+        position = (first - 1) + ((c0 - 0.5) / (c0 - c1).clamp_min(1e-6)).clamp(0, 1)
+        halves.append(position * step)
+    length = 2 * (halves[0].square() - halves[1].square()).clamp_min(0).sqrt()
+    return torch.minimum(length.clamp_min(STUBBLE * unit), longest)
 
 
 def hair_grain(
@@ -264,8 +320,9 @@ def hair_grain(
     Hair seen at a photo's full resolution is strands and the skin between them: the
     luminance of ``foreground`` and the opacity ``alpha`` both vary along the strand
     noise (:func:`strand_noise`), by :data:`GRAIN_CONTRAST` and :data:`GRAIN_ALPHA` times
-    ``missing`` ``(N,)`` (:func:`matching_detail`); ``origin``, ``length`` and ``curl`` as
-    for :func:`strand_noise`. Seeded: the same inputs give the same picture.
+    ``missing`` ``(N,)`` (:func:`matching_detail`), the opacity less for hairs longer than
+    stubble; ``origin``, ``length`` (:func:`hair_length`) and ``curl`` as for
+    :func:`strand_noise`. Seeded: the same inputs give the same picture.
     """
     amount = missing.view(-1, 1, 1, 1)
     if float(amount.amax()) <= 0:
@@ -277,7 +334,9 @@ def hair_grain(
     # a strand is denser and darker than the hair's mean colour, skin shows between strands
     # (lighter strands would take the mean colour's hue to glowing red or purple)
     f = (foreground + 1) / 2 * torch.exp(-GRAIN_CONTRAST * amount * noise.clamp_min(0))
-    alpha = alpha * (1 + GRAIN_ALPHA * amount * noise)
+    # longer hairs lie over each other: as much less skin shows between them as they are longer
+    sparse = (STUBBLE * unit / length.clamp_min(1e-6)).clamp(max=1).view(-1, 1, 1, 1)
+    alpha = alpha * (1 + GRAIN_ALPHA * sparse * amount * noise)
     return f.clamp(0, 1) * 2 - 1, alpha.clamp(0, 1)
 
 

@@ -39,6 +39,7 @@ from .compose import (
     detail_unit,
     eye_white,
     hair_grain,
+    hair_length,
     matching_detail,
     natural_hair,
     relight,
@@ -77,6 +78,7 @@ FRAME_HEIGHT = (33, 48, 54)  # nose base and mouth corners: the face's height be
 FRAME_ASPECT_LIMIT = 1.3  # the frame's vertical scale is within this factor of its horizontal
 FRAME_WRAP = 0.2  # radians each lens is turned toward its eye (wrap, and the camera's perspective)
 MAX_TURN = 1.2  # radians: turns beyond this (profiles) are taken as this
+NO_STRANDS = (27, 0.0, 0.0, 0.0)  # an AttributeSpec's strands for what is not hair (never drawn)
 MIRROR_SIGMA = 0.03  # smoothing of the warp quality maps that choose exemplar or mirror
 MIRROR_MARGIN = 0.5  # log-stretch by which the mirror must beat the exemplar to be used
 SYMMETRY = 0.8  # a symmetric instance is at least this share of its mirror image...
@@ -142,6 +144,8 @@ class GeometricPrior:
             the source's, and
         missing: ``(N,)`` the share of the source's detail the exemplar lacks
             (:func:`~geogan_hf.compose.matching_detail`).
+        hair_length: ``(N,)`` how long (iod) the exemplar's hairs look
+            (:func:`hair_lengths`): the strand texture a softer exemplar gets is as long.
         source_landmarks: ``(N, 68, 2)`` the source's landmarks, normalized.
         white_ratio: ``(N, 3)`` the source's eye white over the exemplar's (the change of
             colour cast; NaN where either is not seen, :func:`~geogan_hf.compose.eye_white`).
@@ -156,6 +160,7 @@ class GeometricPrior:
     timings: dict[str, float]
     blur: Tensor
     missing: Tensor
+    hair_length: Tensor
     source_landmarks: Tensor
     white_ratio: Tensor
 
@@ -426,6 +431,7 @@ def geometric_prior(
     exemplar_layers = extract_instance(exemplar, exemplar_landmarks, attributes)
     source_layers = extract_instance(source, source_landmarks, attributes)
     blur, missing = sharpness_match(source, exemplar, source_landmarks, exemplar_landmarks)
+    hair_length = hair_lengths(exemplar, exemplar_layers, exemplar_landmarks, attributes)
     white_ratio = eye_white(source, source_landmarks) / eye_white(exemplar, exemplar_landmarks)
     # behind glasses the brightest, greyest pixels of the eyes are the lenses' glare
     behind_glasses = [ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes]
@@ -433,7 +439,7 @@ def geometric_prior(
     timings = {"flow": middle - start, "instance": time.perf_counter() - middle}
     return GeometricPrior(
         flow, mirror, warped, exemplar_layers, source_layers, attributes, timings, blur,
-        missing, source_landmarks, white_ratio,
+        missing, hair_length, source_landmarks, white_ratio,
     )  # fmt: skip
 
 
@@ -526,19 +532,57 @@ def _grain(
     hair = torch.tensor([s is not None for s in strands], device=alpha.device)
     if not bool(hair.any()):
         return foreground, alpha
-    index, height, length, curl = zip(*[s or (27, 0.0, 0.0, 0.0) for s in strands], strict=True)
+    curl = [(s or NO_STRANDS)[3] for s in strands]
+    origin = _strand_origins(points, prior.attributes, points.new_full((len(strands),), iod))
+    origin = origin - origin.new_tensor([box[2], box[0]])
+    missing = prior.missing.to(alpha) * hair
+    return hair_grain(
+        foreground, alpha, missing, origin.to(alpha), prior.hair_length.to(alpha) * iod,
+        alpha.new_tensor(curl), detail_unit(iod),
+    )  # fmt: skip
+
+
+def _strand_origins(points: Tensor, attributes: Sequence[str], iod: Tensor) -> Tensor:
+    """``(N, 2)`` the points (pixels) each attribute's hair strands radiate from
+    (:class:`~geogan_hf.regions.AttributeSpec` ``strands``), for landmarks ``points``
+    ``(N, 68, 2)`` and inter-ocular distances ``iod`` ``(N,)``, both in pixels."""
+    index, height, _, _ = zip(
+        *[ATTRIBUTE_SPECS[a].strands or NO_STRANDS for a in attributes], strict=True
+    )
     eyes = points[:, 42:48].mean(1) - points[:, 36:42].mean(1)
     up = torch.stack([eyes[:, 1], -eyes[:, 0]], -1) / eyes.norm(dim=-1, keepdim=True).clamp_min(
         1e-6
     )
-    origin = points[torch.arange(len(strands), device=points.device), list(index)]
-    origin = origin + up * points.new_tensor(height)[:, None] * iod
-    origin = origin - origin.new_tensor([box[2], box[0]])
-    missing = prior.missing.to(alpha) * hair
-    return hair_grain(
-        foreground, alpha, missing, origin.to(alpha), alpha.new_tensor(length) * iod,
-        alpha.new_tensor(curl), detail_unit(iod),
-    )  # fmt: skip
+    origin = points[torch.arange(len(attributes), device=points.device), list(index)]
+    return origin + up * (points.new_tensor(height) * iod)[:, None]
+
+
+@torch.no_grad()
+def hair_lengths(
+    image: Tensor, layers: InstanceLayers, landmarks: Tensor, attributes: Sequence[str]
+) -> Tensor:
+    """``(N,)`` how long (iod) the hairs of each instance look in ``image`` at its own
+    resolution (:func:`~geogan_hf.compose.hair_length`), at most its attribute's ``strands``
+    length; 0 for what is not hair. ``landmarks`` ``(N, 68, 2)`` normalized, of ``image``."""
+    h, w = layers.size
+    points = (landmarks + 1) * landmarks.new_tensor([w, h]) / 2
+    iod = (points[:, 42:48].mean(1) - points[:, 36:42].mean(1)).norm(dim=-1)
+    y0, y1, x0, x1 = layers.box
+    origin = _strand_origins(points, attributes, iod) - points.new_tensor([x0, y0])
+    lengths = []
+    for i, attribute in enumerate(attributes):
+        strands = ATTRIBUTE_SPECS[attribute].strands
+        if strands is None:
+            lengths.append(0.0)
+            continue
+        scale = float(iod[i])
+        longest = layers.alpha.new_tensor([strands[2] * scale])
+        length = hair_length(
+            image[i : i + 1, :, y0:y1, x0:x1], layers.alpha[i : i + 1], origin[i : i + 1].to(longest),
+            longest, detail_unit(scale),
+        )  # fmt: skip
+        lengths.append(float(length) / scale)
+    return landmarks.new_tensor(lengths)
 
 
 def _exemplar_box_grid(

@@ -77,8 +77,9 @@ class AttributeSpec:
             removed not at all to fully: above what shadows and stubble reach.
             Both measured on the labelled real photos (``benchmarks/instance_coverage.py``).
         strands: ``(landmark, height, length, curl)``: hair strands radiate from the
-            point ``height`` inter-ocular distances above that landmark, are about
-            ``length`` long and turn from there by about ``curl`` radians (a beard's hairs
+            point ``height`` inter-ocular distances above that landmark, are at most
+            ``length`` long (as long as the exemplar's look,
+            :func:`~geogan_hf.compose.hair_length`) and turn from there by about ``curl`` radians (a beard's hairs
             curl and cross, a fringe hangs straight; the texture
             :func:`~geogan_hf.compose.hair_grain` adds); ``None``: not hair.
         symmetric: the instance is about symmetric: a side the exemplar shows faint is

@@ -370,6 +370,60 @@ def test_soft_exemplar_gets_strand_texture_back(generator, faces, monkeypatch):
     assert missing[0] > 0.4 and missing[1] == 0, missing
 
 
+def _hairs(length: float, across: bool, size: int = 160) -> torch.Tensor:
+    """``(1, 3, size, size)`` dark hairs ``length`` pixels long on light skin, radiating from
+    ``STRANDS_ORIGIN`` (or lying ``across`` that direction), photographed soft (2 px blur)."""
+    rng = np.random.default_rng(0)
+    ink = torch.zeros(1, 1, size, size)
+    for x, y in rng.uniform(0, size, (900, 2)):
+        d = np.array([x, y]) - STRANDS_ORIGIN
+        d = d / np.linalg.norm(d)
+        if across:
+            d = np.array([-d[1], d[0]])
+        for t in np.linspace(0, length, max(2, int(2 * length))):
+            px, py = int(x + d[0] * t), int(y + d[1] * t)
+            if 0 <= px < size and 0 <= py < size:
+                ink[0, 0, py, px] = 1
+    ink = gaussian_blur(ink, 2.0)
+    return (1 - 1.5 * ink / ink.amax()).clamp(-1, 1).expand(1, 3, size, size)
+
+
+STRANDS_ORIGIN = (80.0, -100.0)
+
+
+def test_hair_length_is_read_from_the_exemplars_own_hairs():
+    """A soft photo of stubble (dots as wide as long) gives the shortest strands, however
+    blurred; of hairs 12 px long along the strand direction, about that; of the same hairs
+    lying across the strands, no more than stubble; never more than the longest allowed."""
+    alpha = torch.ones(1, 1, 160, 160)
+    origin = torch.tensor([STRANDS_ORIGIN])
+
+    def length(hairs: torch.Tensor, longest: float = 24.0) -> float:
+        return float(compose.hair_length(hairs, alpha, origin, torch.tensor([longest]), 1.0))
+
+    stubble = compose.STUBBLE
+    assert length(_hairs(1, across=False)) < 1.2 * stubble
+    assert 8 < length(_hairs(12, across=False)) < 16
+    assert length(_hairs(12, across=True)) < 1.2 * stubble
+    assert length(_hairs(12, across=False), longest=6.0) == 6.0
+
+
+def test_stubble_shows_more_skin_between_its_hairs_than_long_hair():
+    """Strand texture breaks the opacity of short stubble into dots with skin between them;
+    longer hairs of the same missing detail lie over each other, a denser band."""
+    foreground = torch.zeros(1, 3, 96, 96)
+    alpha = torch.full((1, 1, 96, 96), 0.6)
+    origin, curl, missing = torch.tensor([[48.0, -40.0]]), torch.tensor([0.3]), torch.tensor([0.6])
+
+    def opacity_spread(length: float) -> float:
+        _, grained = compose.hair_grain(
+            foreground, alpha, missing, origin, torch.tensor([length]), curl, 1.0
+        )
+        return float(grained.std())
+
+    assert opacity_spread(compose.STUBBLE) > 3 * opacity_spread(10 * compose.STUBBLE)
+
+
 def test_a_faint_side_of_a_symmetric_instance_is_filled_from_its_mirror(
     generator, faces, monkeypatch
 ):
