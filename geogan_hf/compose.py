@@ -276,8 +276,9 @@ def hair_length(
     clearly hair (:data:`HAIR_ALPHA`) is correlated with itself shifted along the strands
     (radially from ``origin`` ``(N, 2)``, as in :func:`strand_noise`) and across them, by
     up to ``longest`` in steps of about ``unit``: it decorrelates by half at about half a
-    hair's length along, and at the photo's blur across. A soft photo blurs both alike (a hair is far thinner than its
-    pixels), so only the excess along counts: stubble is as long as it is wide (it gets
+    hair's length along, and at the photo's blur across. A soft photo blurs both alike (a
+    hair is far thinner than its pixels), so only the excess along counts: stubble is as
+    long as it is wide (it gets
     :data:`STUBBLE`), longer hair streaks along the strands.
     """
     lum = torch.log((luma(image) + 1) / 2 + 0.02)

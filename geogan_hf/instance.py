@@ -497,9 +497,7 @@ class _Masks(NamedTuple):
     strict: Tensor  # where shading takes any tint
 
 
-def _spec_masks(
-    attributes: Sequence[str], landmarks: Tensor, size: tuple[int, int]
-) -> _Masks:
+def _spec_masks(attributes: Sequence[str], landmarks: Tensor, size: tuple[int, int]) -> _Masks:
     """The masks of :class:`_Masks` (see :class:`~geogan_hf.regions.AttributeSpec`).
 
     They are soft at the scale of a few pixels, so they are rasterised at half the size and

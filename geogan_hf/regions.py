@@ -79,8 +79,8 @@ class AttributeSpec:
         strands: ``(landmark, height, length, curl)``: hair strands radiate from the
             point ``height`` inter-ocular distances above that landmark, are at most
             ``length`` long (as long as the exemplar's look,
-            :func:`~geogan_hf.compose.hair_length`) and turn from there by about ``curl`` radians (a beard's hairs
-            curl and cross, a fringe hangs straight; the texture
+            :func:`~geogan_hf.compose.hair_length`) and turn from there by about ``curl``
+            radians (a beard's hairs curl and cross, a fringe hangs straight; the texture
             :func:`~geogan_hf.compose.hair_grain` adds); ``None``: not hair.
         symmetric: the instance is about symmetric: a side the exemplar shows faint is
             filled in from its mirror image.
