@@ -341,18 +341,39 @@ def hair_grain(
     return f.clamp(0, 1) * 2 - 1, alpha.clamp(0, 1)
 
 
-def remove_instance(image: Tensor, layers: InstanceLayers, attributes: list[str]) -> Tensor:
+def remove_instance(
+    image: Tensor, layers: InstanceLayers, attributes: list[str], exemplar: InstanceLayers
+) -> Tensor:
     """``image`` with its own instance unmixed to the local skin, where it clearly has one.
 
     How much is removed ramps with the instance's coverage over the attribute's
     ``removal`` range (:class:`~geogan_hf.regions.AttributeSpec`): shadows and stubble
-    that look a little like an instance are left alone.
+    that look a little like an instance are left alone. In the region an attribute joins
+    (a goatee's mustache), by that attribute's own range, and only where the
+    ``exemplar``'s instance reaches into it (its coverage there is above the joined
+    attribute's ``absent``): a goatee without a mustache leaves the source's mustache.
     """
-    ranges = image.new_tensor([ATTRIBUTE_SPECS[a].removal for a in attributes])
-    weight = ((layers.coverage - ranges[:, 0]) / (ranges[:, 1] - ranges[:, 0])).clamp(0, 1)
-    weight = (weight * weight * (3 - 2 * weight)).view(-1, 1, 1, 1)
+    specs = [ATTRIBUTE_SPECS[a] for a in attributes]
+    weight = _removal(layers.coverage, image.new_tensor([s.removal for s in specs]))
+    joined = [ATTRIBUTE_SPECS[s.joins] if s.joins else None for s in specs]
+    if any(joined):
+        ranges = image.new_tensor([j.removal if j else (1.0, 2.0) for j in joined])
+        absent = image.new_tensor([j.absent if j else 1.0 for j in joined])
+        shown = (exemplar.joined_coverage.to(image) >= absent).to(image)
+        weight = torch.where(
+            layers.own_part,
+            weight,
+            _removal(layers.joined_coverage, ranges) * shown.view(-1, 1, 1, 1),
+        )
     change = layers.alpha * (layers.skin - layers.foreground) * weight
     return (image + change).clamp(-1, 1)
+
+
+def _removal(coverage: Tensor, ranges: Tensor) -> Tensor:
+    """``(N, 1, 1, 1)`` how much of an own instance of ``coverage`` ``(N,)`` is removed:
+    0 to 1 over ``ranges`` ``(N, 2)``, smoothly."""
+    weight = ((coverage - ranges[:, 0]) / (ranges[:, 1] - ranges[:, 0])).clamp(0, 1)
+    return (weight * weight * (3 - 2 * weight)).view(-1, 1, 1, 1)
 
 
 def composite(background: Tensor, foreground: Tensor, alpha: Tensor) -> Tensor:

@@ -137,11 +137,14 @@ class InstanceLayers:
         transmission: ``(N, 3, h, w)`` in [0, 1], what the instance lets through of the
             face behind it: 1 except behind tinted lenses.
         region: ``(N, 1, h, w)`` the (grown, soft) attribute region.
+        own_part: ``(N, 1, h, w)`` bool, where ``region`` is the attribute's own, not the
+            region it joins (:attr:`~geogan_hf.regions.AttributeSpec.joins`).
         box: ``(y0, y1, x0, x1)`` of the maps in the crop.
         size: ``(H, W)`` of the crop.
         coverage: ``(N,)`` mean alpha over the attribute's own landmark region (not the
-            regions it joins): how much of the region the instance covers (near 0: the
+            region it joins): how much of the region the instance covers (near 0: the
             face has no such instance).
+        joined_coverage: ``(N,)`` the same over the region it joins (0 where none).
     """
 
     alpha: Tensor
@@ -149,9 +152,11 @@ class InstanceLayers:
     skin: Tensor
     transmission: Tensor
     region: Tensor
+    own_part: Tensor
     box: tuple[int, int, int, int]
     size: tuple[int, int]
     coverage: Tensor
+    joined_coverage: Tensor
 
     def full(self, name: str, fill: float = 0.0) -> Tensor:
         """The map ``name`` (``"alpha"``, ``"foreground"``...) pasted into a crop-sized tensor."""
@@ -487,10 +492,10 @@ def _iod_pixels(landmarks: Tensor, size: int) -> Tensor:
 class _Masks(NamedTuple):
     """An attribute's masks on a face crop, from :class:`~geogan_hf.regions.AttributeSpec`."""
 
-    region: Tensor  # the grown, soft region searched, with the regions it joins
-    own_region: Tensor  # the same without the regions it joins
+    region: Tensor  # the grown, soft region searched, with the region it joins
+    own_region: Tensor  # the same without the region it joins
     core: Tensor  # the landmark region
-    own: Tensor  # the landmark region without the regions it joins: coverage is read here
+    own: Tensor  # the landmark region without the region it joins: coverage is read here
     reference: Tensor  # the skin reference
     excluded: Tensor  # never the instance
     shading: Tensor  # where the face's own shading lies (any tint included)
@@ -643,7 +648,8 @@ def extract_instance(
     # white): lighter when the lighter confident pixels clearly dominate; the others (lit
     # skin, shadows next to a light beard) do not make its colour
     lighter = (log_l > skin_log_l).to(small)
-    light_instance = _light_parts(lighter, confident, own_region >= 0.5 * region)
+    own_part = own_region >= 0.5 * region
+    light_instance = _light_parts(lighter, confident, own_part)
     # a soft frame is seen in its own colour only along its core: elsewhere it is mixed
     # with the skin, and its colour leans on the core alone
     power = torch.where(glasses.view(-1, 1, 1, 1) > 0, FRAME_COLOUR_POWER, COLOUR_POWER)
@@ -685,18 +691,22 @@ def extract_instance(
     ).view(-1, 1, 1, 1)
     alpha = torch.where(whole, searched_hr, alpha)
     foreground_hr = torch.where(whole, pixels, foreground_hr)
-    own_hr = resample_box(own, box, (h, w))
-    coverage = (alpha * own_hr).sum((1, 2, 3)) / own.sum((1, 2, 3)).mul(
-        h * w / (work[0] * work[1])
-    ).clamp_min(1e-6)
+    coverage, joined_coverage = (
+        (alpha * resample_box(part, box, (h, w))).sum((1, 2, 3))
+        / part.sum((1, 2, 3)).mul(h * w / (work[0] * work[1])).clamp_min(1e-6)
+        for part in (own, (core - own).clamp_min(0))
+    )
     lens_hr = resample_box(lens, box, (h, w))
+    own_part_hr = resample_box(own_part.to(region), box, (h, w)) > 0.5
     return InstanceLayers(
         alpha=alpha,
         foreground=foreground_hr * 2 - 1,
         skin=skin_hr * 2 - 1,
         transmission=1 - lens_hr * (1 - tint),
         region=region_hr,
+        own_part=own_part_hr,
         box=box,
         size=(h, w),
         coverage=coverage,
+        joined_coverage=joined_coverage,
     )

@@ -510,7 +510,7 @@ def compose_transfer(
     alpha = prior_alpha
     if alpha_correction is not None:
         alpha = (alpha + resample_box(alpha_correction, box, size) * src.region).clamp(0, 1)
-    clean = remove_instance(pixels, src, prior.attributes)
+    clean = remove_instance(pixels, src, prior.attributes, ex)
     # behind tinted lenses the source is seen through the tint
     clean = (clean + 1) * (1 + warped[:, 7:10] * src.region) - 1
     blended = source.clone()

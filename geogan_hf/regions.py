@@ -84,12 +84,15 @@ class AttributeSpec:
             :func:`~geogan_hf.compose.hair_grain` adds); ``None``: not hair.
         symmetric: the instance is about symmetric: a side the exemplar shows faint is
             filled in from its mirror image.
-        joins: attributes whose regions the instance reaches into, where the face has
+        joins: the attribute whose region the instance reaches into, where the face has
             hair there too: CelebA's goatees nearly all come with a mustache (so do all 6
             photos labelled Goatee in the project's real photo set), and a goatee without
             its mustache is not the instance the exemplar shows. Coverage (``absent``,
-            ``removal``) is still measured on the attribute's own region
-            (:func:`region_mask` with ``joined=False``).
+            ``removal``) is measured on the attribute's own region (:func:`region_mask`
+            with ``joined=False``); in the joined region the source's own instance is
+            removed by the joined attribute's ``removal`` range, and only where the
+            exemplar has one there (its ``absent``): a goatee from an exemplar without a
+            mustache leaves the source's mustache.
         experimental: below the quality bar on real photos (README, ``benchmarks/results/real_pairs.md``).
     """
 
@@ -104,7 +107,7 @@ class AttributeSpec:
     removal: tuple[float, float] = (0.35, 0.6)
     strands: tuple[int, float, float, float] | None = None
     symmetric: bool = False
-    joins: tuple[str, ...] = ()
+    joins: str | None = None
     experimental: bool = False
 
 
@@ -116,7 +119,7 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     "Goatee": AttributeSpec(
         "hair", shading_parts=("chin",), texture_parts=("mouth_corners", "folds"),
         face_margin=0.0, absent=0.15, removal=(0.6, 0.85), strands=(33, 0.4, 0.12, 0.3),
-        symmetric=True, joins=("Mustache",), experimental=True,
+        symmetric=True, joins="Mustache", experimental=True,
     ),
     # the nostrils' region reaches the nose wings, where a large frame's bottom rims rest
     "Eyeglasses": AttributeSpec(
@@ -222,12 +225,12 @@ def _region_shapes(
     attribute: str, lm: torch.Tensor, joined: bool = True
 ) -> tuple[list[_Shape], list[_Shape]]:
     """Shapes whose union, minus the second list's union, is ``attribute``'s region
-    (an attribute name or a face part of :data:`FACE_PARTS`), with the regions it joins
+    (an attribute name or a face part of :data:`FACE_PARTS`), with the region it joins
     (:attr:`AttributeSpec.joins`) if ``joined``."""
     union, minus = _own_shapes(attribute, lm)
-    if joined and attribute in ATTRIBUTE_SPECS:
-        for other in ATTRIBUTE_SPECS[attribute].joins:
-            union = union + _own_shapes(other, lm)[0]
+    other = ATTRIBUTE_SPECS[attribute].joins if attribute in ATTRIBUTE_SPECS else None
+    if joined and other is not None:
+        union = union + _own_shapes(other, lm)[0]
     return union, minus
 
 
@@ -363,7 +366,7 @@ def region_mask(
             (0 = hard edge).
         grow: the region grown (> 0) or shrunk (< 0) by this fraction of the
             inter-ocular distance.
-        joined: with the regions the attribute joins (:attr:`AttributeSpec.joins`);
+        joined: with the region the attribute joins (:attr:`AttributeSpec.joins`);
             ``False``: its own region only.
 
     Returns:

@@ -519,6 +519,30 @@ def test_source_with_its_own_mustache_gets_only_the_exemplars(generator, faces, 
     assert after < 0.5 * before, (before, after)
 
 
+def test_a_goatee_takes_the_sources_mustache_only_with_its_own(generator, faces, monkeypatch):
+    """In the mustache's region a goatee joins, the source's own mustache is replaced when
+    the exemplar's goatee comes with a mustache, and kept when it comes without."""
+    spec = ATTRIBUTE_SPECS["Mustache"]  # a range for procedural mustaches, as above
+    monkeypatch.setitem(ATTRIBUTE_SPECS, "Mustache", dataclasses.replace(spec, removal=(0.15, 0.3)))
+    source, exemplar_face = faces["lenna"], faces["takeo"]
+    own, own_alpha, src_points = wearing(generator, source, "Mustache", 2)
+    clean = source.image[None] * 2 - 1
+    flow = generator.template_flow(exemplar_face.landmarks, "Goatee")
+    goatee_only, _ = generator.draw(exemplar_face.image, Instance("Goatee", 4), flow)
+    moustached, _, ex_points = wearing(generator, exemplar_face, "Mustache", 4)
+    both, _ = generator.draw((moustached[0] + 1) / 2, Instance("Goatee", 4), flow)
+    model = GeoGAN(geometry_prior=True, image_size=SIZE, attributes=("Goatee",)).eval()
+    left = {}
+    for name, exemplar in (("goatee only", goatee_only), ("with a mustache", both)):
+        with torch.no_grad():
+            out = model(own, exemplar[None] * 2 - 1, src_points, ex_points, attribute="Goatee")
+        only_own = (own_alpha > 0.5) & (out.mask[0, 0] < 0.2)
+        assert only_own.sum() > 10, name
+        before = (own - clean).abs().mean(1)[0][only_own].mean()
+        left[name] = float((out.image - clean).abs().mean(1)[0][only_own].mean() / before)
+    assert left["goatee only"] > 0.85 and left["with a mustache"] < 0.5, left
+
+
 def test_grayscale_source_gets_a_grayscale_instance(generator, faces):
     source = faces["astronaut"]
     gray = source.image.mean(0, keepdim=True).expand(3, -1, -1)[None] * 2 - 1
