@@ -14,8 +14,8 @@ source. Then, all at the source crop's resolution:
    :func:`steady_colour`); after, it keeps a natural hue order (:func:`natural_hair`).
 2. **detail**: an instance sharper than the source is blurred to its detail; one softer
    (an upscaled low-resolution exemplar) gets strand texture back (:func:`hair_grain`),
-   so neither looks pasted (:func:`matching_detail`). A frame's rims, which a soft photo
-   mixed with the skin all across, are made opaque again across their thickness
+   so neither looks pasted (:func:`matching_detail`); a softer exemplar's frame, whose rims
+   its photo mixed with the skin all across, is made opaque again across their thickness
    (:func:`solid_frame`).
 3. **remove**: the source's own instance is unmixed to its local skin,
    ``S - a_s (F_s - B_s)``, where the source clearly has one (:func:`remove_instance`), so
