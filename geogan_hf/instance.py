@@ -41,7 +41,8 @@ lighting or exposure for the attribute):
    the smooth field ``F``. A frame's ``F`` leans on its most distinct pixels
    (:data:`FRAME_COLOUR_POWER`): a soft frame shows its own colour only along its core, so
    the rest, mixed with the skin (a dark frame turned red-brown on warm skin), neither
-   makes its colour nor reaches alpha 1 in that colour.
+   makes its colour nor reaches alpha 1 in that colour; and it is one colour all round
+   (:data:`FRAME_COLOUR_SIGMA`), so a thin rim, mixed all across, takes the thick ones'.
 
 Images are float NCHW in [-1, 1]; landmarks normalized ``(N, 68, 2)`` (see
 :mod:`geogan_hf.geometry`). Everything here is computed without gradients: it depends on
@@ -69,6 +70,7 @@ REGION_GROW = 0.08  # the attribute region is grown by this (inter-ocular distan
 ACCESSORY_GROW = 0.25  # ... glasses by more: a frame is placed whole, wherever it reaches
 REGION_SOFTNESS = 0.3  # soft edge of the region, in inter-ocular distances
 FIELD_SIGMA = 0.12  # normalized-convolution scale of the skin and instance fields (iod)
+FRAME_COLOUR_SIGMA = 0.3  # ... of a frame's colour: one colour along the whole rim (iod)
 TEXTURE_SIGMA = 0.02  # scale of the local-contrast (texture) measure (iod)
 SKIN_STEPS = 3  # re-estimations of the local skin field
 SKIN_PERCENTILE = 0.9  # evidence threshold: this quantile of the skin's own distances...
@@ -657,6 +659,13 @@ def extract_instance(
     side = torch.where(light_instance, lighter, 1 - lighter)
     confident = confident * colour_weight * side
     foreground = normalized_convolution(small, confident + 1e-4 * evidence, sigma)
+    if glasses.any():
+        # ... and a frame is one colour all round: a thin, soft bottom rim, all of it mixed
+        # with the skin, takes the colour of the thicker rims' cores
+        frame_colour = normalized_convolution(
+            small, confident + 1e-4 * evidence, FRAME_COLOUR_SIGMA * iod
+        )
+        foreground = torch.lerp(foreground, frame_colour, glasses)
 
     # full resolution, inside the region's box: project each pixel on its colour line
     # skin -> foreground
