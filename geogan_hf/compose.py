@@ -14,9 +14,7 @@ source. Then, all at the source crop's resolution:
    :func:`steady_colour`); after, it keeps a natural hue order (:func:`natural_hair`).
 2. **detail**: an instance sharper than the source is blurred to its detail; one softer
    (an upscaled low-resolution exemplar) gets strand texture back (:func:`hair_grain`),
-   so neither looks pasted (:func:`matching_detail`); a softer exemplar's frame, whose rims
-   its photo mixed with the skin all across, is made opaque again across their thickness
-   (:func:`solid_frame`).
+   so neither looks pasted (:func:`matching_detail`).
 3. **remove**: the source's own instance is unmixed to its local skin,
    ``S - a_s (F_s - B_s)``, where the source clearly has one (:func:`remove_instance`), so
    only the exemplar's instance remains.
@@ -56,10 +54,6 @@ GRAIN_CONTRAST = 0.4  # log-luminance contrast of strands where all the detail i
 GRAIN_ALPHA = 0.8  # ... and opacity contrast of stubble (skin seen between the dots)
 COLOUR_SIGMA = 0.15  # scale (iod) over which an instance's hue and saturation are steady
 CHROMA_SPREAD = 0.1  # chromaticity (RGB / luminance) by which hair may differ from its local mean
-FRAME_REACH = 0.04  # a frame's alpha is compared with its peak within this (iod)...
-FRAME_PEAK_FLOOR = 0.5  # ... a peak at least this (fainter: not a frame, raised no more)...
-FRAME_EDGE = (0.15, 0.65)  # ... and is 0 below, 1 above these shares of the peak...
-FRAME_ANTIALIAS = 0.7  # ... then blurred by this (pixels): a steeper edge, not a stepped one
 
 
 @torch.no_grad()
@@ -345,24 +339,6 @@ def hair_grain(
     sparse = (STUBBLE * unit / length.clamp_min(1e-6)).clamp(max=1).view(-1, 1, 1, 1)
     alpha = alpha * (1 + GRAIN_ALPHA * sparse * amount * noise)
     return f.clamp(0, 1) * 2 - 1, alpha.clamp(0, 1)
-
-
-def solid_frame(alpha: Tensor, brows: Tensor, iod: float) -> Tensor:
-    """A frame's ``alpha (N, 1, h, w)`` made opaque across its thickness, ``iod`` in pixels.
-
-    A frame is opaque, but a soft (low-resolution) photo mixes a thin rim with the skin
-    all across it: its alpha peaks well below 1 and fades over a few pixels, and the rim
-    lands thin and faint on a sharper face. Alpha over its local peak (within
-    :data:`FRAME_REACH`) is the rim at its full opacity; ramped over :data:`FRAME_EDGE`,
-    its width at a little under half its peak (what the eye takes for its thickness).
-    Not where ``brows`` (in [0, 1]) lie: there the rim's soft edge is partly brow hairs,
-    which would become lumps of frame.
-    """
-    reach = max(1, round(FRAME_REACH * iod))
-    peak = F.max_pool2d(alpha, 2 * reach + 1, 1, reach).clamp_min(FRAME_PEAK_FLOOR)
-    low, high = FRAME_EDGE
-    ramp = ((alpha / peak - low) / (high - low)).clamp(0, 1)
-    return gaussian_blur(torch.lerp(ramp, (alpha / peak).clamp(max=1), brows), FRAME_ANTIALIAS)
 
 
 def remove_instance(

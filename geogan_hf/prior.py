@@ -44,7 +44,6 @@ from .compose import (
     natural_hair,
     relight,
     remove_instance,
-    solid_frame,
     steady_colour,
 )
 from .errors import InvalidImageError, MissingLandmarksError
@@ -61,7 +60,7 @@ from .geometry import (
     warp_with_flow,
 )
 from .instance import InstanceLayers, extract_instance, is_grayscale
-from .regions import ATTRIBUTE_SPECS, canonical_attribute, part_mask
+from .regions import ATTRIBUTE_SPECS, canonical_attribute
 
 TPS_GRID = 64  # the landmark TPS is evaluated on at most this many points per side
 # Smoothing of the landmark TPS: near-coincident landmarks (inner and outer lip corners of a
@@ -75,8 +74,6 @@ RIGID_POINTS = (27, 36, 39, 42, 45)
 # with the nose root)
 FRAME_MODEL = ((0.0, 0.0), (-0.7, -0.3), (-0.3, -0.2), (0.3, -0.2), (0.7, -0.3))
 FRAME_CORNERS = (36, 39, 42, 45)  # eye corners: the line a frame sits on
-SOFT_FRAME = 0.3  # a frame lacking this share of the source's detail is made fully solid
-BROW_GROW = 0.15  # a frame's rims are not thickened within this (iod) of the source's brows
 FRAME_HEIGHT = (33, 48, 54)  # nose base and mouth corners: the face's height below the eyes
 FRAME_ASPECT_LIMIT = 1.3  # the frame's vertical scale is within this factor of its horizontal
 FRAME_WRAP = 0.2  # radians each lens is turned toward its eye (wrap, and the camera's perspective)
@@ -488,17 +485,6 @@ def compose_transfer(
         warped = torch.lerp(warped, mirrored, weight)
         if symmetric.any():
             warped = _mirror_fill(warped, mirrored, symmetric, MIRROR_SCALE * iod)
-    # a softer exemplar's frame is made solid as far as it lacks the source's detail
-    soft = torch.tensor(
-        [ATTRIBUTE_SPECS[a].kind == "accessory" for a in prior.attributes], device=source.device
-    ) * (prior.missing.to(source) / SOFT_FRAME).clamp(0, 1)
-    if soft.any():
-        brows = part_mask("brows", prior.source_landmarks, size, grow=BROW_GROW)
-        alpha = warped[:, 3:4]
-        solid = torch.lerp(alpha, solid_frame(alpha, brows[:, :, y0:y1, x0:x1], iod),
-                           soft.view(-1, 1, 1, 1))  # fmt: skip
-        colour = warped[:, :3] / alpha.clamp_min(1e-4)
-        warped = torch.cat([colour * solid, solid, warped[:, 4:]], 1)
     # an instance as sharp as the photo it lands in, not sharper
     warped = torch.cat(
         [torch.cat([gaussian_blur(w[None, :4], float(b)), w[None, 4:]], 1)

@@ -8,7 +8,6 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from geogan_hf import GeoGAN, compose, prior
 from geogan_hf.geometry import gaussian_blur, pixel_to_normalized
@@ -509,28 +508,6 @@ def test_an_instance_dense_on_both_sides_keeps_its_own_outline(generator, faces,
             plain = model(src, exemplar, src_points, ex_points).mask
         added = float((filled - plain).clamp_min(0).sum() / plain.sum())
         assert added < 0.05, (seed, added)
-
-
-def test_a_soft_thin_rim_is_made_opaque_across_its_thickness_but_not_at_the_brows():
-    """A thin opaque rim blurred by a soft photo peaks well below alpha 1 and fades: it is
-    made opaque again, about as thick as it looks (its width at half its peak); where
-    brows lie it is only made opaque (a brow hair beside a rim does not become frame)."""
-    rim = torch.zeros(1, 1, 32, 48)
-    rim[..., 15:17, 8:40] = 1
-    soft = gaussian_blur(rim, 1.2)
-    assert soft.amax() < 0.65
-    nowhere, everywhere = torch.zeros_like(rim), torch.ones_like(rim)
-    solid = compose.solid_frame(soft, nowhere, 60.0)
-    column, looks = solid[0, 0, :, 24], soft[0, 0, :, 24] > 0.5 * soft.amax()
-    assert column.amax() > 0.9 and (column > 0.5).sum() >= looks.sum()
-    assert float(solid.sum()) > 1.5 * float(soft.sum())
-    at_brows = compose.solid_frame(soft, everywhere, 60.0)
-    assert at_brows.amax() > 0.85 and float(at_brows.sum()) < float(solid.sum())
-    # a rim already opaque keeps about its alpha (its mass, its peak)
-    sharp = gaussian_blur(F.pad(torch.ones(1, 1, 6, 32), (8, 8, 13, 13)), 0.7)
-    for brows in (nowhere, everywhere):
-        kept = compose.solid_frame(sharp, brows, 60.0)
-        assert abs(float(kept.sum() / sharp.sum()) - 1) < 0.1 and kept.amax() > 0.95
 
 
 def test_instance_colour_is_steady_and_natural():
