@@ -51,7 +51,8 @@ LENGTH_DETAIL = 4.0  # a hair's length is read from the detail finer than this, 
 HAIR_ALPHA = 0.3  # opacity from which an instance is clearly hair (its texture is the hair's)
 CURL_SCALE = 10.0  # strands turn (curl) smoothly over this many units: neighbours lie alike
 GRAIN_CONTRAST = 0.4  # log-luminance contrast of strands where all the detail is missing...
-GRAIN_ALPHA = 0.8  # ... and opacity contrast of stubble (skin seen between the dots)
+GRAIN_ALPHA = 0.35  # ... and opacity contrast (skin seen between the hairs)...
+STUBBLE_ALPHA = 0.8  # ... stubble's, falling to that as hairs are longer (they lie denser)
 COLOUR_SIGMA = 0.15  # scale (iod) over which an instance's hue and saturation are steady
 CHROMA_SPREAD = 0.1  # chromaticity (RGB / luminance) by which hair may differ from its local mean
 
@@ -321,8 +322,8 @@ def hair_grain(
     Hair seen at a photo's full resolution is strands and the skin between them: the
     luminance of ``foreground`` and the opacity ``alpha`` both vary along the strand
     noise (:func:`strand_noise`), by :data:`GRAIN_CONTRAST` and :data:`GRAIN_ALPHA` times
-    ``missing`` ``(N,)`` (:func:`matching_detail`), the opacity less for hairs longer than
-    stubble; ``origin``, ``length`` (:func:`hair_length`) and ``curl`` as for
+    ``missing`` ``(N,)`` (:func:`matching_detail`), the opacity more for stubble
+    (:data:`STUBBLE_ALPHA`); ``origin``, ``length`` (:func:`hair_length`) and ``curl`` as for
     :func:`strand_noise`. Seeded: the same inputs give the same picture.
     """
     amount = missing.view(-1, 1, 1, 1)
@@ -335,9 +336,11 @@ def hair_grain(
     # a strand is denser and darker than the hair's mean colour, skin shows between strands
     # (lighter strands would take the mean colour's hue to glowing red or purple)
     f = (foreground + 1) / 2 * torch.exp(-GRAIN_CONTRAST * amount * noise.clamp_min(0))
-    # longer hairs lie over each other: as much less skin shows between them as they are longer
+    # longer hairs lie over each other: as much less skin shows between them as they are
+    # longer, down to what any hair shows
     sparse = (STUBBLE * unit / length.clamp_min(1e-6)).clamp(max=1).view(-1, 1, 1, 1)
-    alpha = alpha * (1 + GRAIN_ALPHA * sparse * amount * noise)
+    contrast = (STUBBLE_ALPHA * sparse).clamp_min(GRAIN_ALPHA)
+    alpha = alpha * (1 + contrast * amount * noise)
     return f.clamp(0, 1) * 2 - 1, alpha.clamp(0, 1)
 
 

@@ -563,7 +563,8 @@ def hair_lengths(
 ) -> Tensor:
     """``(N,)`` how long (iod) the hairs of each instance look in ``image`` at its own
     resolution (:func:`~geogan_hf.compose.hair_length`), at most its attribute's ``strands``
-    length; 0 for what is not hair. ``landmarks`` ``(N, 68, 2)`` normalized, of ``image``."""
+    length, for beards (``AttributeSpec.stubble``); their ``strands`` length for other hair
+    and 0 for what is not hair. ``landmarks`` ``(N, 68, 2)`` normalized, of ``image``."""
     h, w = layers.size
     points = (landmarks + 1) * landmarks.new_tensor([w, h]) / 2
     iod = (points[:, 42:48].mean(1) - points[:, 36:42].mean(1)).norm(dim=-1)
@@ -574,6 +575,9 @@ def hair_lengths(
         strands = ATTRIBUTE_SPECS[attribute].strands
         if strands is None:
             lengths.append(0.0)
+            continue
+        if not ATTRIBUTE_SPECS[attribute].stubble:
+            lengths.append(strands[2])
             continue
         scale = float(iod[i])
         longest = layers.alpha.new_tensor([strands[2] * scale])

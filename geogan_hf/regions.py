@@ -82,6 +82,10 @@ class AttributeSpec:
             :func:`~geogan_hf.compose.hair_length`) and turn from there by about ``curl``
             radians (a beard's hairs curl and cross, a fringe hangs straight; the texture
             :func:`~geogan_hf.compose.hair_grain` adds); ``None``: not hair.
+        stubble: the hair may be stubble: how long its strands are is read from the
+            exemplar (a beard's hairs grow out radially); brows and fringes keep
+            ``strands``' length (their hairs lie along the brow or are cut: measured
+            radially they read as stubble, and brows became speckled, blind review).
         symmetric: the instance is about symmetric: a side the exemplar shows faint is
             filled in from its mirror image.
         joins: the attribute whose region the instance reaches into, where the face has
@@ -106,6 +110,7 @@ class AttributeSpec:
     absent: float = 0.1
     removal: tuple[float, float] = (0.35, 0.6)
     strands: tuple[int, float, float, float] | None = None
+    stubble: bool = False
     symmetric: bool = False
     joins: str | None = None
     experimental: bool = False
@@ -114,12 +119,12 @@ class AttributeSpec:
 ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     "Mustache": AttributeSpec(
         "hair", texture_parts=("mouth_corners", "folds"), absent=0.1, removal=(0.35, 0.55),
-        strands=(33, 0.4, 0.12, 0.3), symmetric=True, experimental=True,
+        strands=(33, 0.4, 0.12, 0.3), stubble=True, symmetric=True, experimental=True,
     ),
     "Goatee": AttributeSpec(
         "hair", shading_parts=("chin",), texture_parts=("mouth_corners", "folds"),
         face_margin=0.0, absent=0.15, removal=(0.6, 0.85), strands=(33, 0.4, 0.12, 0.3),
-        symmetric=True, joins="Mustache", experimental=True,
+        stubble=True, symmetric=True, joins="Mustache", experimental=True,
     ),
     # the nostrils' region reaches the nose wings, where a large frame's bottom rims rest
     "Eyeglasses": AttributeSpec(
