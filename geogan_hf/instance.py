@@ -113,7 +113,6 @@ LINE_CONTRAST = 0.12  # |F - B| (RGB, [0, 1]) above which the projection is trus
 COLOUR_POWER = 2  # the instance colour leans on the pixels that differ most from the skin...
 FRAME_COLOUR_POWER = 6  # ... a frame's on its most distinct ones (see extract_instance)
 LIGHT_INSTANCE_SHARE = 0.7  # lighter confident pixels needed to call an instance light
-MIN_PART_PIXELS = 16  # confident pixels (working size) a part needs to be light or dark alone
 LOW_CONTRAST_ALPHA = 0.4  # alpha of full evidence where instance and skin colours agree
 ALPHA_FLOOR = 0.08  # projected alpha below this is skin noise
 UNMIX_FROM = 0.25  # alpha from which the foreground colour is unmixed per pixel
@@ -315,17 +314,14 @@ def _reference_quantile(values: Tensor, reference: Tensor, q: float) -> Tensor:
 
 def _light_parts(lighter: Tensor, confident: Tensor, own_part: Tensor) -> Tensor:
     """Whether the instance is light (its lighter confident pixels clearly dominate), per
-    pixel: each part (``own_part``: the attribute's own region; the rest: the regions it
-    joins) by itself where it has enough confident pixels (a greying goatee below a
-    ginger mustache), else as the whole instance."""
+    pixel, each part by itself (``own_part``: the attribute's own region; the rest: the
+    region it joins): a goatee greys before its mustache, so a dark mustache may top a
+    light goatee, but a light part over a dark goatee is the lit skin of a bare upper lip."""
     q = 1 - LIGHT_INSTANCE_SHARE
-    whole = _reference_quantile(lighter, confident, q) > 0.5
-    parts = []
-    for part in (own_part, ~own_part):
-        weights = confident * part
-        enough = ((weights > 0.5).sum((1, 2, 3)) >= MIN_PART_PIXELS).view(-1, 1, 1, 1)
-        parts.append(torch.where(enough, _reference_quantile(lighter, weights, q) > 0.5, whole))
-    return torch.where(own_part, *parts)
+    own, joined = (
+        _reference_quantile(lighter, confident * p, q) > 0.5 for p in (own_part, ~own_part)
+    )
+    return torch.where(own_part, own, joined & own)
 
 
 def _robust_spread(residual: Tensor, reference: Tensor, floor: float) -> Tensor:
@@ -707,6 +703,12 @@ def extract_instance(
     )
     lens_hr = resample_box(lens, box, (h, w))
     own_part_hr = resample_box(own_part.to(region), box, (h, w)) > 0.5
+    # a joined part that shows less than its own attribute's exemplars do is not there
+    # (the shading under a nose is no mustache)
+    absent = alpha.new_tensor(
+        [ATTRIBUTE_SPECS[j].absent if (j := ATTRIBUTE_SPECS[a].joins) else 0.0 for a in attributes]
+    ).view(-1, 1, 1, 1)
+    alpha = torch.where(own_part_hr | (joined_coverage.view(-1, 1, 1, 1) >= absent), alpha, 0.0)
     return InstanceLayers(
         alpha=alpha,
         foreground=foreground_hr * 2 - 1,

@@ -167,6 +167,17 @@ def test_a_soft_frames_thin_rims_take_the_colour_of_its_thick_ones(faces):
     assert sum(errors) / len(errors) < 0.03, errors
 
 
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_dark_goatee_gets_no_mustache_from_a_lit_upper_lip(generator, faces, seed):
+    """Lenna's bare upper lip is lit: read by itself it looks like a light mustache
+    (joined coverage 0.15), but a light part over a dark goatee is skin."""
+    image, _, points = wearing(generator, faces["lenna"], "Goatee", seed)
+    layers = extract_instance(image, points, "Goatee")
+    assert layers.coverage > ATTRIBUTE_SPECS["Goatee"].absent
+    assert layers.joined_coverage < ATTRIBUTE_SPECS["Mustache"].absent, layers.joined_coverage
+    assert (~layers.own_part).any() and layers.alpha[~layers.own_part].max() == 0
+
+
 @pytest.mark.parametrize(("name", "seed"), [("lenna", 3), ("takeo", 4), ("lenna", 1)])
 def test_a_goatee_brings_its_mustache_but_a_mustache_is_no_goatee(generator, faces, name, seed):
     """A goatee's region joins the mustache's (CelebA's goatees nearly all come with one),
