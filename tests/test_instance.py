@@ -99,22 +99,32 @@ def test_large_frame_is_whole_over_the_nose_wings(faces):
     assert over.numel() > 10 and over.mean() > 0.45 * elsewhere.mean(), float(over.mean())
 
 
+DARK_FRAME = torch.tensor([-0.7, -0.88, -0.94])  # dark brown
+DARK_FRAME_LUMA = float(luma((DARK_FRAME.view(1, 3, 1, 1) + 1) / 2))
+
+
+def soft_frame(face, draw):
+    """Glasses layers of ``face`` wearing a dark frame ``draw(lm, iod, xs, ys)`` returns as
+    ``(rims, zones)`` (boolean masks), blurred like a soft photo; and those zones."""
+    image = face.image[None].clone() * 2 - 1
+    lm = torch.tensor(face.landmarks, dtype=torch.float32)
+    iod = float((lm[42:48].mean(0) - lm[36:42].mean(0)).norm())
+    ys, xs = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+    rims, zones = draw(lm, iod, xs, ys)
+    image[0][:, rims] = DARK_FRAME[:, None]
+    points = pixel_to_normalized(lm, (SIZE, SIZE))
+    return extract_instance(gaussian_blur(image, 1.0), points[None], "Eyeglasses"), zones
+
+
 def test_soft_dark_frame_on_the_brows_keeps_its_thickness_and_colour(faces):
     """A soft (low-resolution) dark frame whose top rims lie on the brows: its soft edges,
     its colour mixed with the skin's, look like brows, yet they are the frame's, so the top
     rims are about as opaque as the bottom ones and the frame keeps its own dark colour."""
-    colour = torch.tensor([-0.7, -0.88, -0.94])  # dark brown
-    truth = float(luma((colour.view(1, 3, 1, 1) + 1) / 2))
-    ratios, errors = [], []
-    ys, xs = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
-    for face in faces.values():
-        image = face.image[None].clone() * 2 - 1
-        lm = torch.tensor(face.landmarks, dtype=torch.float32)
-        points = pixel_to_normalized(lm, (SIZE, SIZE))
-        iod = float((lm[42:48].mean(0) - lm[36:42].mean(0)).norm())
+    thick = 3
+
+    def draw(lm, iod, xs, ys):
         rims = torch.zeros(SIZE, SIZE, dtype=torch.bool)
         top, bottom = rims.clone(), rims.clone()
-        thick = 3
         for brow, outer, inner in ((slice(17, 22), 36, 39), (slice(22, 27), 45, 42)):
             x0, x1 = sorted((float(lm[outer, 0]), float(lm[inner, 0])))
             x0, x1 = x0 - 0.12 * iod, x1 + 0.12 * iod
@@ -125,12 +135,15 @@ def test_soft_dark_frame_on_the_brows_keeps_its_thickness_and_colour(faces):
             rims |= box & ~(across & (ys >= y0 + thick) & (ys <= y1 - thick))
             top |= across & (ys >= y0 - 3) & (ys <= y0 + thick + 3)
             bottom |= across & (ys >= y1 - thick - 3) & (ys <= y1 + 3)
-        image[0][:, rims] = colour[:, None]
-        layers = extract_instance(gaussian_blur(image, 1.0), points[None], "Eyeglasses")
+        return rims, (top, bottom)
+
+    ratios, errors = [], []
+    for face in faces.values():
+        layers, (top, bottom) = soft_frame(face, draw)
         alpha = layers.full("alpha")[0, 0]
         ratios.append(float(alpha[top].sum() / alpha[bottom].sum()))
         dark = luma((layers.full("foreground") + 1) / 2)[0, 0]
-        errors.append(abs(float(dark[top & (alpha > 0.5)].mean()) - truth))
+        errors.append(abs(float(dark[top & (alpha > 0.5)].mean()) - DARK_FRAME_LUMA))
     # (the brows' look-alikes cut the top rims to about a third of the bottom ones)
     assert sum(ratios) / len(ratios) > 0.6, ratios
     # (a frame's colour leans on its darkest pixels all round: at most a little darker)
@@ -140,15 +153,8 @@ def test_soft_dark_frame_on_the_brows_keeps_its_thickness_and_colour(faces):
 def test_a_soft_frames_thin_rims_take_the_colour_of_its_thick_ones(faces):
     """A soft dark frame with thick top and thin bottom rims: the thin rims, all of them
     mixed with the skin, are the frame's own dark colour (not red-brown), less opaque."""
-    colour = torch.tensor([-0.7, -0.88, -0.94])  # dark brown
-    truth = float(luma((colour.view(1, 3, 1, 1) + 1) / 2))
-    errors = []
-    ys, xs = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
-    for face in faces.values():
-        image = face.image[None].clone() * 2 - 1
-        lm = torch.tensor(face.landmarks, dtype=torch.float32)
-        points = pixel_to_normalized(lm, (SIZE, SIZE))
-        iod = float((lm[42:48].mean(0) - lm[36:42].mean(0)).norm())
+
+    def draw(lm, iod, xs, ys):
         rims = torch.zeros(SIZE, SIZE, dtype=torch.bool)
         bottom = rims.clone()
         for outer, inner in ((36, 39), (45, 42)):
@@ -159,11 +165,14 @@ def test_a_soft_frames_thin_rims_take_the_colour_of_its_thick_ones(faces):
             box = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
             rims |= box & ~((xs >= x0 + 3) & (xs <= x1 - 3) & (ys >= y0 + 3) & (ys <= y1 - 2))
             bottom |= (xs >= x0 + 4) & (xs <= x1 - 4) & (ys >= y1 - 3) & (ys <= y1 + 2)
-        image[0][:, rims] = colour[:, None]
-        layers = extract_instance(gaussian_blur(image, 1.0), points[None], "Eyeglasses")
+        return rims, bottom
+
+    errors = []
+    for face in faces.values():
+        layers, bottom = soft_frame(face, draw)
         alpha = layers.full("alpha")[0, 0]
         dark = luma((layers.full("foreground") + 1) / 2)[0, 0]
-        errors.append(abs(float(dark[bottom & (alpha > 0.2)].mean()) - truth))
+        errors.append(abs(float(dark[bottom & (alpha > 0.2)].mean()) - DARK_FRAME_LUMA))
     assert sum(errors) / len(errors) < 0.03, errors
 
 
