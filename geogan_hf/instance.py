@@ -106,6 +106,8 @@ SHADOW_TINT_SOFTNESS = 0.1
 # lip, from a low-resolution exemplar) must not leave a hollow chin
 SHADING_DOUBT = 0.75
 EDGE_REACH = 0.03  # a frame's soft edge: look-alike pixels within this (iod) of the frame
+TURNED = 0.5  # nose-to-jaw asymmetry (0 frontal, 1 profile) from which a face's far side...
+FRAME_MATCH = 0.12  # ... off the face is a frame only within this RGB distance of its colour
 EVIDENCE_RAMP = 3.0  # evidence rises from 0 to 1 over this many skin spreads
 BRIGHTER_WEIGHT = 0.5  # a pixel brighter than the skin counts this much (highlights)
 CONFIDENT = 0.8  # evidence above which a pixel is taken as instance colour for ``F``
@@ -481,6 +483,30 @@ def _likeness(features: Tensor, part: Tensor) -> Tensor:
     return torch.exp(-0.5 * distance)
 
 
+def _far_side(landmarks: Tensor, size: tuple[int, int]) -> Tensor:
+    """``(N, 1, h, w)``: 1 on the far side of a strongly turned face (where its nose tip
+    points, the two jaw ends' distances to it differing by :data:`TURNED` of their sum or
+    more), 0 elsewhere."""
+    h, w = size
+    points = (landmarks + 1) * landmarks.new_tensor([w, h]) / 2
+    nose = points[:, 30]
+    near_0 = (points[:, 0] - nose).norm(dim=-1)
+    near_16 = (points[:, 16] - nose).norm(dim=-1)
+    turn = (near_0 - near_16) / (near_0 + near_16).clamp_min(1e-6)
+    right = points[:, 42:48].mean(1) - points[:, 36:42].mean(1)
+    side = ((nose - (points[:, 0] + points[:, 16]) / 2) * right).sum(-1).sign()
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=points.dtype, device=points.device) + 0.5,
+        torch.arange(w, dtype=points.dtype, device=points.device) + 0.5,
+        indexing="ij",
+    )
+    across = (xs[None] - nose[:, 0, None, None]) * right[:, 0, None, None] + (
+        ys[None] - nose[:, 1, None, None]
+    ) * right[:, 1, None, None]
+    far = (across * side[:, None, None] > 0) & (turn.abs() >= TURNED)[:, None, None]
+    return far[:, None].to(points.dtype)
+
+
 def _iod_pixels(landmarks: Tensor, size: int) -> Tensor:
     """Inter-ocular distance ``(N,)`` in pixels of a ``size`` crop."""
     eyes = landmarks[:, 42:48].mean(1) - landmarks[:, 36:42].mean(1)
@@ -637,6 +663,19 @@ def extract_instance(
         lens = gaussian_blur(lens, 0.5) * glasses * (1 - excluded)
         allowed = allowed * (1 - glasses + glasses * frame)
         evidence = evidence * (1 - glasses + glasses * frame)
+        # on the far side of a strongly turned face the far lens is seen against the
+        # background, and the face's outline (its far brow, jaw and nose) does not bound
+        # it: there a frame is what has the colour it has on the near side (a dark
+        # background there became a blob of frame)
+        far = glasses * _far_side(landmarks, work)
+        if far.any():
+            on_face = (evidence > CONFIDENT).to(small) * evidence * face * (1 - far)
+            colour = (small * on_face).sum((2, 3), keepdim=True) / on_face.sum(
+                (2, 3), keepdim=True
+            ).clamp_min(1e-6)
+            distance = (small - colour).square().sum(1, keepdim=True).sqrt()
+            beyond = far * (1 - torch.exp(-0.5 * (distance / FRAME_MATCH) ** 2))
+            allowed, evidence = allowed * (1 - beyond), evidence * (1 - beyond)
 
     tint = _lens_tint(small, skin, lens)
     # the instance's colour comes from the pixels that differ from the skin in colour (not

@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from geogan_hf import GeoGAN, compose, prior
+from geogan_hf import GeoGAN, compose, instance, prior
+from geogan_hf.align import align_face
 from geogan_hf.geometry import gaussian_blur, pixel_to_normalized
+from geogan_hf.imageio import pil_to_tensor
 from geogan_hf.instance import extract_instance, is_grayscale, luma
 from geogan_hf.prior import sharpness_match
 from geogan_hf.regions import ATTRIBUTE_SPECS, part_mask
+from geogan_hf.samples import load_sample
 from geogan_hf.synthetic import Instance, SyntheticGenerator, load_base_faces
 
 SIZE = 128
@@ -174,6 +177,25 @@ def test_a_soft_frames_thin_rims_take_the_colour_of_its_thick_ones(faces):
         dark = luma((layers.full("foreground") + 1) / 2)[0, 0]
         errors.append(abs(float(dark[bottom & (alpha > 0.2)].mean()) - DARK_FRAME_LUMA))
     assert sum(errors) / len(errors) < 0.03, errors
+
+
+@pytest.mark.samples("breakingbad")
+def test_a_turned_faces_far_lens_is_not_the_background_behind_it():
+    """Walter White looks far to one side: his far lens is seen against the dark car behind
+    him, inside his landmarks' outline. There the frame is only what has the frame's
+    colour, so the navy background is not taken (it was: 45 % of the near side's alpha;
+    his thin metal far rim, barely seen, goes with it)."""
+    sample = load_sample("breakingbad")
+    crop = align_face(sample.image, sample.landmarks, 256)
+    image = pil_to_tensor(crop.image)
+    points = pixel_to_normalized(torch.tensor(crop.landmarks, dtype=torch.float32), (256, 256))
+    far = instance._far_side(points[None], (256, 256))[0, 0]
+    alpha = extract_instance(image, points[None], "Eyeglasses").full("alpha")[0, 0]
+    assert far.any() and (1 - far).any()
+    assert float((alpha * far).sum()) < 0.1 * float((alpha * (1 - far)).sum())
+    frontal = load_base_faces(SIZE, ["lenna"])[0]
+    lenna = pixel_to_normalized(torch.tensor(frontal.landmarks, dtype=torch.float32), (SIZE, SIZE))
+    assert not instance._far_side(lenna[None], (SIZE, SIZE)).any()
 
 
 @pytest.mark.parametrize("seed", [3, 4])
