@@ -106,7 +106,7 @@ SHADOW_TINT_SOFTNESS = 0.1
 # lip, from a low-resolution exemplar) must not leave a hollow chin
 SHADING_DOUBT = 0.75
 EDGE_REACH = 0.03  # a frame's soft edge: look-alike pixels within this (iod) of the frame
-TURNED = 0.5  # nose-to-jaw asymmetry (0 frontal, 1 profile) from which a face's far side...
+TURNED = 0.7  # nose-to-jaw asymmetry (0 frontal, 1 profile) from which a face's far side...
 FRAME_MATCH = 0.12  # ... off the face is a frame only within this RGB distance of its colour
 EVIDENCE_RAMP = 3.0  # evidence rises from 0 to 1 over this many skin spreads
 BRIGHTER_WEIGHT = 0.5  # a pixel brighter than the skin counts this much (highlights)
@@ -483,18 +483,28 @@ def _likeness(features: Tensor, part: Tensor) -> Tensor:
     return torch.exp(-0.5 * distance)
 
 
-def _far_side(landmarks: Tensor, size: tuple[int, int]) -> Tensor:
-    """``(N, 1, h, w)``: 1 on the far side of a strongly turned face (where its nose tip
-    points, the two jaw ends' distances to it differing by :data:`TURNED` of their sum or
-    more), 0 elsewhere."""
+def far_side(
+    landmarks: Tensor, size: tuple[int, int], turned: Tensor | None = None
+) -> Tensor:
+    """``(N, 1, h, w)``: 1 on the far side of a strongly turned face, 0 elsewhere.
+
+    A face is strongly turned when its jaw ends' distances to the nose tip differ by
+    :data:`TURNED` of their sum or more; its far side is that of the jaw end nearer the nose,
+    beyond the nose tip. ``turned``: other landmarks ``(N, 68, 2)`` whose turn decides
+    (the same side of ``landmarks``' face is marked: where an exemplar's far side lands on
+    the source). Landmarks normalized.
+    """
     h, w = size
-    points = (landmarks + 1) * landmarks.new_tensor([w, h]) / 2
-    nose = points[:, 30]
-    near_0 = (points[:, 0] - nose).norm(dim=-1)
-    near_16 = (points[:, 16] - nose).norm(dim=-1)
+    scale = landmarks.new_tensor([w, h]) / 2
+    points = (landmarks + 1) * scale
+    ref = points if turned is None else (turned.to(points) + 1) * scale
+    near_0 = (ref[:, 0] - ref[:, 30]).norm(dim=-1)
+    near_16 = (ref[:, 16] - ref[:, 30]).norm(dim=-1)
     turn = (near_0 - near_16) / (near_0 + near_16).clamp_min(1e-6)
+    jaw = torch.where((turn < 0)[:, None], points[:, 0], points[:, 16])
     right = points[:, 42:48].mean(1) - points[:, 36:42].mean(1)
-    side = ((nose - (points[:, 0] + points[:, 16]) / 2) * right).sum(-1).sign()
+    side = ((jaw - (points[:, 0] + points[:, 16]) / 2) * right).sum(-1).sign()
+    nose = points[:, 30]
     ys, xs = torch.meshgrid(
         torch.arange(h, dtype=points.dtype, device=points.device) + 0.5,
         torch.arange(w, dtype=points.dtype, device=points.device) + 0.5,
@@ -667,7 +677,7 @@ def extract_instance(
         # background, and the face's outline (its far brow, jaw and nose) does not bound
         # it: there a frame is what has the colour it has on the near side (a dark
         # background there became a blob of frame)
-        far = glasses * _far_side(landmarks, work)
+        far = glasses * far_side(landmarks, work)
         if far.any():
             on_face = (evidence > CONFIDENT).to(small) * evidence * face * (1 - far)
             colour = (small * on_face).sum((2, 3), keepdim=True) / on_face.sum(

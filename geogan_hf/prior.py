@@ -59,7 +59,7 @@ from .geometry import (
     tps_flow,
     warp_with_flow,
 )
-from .instance import InstanceLayers, extract_instance, is_grayscale
+from .instance import InstanceLayers, extract_instance, far_side, is_grayscale
 from .regions import ATTRIBUTE_SPECS, canonical_attribute
 
 TPS_GRID = 64  # the landmark TPS is evaluated on at most this many points per side
@@ -368,7 +368,10 @@ def mirror_warp(
     flow) does (the far side of a turned face), 0 elsewhere, smooth in between. For
     ``rigid`` samples the mirror flow is the frame's, as in :func:`landmark_flow`, and the
     weight 0: a frame is one object, placed whole (its far lens is foreshortened, not
-    missing), and patching it from its mirror image ghosts it.
+    missing), and patching it from its mirror image ghosts it; except on the far side of a
+    strongly turned exemplar (:func:`~geogan_hf.instance.far_side`), whose far lens is
+    seen against the background and mostly lost, where the frame's far half is its near
+    half's mirror image.
 
     Returns:
         ``(mirror_flow (N, 2, H, W), weight (N, 1, H, W))``.
@@ -382,7 +385,8 @@ def mirror_warp(
     weight = torch.sigmoid(8 * gain)
     if rigid is not None and rigid.any():
         flow_m = landmark_flow(source_landmarks, mirrored, (h, w), rigid).to(flow.dtype)
-        weight = weight * (~rigid).view(-1, 1, 1, 1)
+        far = gaussian_blur(far_side(source_landmarks, (h, w), exemplar_landmarks), sigma)
+        weight = torch.where(rigid.view(-1, 1, 1, 1), far.to(weight), weight)
     grid = identity_grid(n, h, w, device=flow.device, dtype=flow.dtype).permute(0, 3, 1, 2)
     mirror_flow = torch.cat([-(2 * grid[:, :1] + flow_m[:, :1]), flow_m[:, 1:]], dim=1)
     return mirror_flow, weight

@@ -189,13 +189,13 @@ def test_a_turned_faces_far_lens_is_not_the_background_behind_it():
     crop = align_face(sample.image, sample.landmarks, 256)
     image = pil_to_tensor(crop.image)
     points = pixel_to_normalized(torch.tensor(crop.landmarks, dtype=torch.float32), (256, 256))
-    far = instance._far_side(points[None], (256, 256))[0, 0]
+    far = instance.far_side(points[None], (256, 256))[0, 0]
     alpha = extract_instance(image, points[None], "Eyeglasses").full("alpha")[0, 0]
     assert far.any() and (1 - far).any()
     assert float((alpha * far).sum()) < 0.1 * float((alpha * (1 - far)).sum())
     frontal = load_base_faces(SIZE, ["lenna"])[0]
     lenna = pixel_to_normalized(torch.tensor(frontal.landmarks, dtype=torch.float32), (SIZE, SIZE))
-    assert not instance._far_side(lenna[None], (SIZE, SIZE)).any()
+    assert not instance.far_side(lenna[None], (SIZE, SIZE)).any()
 
 
 @pytest.mark.parametrize("seed", [3, 4])

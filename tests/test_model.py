@@ -278,6 +278,21 @@ def test_glasses_on_a_turned_head_are_one_foreshortened_frame(pair64):
     assert weight.max() == 0
 
 
+def test_a_far_lens_seen_against_the_background_is_its_near_lens_mirrored(pair64):
+    """A frame from a face turned nearly to profile (breakingbad: its far lens is seen
+    against the car behind it, and lost) takes its far half from its near half's mirror
+    image, on the source's matching side only; a 3/4 view (einstein) keeps its own."""
+    takeo = pair64[2]
+    _, profile = aligned("breakingbad", 64)
+    rigid = torch.tensor([True])
+    _, weight = mirror_warp(takeo, profile, landmark_flow(takeo, profile, (64, 64)), rigid)
+    # breakingbad looks to the left: its far side lands on the source's left half
+    left, right = weight[..., :24].mean(), weight[..., 40:].mean()
+    assert left > 0.9 and right == 0, (left, right)
+    _, weight = mirror_warp(takeo, pair64[3], landmark_flow(takeo, pair64[3], (64, 64)), rigid)
+    assert weight.max() == 0
+
+
 def test_mirror_fills_the_far_side_of_a_turned_exemplar(pair64):
     la = pair64[2]
     _, lb = aligned("breakingbad", 64)  # a head turned about 45 degrees
