@@ -483,9 +483,7 @@ def _likeness(features: Tensor, part: Tensor) -> Tensor:
     return torch.exp(-0.5 * distance)
 
 
-def far_side(
-    landmarks: Tensor, size: tuple[int, int], turned: Tensor | None = None
-) -> Tensor:
+def far_side(landmarks: Tensor, size: tuple[int, int], turned: Tensor | None = None) -> Tensor:
     """``(N, 1, h, w)``: 1 on the far side of a strongly turned face, 0 elsewhere.
 
     A face is strongly turned when its jaw ends' distances to the nose tip differ by
@@ -673,7 +671,7 @@ def extract_instance(
         lens = gaussian_blur(lens, 0.5) * glasses * (1 - excluded)
         allowed = allowed * (1 - glasses + glasses * frame)
         evidence = evidence * (1 - glasses + glasses * frame)
-        # on the far side of a strongly turned face the far lens is seen against the
+        # on the far side of a face turned nearly to profile the far lens is seen against the
         # background, and the face's outline (its far brow, jaw and nose) does not bound
         # it: there a frame is what has the colour it has on the near side (a dark
         # background there became a blob of frame)
@@ -683,8 +681,8 @@ def extract_instance(
             colour = (small * on_face).sum((2, 3), keepdim=True) / on_face.sum(
                 (2, 3), keepdim=True
             ).clamp_min(1e-6)
-            distance = (small - colour).square().sum(1, keepdim=True).sqrt()
-            beyond = far * (1 - torch.exp(-0.5 * (distance / FRAME_MATCH) ** 2))
+            off_colour = (small - colour).square().sum(1, keepdim=True).sqrt()
+            beyond = far * (1 - torch.exp(-0.5 * (off_colour / FRAME_MATCH) ** 2))
             allowed, evidence = allowed * (1 - beyond), evidence * (1 - beyond)
 
     tint = _lens_tint(small, skin, lens)

@@ -435,7 +435,7 @@ def geometric_prior(
     exemplar_layers = extract_instance(exemplar, exemplar_landmarks, attributes)
     source_layers = extract_instance(source, source_landmarks, attributes)
     blur, missing = sharpness_match(source, exemplar, source_landmarks, exemplar_landmarks)
-    hair_length = hair_lengths(exemplar, exemplar_layers, exemplar_landmarks, attributes)
+    hair_length = hair_lengths(exemplar, exemplar_layers, exemplar_landmarks, attributes, missing)
     white_ratio = eye_white(source, source_landmarks) / eye_white(exemplar, exemplar_landmarks)
     # behind glasses the brightest, greyest pixels of the eyes are the lenses' glare
     behind_glasses = [ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes]
@@ -563,12 +563,18 @@ def _strand_origins(points: Tensor, attributes: Sequence[str], iod: Tensor) -> T
 
 @torch.no_grad()
 def hair_lengths(
-    image: Tensor, layers: InstanceLayers, landmarks: Tensor, attributes: Sequence[str]
+    image: Tensor,
+    layers: InstanceLayers,
+    landmarks: Tensor,
+    attributes: Sequence[str],
+    missing: Tensor,
 ) -> Tensor:
     """``(N,)`` how long (iod) the hairs of each instance look in ``image`` at its own
     resolution (:func:`~geogan_hf.compose.hair_length`), at most its attribute's ``strands``
-    length, for beards (``AttributeSpec.stubble``); their ``strands`` length for other hair
-    and 0 for what is not hair. ``landmarks`` ``(N, 68, 2)`` normalized, of ``image``."""
+    length, for beards (``AttributeSpec.stubble``) whose exemplar lacks some of the source's
+    detail (``missing`` ``(N,)`` > 0: only then is strand texture drawn); their ``strands``
+    length for other hair and 0 for what is not hair. ``landmarks`` ``(N, 68, 2)``
+    normalized, of ``image``."""
     h, w = layers.size
     points = (landmarks + 1) * landmarks.new_tensor([w, h]) / 2
     iod = (points[:, 42:48].mean(1) - points[:, 36:42].mean(1)).norm(dim=-1)
@@ -580,7 +586,7 @@ def hair_lengths(
         if strands is None:
             lengths.append(0.0)
             continue
-        if not ATTRIBUTE_SPECS[attribute].stubble:
+        if not ATTRIBUTE_SPECS[attribute].stubble or float(missing[i]) <= 0:
             lengths.append(strands[2])
             continue
         scale = float(iod[i])
