@@ -170,6 +170,34 @@ class InstanceLayers:
         return out
 
 
+def _stack(layers: Sequence[InstanceLayers]) -> InstanceLayers:
+    """One :class:`InstanceLayers` of several crops' (same size), in the union of their boxes."""
+    boxes = np.array([one.box for one in layers])
+    box = (
+        int(boxes[:, 0].min()),
+        int(boxes[:, 1].max()),
+        int(boxes[:, 2].min()),
+        int(boxes[:, 3].max()),
+    )
+    y0, y1, x0, x1 = box
+
+    def union(name: str, fill: float) -> Tensor:
+        return torch.cat([one.full(name, fill)[:, :, y0:y1, x0:x1] for one in layers])
+
+    return InstanceLayers(
+        alpha=union("alpha", 0.0),
+        foreground=union("foreground", 0.0),
+        skin=union("skin", 0.0),
+        transmission=union("transmission", 1.0),
+        region=union("region", 0.0),
+        own_part=union("own_part", 0.0),
+        box=box,
+        size=layers[0].size,
+        coverage=torch.cat([one.coverage for one in layers]),
+        joined_coverage=torch.cat([one.joined_coverage for one in layers]),
+    )
+
+
 def is_grayscale(image: Tensor) -> Tensor:
     """``(N,)`` bool: in 99 % of the pixels the channels agree within :data:`GRAY_SPREAD`."""
     spread = (image.amax(1) - image.amin(1)) / 2
@@ -595,6 +623,13 @@ def extract_instance(
     n, _, h, w = image.shape
     attributes = [attribute] * n if isinstance(attribute, str) else list(attribute)
     attributes = [canonical_attribute(a) for a in attributes]
+    if n > 1:
+        # one crop at a time: the scales (its inter-ocular distance) and the box are each
+        # crop's own, so a crop's instance does not depend on the batch it comes in
+        return _stack([
+            extract_instance(image[i : i + 1], landmarks[i : i + 1], attributes[i])
+            for i in range(n)
+        ])  # fmt: skip
     landmarks = landmarks.to(image)
     full = (image.clamp(-1, 1) + 1) / 2
     work = (min(h, WORK_SIZE), min(w, WORK_SIZE))

@@ -64,6 +64,25 @@ def test_alpha_matches_the_ground_truth(generator, faces, attribute):
     assert sum(sads) / len(sads) < 0.8, sads
 
 
+def test_a_crops_instance_does_not_depend_on_its_batch(generator, faces):
+    # two crops with different inter-ocular distances and attribute regions (boxes)
+    mustache, _, mustache_points = wearing(generator, faces["lenna"], "Mustache", 0)
+    glasses, _, glasses_points = wearing(generator, faces["takeo"], "Eyeglasses", 1)
+    batch = extract_instance(
+        torch.cat([mustache, glasses]),
+        torch.cat([mustache_points, glasses_points]),
+        ["Mustache", "Eyeglasses"],
+    )
+    for i, (image, points, name) in enumerate(
+        [(mustache, mustache_points, "Mustache"), (glasses, glasses_points, "Eyeglasses")]
+    ):
+        alone = extract_instance(image, points, name)
+        for layer, fill in (("alpha", 0), ("foreground", 0), ("skin", 0), ("transmission", 1)):
+            torch.testing.assert_close(batch.full(layer, fill)[i : i + 1], alone.full(layer, fill))
+        assert torch.equal(batch.coverage[i : i + 1], alone.coverage)
+        assert batch.full("alpha")[i, 0].amax() > 0.5
+
+
 def test_glasses_frame_is_found_whole(generator, faces):
     """The rims are closed contours around the eyes, so the frame's alpha follows the
     frame (not a ring of eyelid skin and brows around a lens that stops at a wrinkle)."""
