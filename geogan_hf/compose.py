@@ -55,6 +55,11 @@ GRAIN_ALPHA = 0.35  # ... and opacity contrast (skin seen between the hairs)...
 STUBBLE_ALPHA = 0.8  # ... stubble's, falling to that as hairs are longer (they lie denser)
 COLOUR_SIGMA = 0.15  # scale (iod) over which an instance's hue and saturation are steady
 CHROMA_SPREAD = 0.1  # chromaticity (RGB / luminance) by which hair may differ from its local mean
+NEVER = (1.0, 2.0)  # a removal range no coverage reaches
+HEAD_HAIR_SHARE = 0.1  # the source's hair sets the colour where it has this share of the instance's
+HAIR_ALPHA_MIN = 0.5  # ... clearly-hair pixels: alpha above this...
+HAIR_CONTRAST = 0.12  # ... and, the source's, this far from its skin (RGB distance, [0, 1])
+PALETTE_SIZE = 32  # luminance ranks of the source's hair colours
 
 
 @torch.no_grad()
@@ -160,6 +165,55 @@ def natural_hair(foreground: Tensor) -> Tensor:
     ordered = torch.cat([r, g, torch.minimum(b, g)], 1)
     ordered = ordered * luma(f) / luma(ordered).clamp_min(1e-4)
     return ordered.clamp(0, 1) * 2 - 1
+
+
+def head_hair_colour(
+    foreground: Tensor,
+    alpha: Tensor,
+    hair: Tensor,
+    hair_alpha: Tensor,
+    hair_skin: Tensor,
+    face: Tensor,
+) -> Tensor:
+    """``foreground`` painted with the colours of the source's own ``hair``.
+
+    Each pixel keeps its luminance rank among the instance's clearly-hair pixels and takes
+    the luminance the source's hair has at that rank, in the source hair's median hue: the
+    strands keep their pattern, and dark roots, mid-tones and sheen each take the source
+    hair's own (a gain to the mean colour made a black fringe's sheen white on a red
+    head). Hand-written: a histogram match per channel
+    (``skimage.exposure.match_histograms``) mixes hues.
+
+    The source's clearly-hair pixels are those outside its ``face`` outline with alpha over
+    :data:`HAIR_ALPHA_MIN` whose colour stands off its skin (``hair_skin``) by
+    :data:`HAIR_CONTRAST` (the head's hair, not a lit forehead the extraction doubts).
+    Where it shows fewer than :data:`HEAD_HAIR_SHARE` as many as the instance (a bald
+    head, a high hairline, hair like the skin), ``foreground`` is kept.
+    """
+    f, h = (foreground + 1) / 2, (hair + 1) / 2
+    out = f.clone()
+    contrast = (hair - hair_skin).norm(dim=1, keepdim=True) / 2
+    own_hair = (hair_alpha > HAIR_ALPHA_MIN) & (contrast > HAIR_CONTRAST) & (face < 0.5)
+    for i in range(len(f)):
+        instance_light = luma(f[i : i + 1])[0, 0]
+        reference = instance_light[alpha[i, 0] > HAIR_ALPHA_MIN].sort().values
+        own = h[i][:, own_hair[i, 0]]
+        enough = max(PALETTE_SIZE, HEAD_HAIR_SHARE * reference.numel())
+        if reference.numel() < PALETTE_SIZE or own.shape[1] < enough:
+            continue
+        own_light = own.new_tensor(LUMA) @ own
+        palette = torch.stack(
+            [c.mean() for c in own_light.sort().values.tensor_split(PALETTE_SIZE)]
+        )
+        rank = torch.searchsorted(reference, instance_light.contiguous()) / reference.numel()
+        position = rank * (PALETTE_SIZE - 1)
+        low = position.floor().long().clamp(0, PALETTE_SIZE - 2)
+        brightness = torch.lerp(palette[low], palette[low + 1], position - low)
+        # one hue (steady_colour): the lightest "hair" pixels, mixed with the skin at the
+        # hairline, made reddish streaks in a black fringe
+        chromaticity = (own / own_light.clamp_min(1e-3)).median(1).values
+        out[i] = (brightness * chromaticity.view(3, 1, 1)).clamp(0, 1)
+    return out * 2 - 1
 
 
 def sharpness(image: Tensor, sigma: float) -> Tensor:
@@ -357,10 +411,10 @@ def remove_instance(
     attribute's ``absent``): a goatee without a mustache leaves the source's mustache.
     """
     specs = [ATTRIBUTE_SPECS[a] for a in attributes]
-    weight = _removal(layers.coverage, image.new_tensor([s.removal for s in specs]))
+    weight = _removal(layers.coverage, image.new_tensor([s.removal or NEVER for s in specs]))
     joined = [ATTRIBUTE_SPECS[s.joins] if s.joins else None for s in specs]
     if any(joined):
-        ranges = image.new_tensor([j.removal if j else (1.0, 2.0) for j in joined])
+        ranges = image.new_tensor([(j.removal if j else None) or NEVER for j in joined])
         absent = image.new_tensor([j.absent if j else 1.0 for j in joined])
         shown = (exemplar.joined_coverage.to(image) >= absent).to(image)
         weight = torch.where(

@@ -40,6 +40,7 @@ from .compose import (
     eye_white,
     hair_grain,
     hair_length,
+    head_hair_colour,
     matching_detail,
     natural_hair,
     relight,
@@ -60,7 +61,7 @@ from .geometry import (
     warp_with_flow,
 )
 from .instance import InstanceLayers, extract_instance, far_side, is_grayscale
-from .regions import ATTRIBUTE_SPECS, canonical_attribute
+from .regions import ATTRIBUTE_SPECS, canonical_attribute, part_mask
 
 TPS_GRID = 64  # the landmark TPS is evaluated on at most this many points per side
 # Smoothing of the landmark TPS: near-coincident landmarks (inner and outer lip corners of a
@@ -79,6 +80,7 @@ FRAME_ASPECT_LIMIT = 1.3  # the frame's vertical scale is within this factor of 
 FRAME_WRAP = 0.2  # radians each lens is turned toward its eye (wrap, and the camera's perspective)
 MAX_TURN = 1.2  # radians: turns beyond this (profiles) are taken as this
 NO_STRANDS = (27, 0.0, 0.0, 0.0)  # an AttributeSpec's strands for what is not hair (never drawn)
+FACE_SIZE = (128, 128)  # the face outline, for the head's hair (head_hair), is drawn at this size
 MIRROR_SIGMA = 0.03  # smoothing of the warp quality maps that choose exemplar or mirror
 MIRROR_MARGIN = 0.5  # log-stretch by which the mirror must beat the exemplar to be used
 SYMMETRY = 0.8  # a symmetric instance is at least this share of its mirror image...
@@ -510,6 +512,15 @@ def compose_transfer(
         foreground, warped[:, 3:4], src.skin, ex_skin, is_grayscale(source), prior.white_ratio
     )
     foreground = torch.where(hair, natural_hair(foreground), foreground)
+    head_hair = torch.tensor(
+        [ATTRIBUTE_SPECS[a].head_hair for a in prior.attributes], device=source.device
+    ).view(-1, 1, 1, 1)
+    if head_hair.any():
+        face = resample_box(part_mask("face", prior.source_landmarks, FACE_SIZE), box, size)
+        matched = head_hair_colour(
+            foreground, warped[:, 3:4], src.foreground, src.alpha, src.skin, face
+        )
+        foreground = torch.where(head_hair, matched, foreground)
     foreground, prior_alpha = _grain(foreground, prior_alpha, prior, points, iod, box)
     alpha = prior_alpha
     if alpha_correction is not None:

@@ -76,6 +76,11 @@ class AttributeSpec:
         removal: ``(from, full)`` coverages between which a source's own instance is
             removed not at all to fully: above what shadows and stubble reach.
             Both measured on the labelled real photos (``benchmarks/instance_coverage.py``).
+            ``None``: never removed (a fringe's region holds the rest of the source's own
+            hair, which stays: removed, it left skin-coloured wedges at the temples).
+        head_hair: the instance is the hair of the head and takes the colour of the
+            source's own hair in the region, where the source shows some: a fringe of
+            another colour than the rest of the hair reads as a wig.
         strands: ``(landmark, height, length, curl)``: hair strands radiate from the
             point ``height`` inter-ocular distances above that landmark, are at most
             ``length`` long (as long as the exemplar's look,
@@ -108,7 +113,8 @@ class AttributeSpec:
     texture_parts: tuple[str, ...] = ()
     face_margin: float | None = 0.05
     absent: float = 0.1
-    removal: tuple[float, float] = (0.35, 0.6)
+    removal: tuple[float, float] | None = (0.35, 0.6)
+    head_hair: bool = False
     strands: tuple[int, float, float, float] | None = None
     stubble: bool = False
     symmetric: bool = False
@@ -134,7 +140,8 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     ),
     "Bangs": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose"), excluded_parts=("eyes",), lookalike_parts=(),
-        face_margin=None, strands=(27, 3.0, 0.5, 0.0), experimental=True,
+        face_margin=None, removal=None, strands=(27, 3.0, 0.5, 0.0), head_hair=True,
+        experimental=True,
     ),
     "Smiling": AttributeSpec(
         "expression", excluded_parts=("eyes",), lookalike_parts=(), experimental=True
@@ -274,10 +281,10 @@ def _own_shapes(attribute: str, lm: torch.Tensor) -> tuple[list[_Shape], list[_S
             at(45, 0.25, 0.5), at([46, 47], 0.0, 0.5), at(42, 0.0, 0.4), at(29),
             at(39, 0.0, 0.4), at([40, 41], 0.0, 0.5), at(36, -0.25, 0.5),
         ), []  # fmt: skip
-    if attribute == "Bangs":
+    if attribute == "Bangs":  # up to where a fringe starts: the source's hairline, or above
         return poly(
-            at(range(17, 27)), at(26, 0.15, -0.8), at(range(25, 17, -1), 0.0, -0.8),
-            at(17, -0.15, -0.8),
+            at(range(17, 27)), at(26, 0.15, -1.2), at(range(25, 17, -1), 0.0, -1.2),
+            at(17, -0.15, -1.2),
         ), []  # fmt: skip
     if attribute == "Smiling":
         return poly(

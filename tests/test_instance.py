@@ -590,6 +590,51 @@ def test_instance_colour_is_steady_and_natural():
     assert torch.allclose(hair[1], brown[0], atol=1e-5)
 
 
+def test_a_fringe_takes_the_colours_of_the_sources_own_hair():
+    gen = torch.Generator().manual_seed(0)
+    h, w = 40, 60
+    # a black fringe: dark strands and a lighter sheen
+    light = 0.05 + 0.3 * torch.rand(1, 1, h, w, generator=gen)
+    fringe = light * torch.tensor([1.1, 0.98, 0.9]).view(1, 3, 1, 1)
+    alpha = torch.ones(1, 1, h, w)
+    # the source: red hair above its face outline; inside it a lit forehead the extraction
+    # doubted (alpha 1, the skin's colour): not hair
+    red = torch.tensor([0.55, 0.25, 0.15]).view(1, 3, 1, 1)
+    skin = torch.tensor([0.85, 0.65, 0.55]).view(1, 3, 1, 1).expand(1, 3, h, w)
+    hair = torch.where(
+        torch.arange(h).view(1, 1, h, 1) < 15, red * (0.5 + torch.rand(1, 1, h, w, generator=gen)),
+        skin * 1.1,
+    )  # fmt: skip
+    face = (torch.arange(h).view(1, 1, h, 1) >= 15).float().expand(1, 1, h, w)
+    painted = (
+        compose.head_hair_colour(fringe * 2 - 1, alpha, hair * 2 - 1, alpha, skin * 2 - 1, face) + 1
+    ) / 2
+    chromaticity = (painted / luma(painted)).flatten(2).median(2).values
+    assert torch.allclose(chromaticity, (red / luma(red)).flatten(1), atol=0.02)
+    # the strands keep their pattern, in the source hair's own brightness
+    order = light.flatten().argsort()
+    assert (luma(painted).flatten()[order].diff() >= -1e-5).all()
+    own = luma(hair[..., :15, :]).median()
+    assert abs(float(luma(painted).median() - own)) < 0.02
+    # a source that shows no hair of its own keeps the exemplar's colour
+    bald = compose.head_hair_colour(fringe * 2 - 1, alpha, hair * 2 - 1, 0 * alpha, skin, face)
+    assert torch.equal(bald, fringe * 2 - 1)
+
+
+def test_a_fringe_leaves_the_sources_own_hair(faces, monkeypatch):
+    face = faces["astronaut"]
+    image = face.image[None] * 2 - 1
+    points = pixel_to_normalized(torch.tensor(face.landmarks, dtype=torch.float32), (SIZE, SIZE))
+    layers = extract_instance(image, points[None], "Bangs")
+    assert layers.coverage > 0.3  # her hair, above her forehead
+    y0, y1, x0, x1 = layers.box
+    image = image[:, :, y0:y1, x0:x1]
+    assert torch.equal(compose.remove_instance(image, layers, ["Bangs"], layers), image)
+    spec = dataclasses.replace(ATTRIBUTE_SPECS["Bangs"], removal=(0.0, 0.1))
+    monkeypatch.setitem(ATTRIBUTE_SPECS, "Bangs", spec)
+    assert not torch.equal(compose.remove_instance(image, layers, ["Bangs"], layers), image)
+
+
 def test_source_with_its_own_mustache_gets_only_the_exemplars(generator, faces, monkeypatch):
     # procedural mustaches at 128 px cover less of the region than the dense real ones the
     # removal range was measured on: a range for them (the unmixing is what is tested)

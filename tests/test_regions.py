@@ -88,6 +88,9 @@ def test_masks_sit_where_the_attribute_is(face) -> None:
 
     bangs = _mask("Bangs", lm)
     assert _centre_of_mass(bangs)[1] < min(lm[19, 1], lm[24, 1])
+    # up to where a fringe starts (about an inter-ocular distance above the brows)
+    iod = np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0))
+    assert _at(bangs, lm[17:27].mean(0) - np.array([0.0, iod])) > 0.9
     assert _at(bangs, lm[36:48].mean(0)) == 0
 
     smiling = _mask("Smiling", lm)
