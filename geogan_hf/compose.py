@@ -60,6 +60,7 @@ HEAD_HAIR_SHARE = 0.1  # the source's hair sets the colour where it has this sha
 HAIR_ALPHA_MIN = 0.5  # ... clearly-hair pixels: alpha above this...
 HAIR_CONTRAST = 0.12  # ... and, the source's, this far from its skin (RGB distance, [0, 1])
 PALETTE_SIZE = 32  # luminance ranks of the source's hair colours
+CLIPPED = 0.01  # luminance this close to 0 or 1 is clipped (not the hair's own)
 
 
 @torch.no_grad()
@@ -193,7 +194,9 @@ def head_hair_colour(
     f, h = (foreground + 1) / 2, (hair + 1) / 2
     out = f.clone()
     contrast = (hair - hair_skin).norm(dim=1, keepdim=True) / 2
-    own_hair = (hair_alpha > HAIR_ALPHA_MIN) & (contrast > HAIR_CONTRAST) & (face < 0.5)
+    # clipped pixels (a photo's black border, blown highlights) tell nothing of the hair
+    clipped = (luma(h) - 0.5).abs() > 0.5 - CLIPPED
+    own_hair = (hair_alpha > HAIR_ALPHA_MIN) & (contrast > HAIR_CONTRAST) & (face < 0.5) & ~clipped
     for i in range(len(f)):
         instance_light = luma(f[i : i + 1])[0, 0]
         reference = instance_light[alpha[i, 0] > HAIR_ALPHA_MIN].sort().values
