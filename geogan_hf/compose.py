@@ -61,6 +61,8 @@ HAIR_ALPHA_MIN = 0.5  # ... clearly-hair pixels: alpha above this...
 HAIR_CONTRAST = 0.12  # ... and, the source's, this far from its skin (RGB distance, [0, 1])
 PALETTE_SIZE = 32  # luminance ranks of the source's hair colours
 CLIPPED = 0.01  # luminance this close to 0 or 1 is clipped (not the hair's own)
+HAIR_SPREAD = 1.0  # the source's hair is within this of its median log-luminance...
+HAIR_HUE_SPREAD = 0.3  # ... and this of its median chromaticity (RGB / luminance)
 
 
 @torch.no_grad()
@@ -201,6 +203,14 @@ def head_hair_colour(
         instance_light = luma(f[i : i + 1])[0, 0]
         reference = instance_light[alpha[i, 0] > HAIR_ALPHA_MIN].sort().values
         own = h[i][:, own_hair[i, 0]]
+        if own.shape[1]:
+            # far lighter or darker than most of it, or of another hue, is the background
+            # around the head
+            light = (own.new_tensor(LUMA) @ own).clamp_min(1e-3)
+            hue = own / light
+            hue_off = (hue - hue.median(1, keepdim=True).values).norm(dim=0)
+            light_off = (light.log() - light.log().median()).abs()
+            own = own[:, (light_off <= HAIR_SPREAD) & (hue_off <= HAIR_HUE_SPREAD)]
         enough = max(PALETTE_SIZE, HEAD_HAIR_SHARE * reference.numel())
         if reference.numel() < PALETTE_SIZE or own.shape[1] < enough:
             continue
