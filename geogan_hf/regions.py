@@ -76,8 +76,9 @@ class AttributeSpec:
         removal: ``(from, full)`` coverages between which a source's own instance is
             removed not at all to fully: above what shadows and stubble reach.
             Both measured on the labelled real photos (``benchmarks/instance_coverage.py``).
-            ``None``: never removed (a fringe's region holds the rest of the source's own
-            hair, which stays: removed, it left skin-coloured wedges at the temples).
+            ``None``: never removed (a fringe's or sideburn's region holds the rest of the
+            source's own hair, which stays: removed, it left skin-coloured wedges at the
+            temples and a bare strip in front of an ear).
         head_hair: the instance is the hair of the head and takes the colour of the
             source's own hair in the region, where the source shows some: a fringe of
             another colour than the rest of the hair reads as a wig.
@@ -151,7 +152,7 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
         lookalike_parts=(), strands=(29, 0.0, 0.08, 0.15), experimental=True,
     ),
     "Sideburns": AttributeSpec(
-        "hair", excluded_parts=("eyes",), lookalike_parts=(), face_margin=0.15,
+        "hair", excluded_parts=("eyes",), lookalike_parts=(), face_margin=0.15, removal=None,
         strands=(27, 3.0, 0.2, 0.15), experimental=True,
     ),
     "Wearing_Lipstick": AttributeSpec(

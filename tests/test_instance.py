@@ -623,18 +623,19 @@ def test_a_fringe_takes_the_colours_of_the_sources_own_hair():
     assert torch.equal(bald, fringe * 2 - 1)
 
 
-def test_a_fringe_leaves_the_sources_own_hair(faces, monkeypatch):
+@pytest.mark.parametrize("attribute", ["Bangs", "Sideburns"])
+def test_a_fringe_or_sideburn_leaves_the_sources_own_hair(faces, monkeypatch, attribute):
     face = faces["astronaut"]
     image = face.image[None] * 2 - 1
     points = pixel_to_normalized(torch.tensor(face.landmarks, dtype=torch.float32), (SIZE, SIZE))
-    layers = extract_instance(image, points[None], "Bangs")
-    assert layers.coverage > 0.3  # her hair, above her forehead
+    layers = extract_instance(image, points[None], attribute)
+    assert layers.coverage > 0.5  # her hair, above her forehead and in front of her ears
     y0, y1, x0, x1 = layers.box
     image = image[:, :, y0:y1, x0:x1]
-    assert torch.equal(compose.remove_instance(image, layers, ["Bangs"], layers), image)
-    spec = dataclasses.replace(ATTRIBUTE_SPECS["Bangs"], removal=(0.0, 0.1))
-    monkeypatch.setitem(ATTRIBUTE_SPECS, "Bangs", spec)
-    assert not torch.equal(compose.remove_instance(image, layers, ["Bangs"], layers), image)
+    assert torch.equal(compose.remove_instance(image, layers, [attribute], layers), image)
+    spec = dataclasses.replace(ATTRIBUTE_SPECS[attribute], removal=(0.35, 0.6))
+    monkeypatch.setitem(ATTRIBUTE_SPECS, attribute, spec)
+    assert not torch.equal(compose.remove_instance(image, layers, [attribute], layers), image)
 
 
 def test_source_with_its_own_mustache_gets_only_the_exemplars(generator, faces, monkeypatch):
