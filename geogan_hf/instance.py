@@ -76,11 +76,19 @@ SKIN_STEPS = 3  # re-estimations of the local skin field
 SKIN_PERCENTILE = 0.9  # evidence threshold: this quantile of the skin's own distances...
 THRESHOLD_RANGE = (2.0, 4.0)  # ... within these limits (skin spreads)
 LENS_SHAPE = (0.9, 0.65)  # glasses: semi-axes (eye widths) of the elliptic frame around an eye
-LENS_SCALES = (0.7, 1.9)  # the rim is searched between these multiples of that ellipse
-LENS_ANGLES, LENS_STEPS = 96, 48  # polar samples of the rim search
+# the rim is searched between these multiples of that ellipse (a top rim lying close
+# above the eye, as rectangular frames' do, is at about 0.6 there)
+LENS_SCALES = (0.5, 1.9)
+LENS_ANGLES, LENS_STEPS = 96, 56  # polar samples of the rim search
 _THETAS = np.linspace(0, 2 * np.pi, LENS_ANGLES, endpoint=False)
-CONTOUR_SLOPE = 2  # radius steps a rim may move per angle step
+# radius steps a rim may move per angle step (a straight top rim close above the eye moves
+# out fast toward its corners; at 2 the contour left it early and ran along the brow)
+CONTOUR_SLOPE = 4
 INNER_PREFERENCE = 0.5  # score per unit scale by which inner ridges win (rims, not brows)
+# above the eye a rim rises from the lens while a brow lying on it rises from the rim: there
+# the lowest score within RIM_INSIDE (scale) inside a ridge counts this many times against
+# it, the more the further up the ray points (a thin rim scores lower than a thick brow)
+RIM_RISE, RIM_INSIDE = 1.5, 0.1
 RIM_EDGE = 0.6  # a rim extends along a ray while its score is above this share of its peak
 RIM_EVENNESS = 1.5  # a rim is at most this many times its typical thickness anywhere...
 RIM_TYPICAL = 0.3  # ... this quantile over the angles (brows lying on a top rim thicken it)
@@ -413,7 +421,14 @@ def _rim(
     offsets = np.stack([np.cos(_THETAS), np.sin(_THETAS)], -1)[:, None] * scales[None, :, None]
     points = centre + offsets[..., :1] * axes[0] + offsets[..., 1:] * axes[1]  # (A, S, 2) x, y
     profile = ndimage.map_coordinates(score, [points[..., 1], points[..., 0]], order=1)
-    ridge = _closed_ridge(profile - INNER_PREFERENCE * scales)
+    # the lowest score within RIM_INSIDE inside each sample (inside the search: the eye, 0)
+    reach = max(1, round(RIM_INSIDE / (scales[1] - scales[0])))
+    padded = np.concatenate([np.zeros((LENS_ANGLES, reach)), profile], 1)
+    inside = np.min([padded[:, reach - d : reach - d + LENS_STEPS] for d in range(1, reach + 1)], 0)
+    # brows lie above the lenses, not beside them (there a weak rim can lie on a plateau)
+    upward = np.maximum(-np.sin(_THETAS), 0)[:, None] ** 2
+    gain = profile - RIM_RISE * upward * inside - INNER_PREFERENCE * scales
+    ridge = _closed_ridge(gain)
     peak = profile[np.arange(LENS_ANGLES), ridge]
     # the rim's extent along each ray: where the score stays above RIM_EDGE of its peak
     strong = profile >= RIM_EDGE * peak[:, None]
