@@ -81,9 +81,12 @@ LENS_SHAPE = (0.9, 0.65)  # glasses: semi-axes (eye widths) of the elliptic fram
 LENS_SCALES = (0.5, 1.9)
 LENS_ANGLES, LENS_STEPS = 96, 56  # polar samples of the rim search
 _THETAS = np.linspace(0, 2 * np.pi, LENS_ANGLES, endpoint=False)
-# radius steps a rim may move per angle step (a straight top rim close above the eye moves
-# out fast toward its corners; at 2 the contour left it early and ran along the brow)
-CONTOUR_SLOPE = 4
+# radius steps a rim may move per angle step; then a second contour moving faster, within
+# (or just outside) the first (a straight top rim close above the eye moves out fast toward
+# its corners: at 2 the contour left it early and ran along the brow, while at 4 alone it
+# left a rim's outer corner for the dark edge of a bright hinge beyond it, real pairs 29, 33)
+CONTOUR_SLOPE, INNER_SLOPE = 2, 4
+FAST_REACH = 0.2  # ... (scale) at most this far outside it
 INNER_PREFERENCE = 0.5  # score per unit scale by which inner ridges win (rims, not brows)
 # above the eye a rim rises from the lens while a brow lying on it rises from the rim: there
 # the lowest score within RIM_INSIDE (scale) inside a ridge counts this many times against
@@ -382,15 +385,15 @@ def _box(mask: Tensor, size: tuple[int, int]) -> tuple[int, int, int, int]:
     )  # fmt: skip
 
 
-def _closed_ridge(gain: np.ndarray) -> np.ndarray:
+def _closed_ridge(gain: np.ndarray, slope: int = CONTOUR_SLOPE) -> np.ndarray:
     """Radius index per angle ``(A,)`` of the closed contour through ``gain (A, S)`` with the
-    largest total, moving at most :data:`CONTOUR_SLOPE` radius steps per angle step.
+    largest total, moving at most ``slope`` radius steps per angle step.
 
     Dynamic programming over two laps of the angles; the second lap's path is the contour
     (closed without fixing where it starts).
     """
     angles, steps = gain.shape
-    offsets = range(-CONTOUR_SLOPE, CONTOUR_SLOPE + 1)
+    offsets = range(-slope, slope + 1)
     total, back = gain[0].copy(), []
     for k in range(1, 2 * angles):
         moves = np.full((len(offsets), steps), -np.inf)
@@ -429,6 +432,9 @@ def _rim(
     upward = np.maximum(-np.sin(_THETAS), 0)[:, None] ** 2
     gain = profile - RIM_RISE * upward * inside - INNER_PREFERENCE * scales
     ridge = _closed_ridge(gain)
+    slack = round(FAST_REACH / (scales[1] - scales[0]))
+    within = np.arange(LENS_STEPS) <= ridge[:, None] + slack
+    ridge = _closed_ridge(np.where(within, gain, -1e6), INNER_SLOPE)
     peak = profile[np.arange(LENS_ANGLES), ridge]
     # the rim's extent along each ray: where the score stays above RIM_EDGE of its peak
     strong = profile >= RIM_EDGE * peak[:, None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -379,10 +380,13 @@ def test_untrained_and_experimental_are_said(quick):
         untrained = TransferPipeline(GeoGAN(ngf=4, image_size=64), device="cpu")
     assert untrained.mode == "untrained (random weights)"
     assert "untrained" in untrained.describe()
-    assert "Bangs" in EXPERIMENTAL_ATTRIBUTES
-    with pytest.warns(ExperimentalAttributeWarning, match="Bangs is experimental"):
-        result = quick(small_astronaut(), small_einstein(), "Bangs")
+    assert "Wearing_Lipstick" in EXPERIMENTAL_ATTRIBUTES and "Bangs" not in EXPERIMENTAL_ATTRIBUTES
+    with pytest.warns(ExperimentalAttributeWarning, match="Wearing_Lipstick is experimental"):
+        result = quick(small_astronaut(), small_einstein(), "Wearing_Lipstick")
     assert result.experimental
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExperimentalAttributeWarning)
+        assert not quick(small_astronaut(), small_einstein(), "Bangs").experimental
 
 
 def group_photo() -> Image.Image:
