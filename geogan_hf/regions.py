@@ -292,7 +292,11 @@ def _own_shapes(attribute: str, lm: torch.Tensor) -> tuple[list[_Shape], list[_S
             at(59, -0.1, 0.15), at(48, -0.3),
         ), []  # fmt: skip
     if attribute == "Bushy_Eyebrows":
-        return lines(0.12, (at(range(17, 22), 0.0, 0.04),), (at(range(22, 27), 0.0, 0.04),)), []
+        # a brow thins toward its tail (as thick there as at its head, the region took in
+        # the hair at the temple as a black blob)
+        heads = lines(0.12, (at(range(19, 22), 0.0, 0.04),), (at(range(22, 25), 0.0, 0.04),))
+        tails = lines(0.06, (at(range(17, 20), 0.0, 0.04),), (at(range(24, 27), 0.0, 0.04),))
+        return heads + tails, []
     if attribute == "Sideburns":
         return lines(
             0.1,

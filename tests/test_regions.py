@@ -98,6 +98,9 @@ def test_masks_sit_where_the_attribute_is(face) -> None:
 
     brows = _mask("Bushy_Eyebrows", lm)
     assert _at(brows, lm[19]) > 0.9 and _at(brows, lm[24]) > 0.9 and _at(brows, lm[30]) == 0
+    # a brow thins toward its tail, where the hair at the temple begins
+    below = np.array([0.0, 0.13 * iod])
+    assert _at(brows, lm[21] + below) > 0.5 and _at(brows, lm[26] + below) < 0.5
 
     sideburns = _mask("Sideburns", lm)
     assert (
