@@ -125,17 +125,38 @@ DARK_FRAME = torch.tensor([-0.7, -0.88, -0.94])  # dark brown
 DARK_FRAME_LUMA = float(luma((DARK_FRAME.view(1, 3, 1, 1) + 1) / 2))
 
 
-def soft_frame(face, draw):
+def soft_frame(face, draw, blur=1.0, under=None):
     """Glasses layers of ``face`` wearing a dark frame ``draw(lm, iod, xs, ys)`` returns as
-    ``(rims, zones)`` (boolean masks), blurred like a soft photo; and those zones."""
+    ``(rims, zones)`` (boolean masks), blurred like a soft photo; and those zones, painted
+    ``under`` (an RGB colour in [-1, 1]) first if given."""
     image = face.image[None].clone() * 2 - 1
     lm = torch.tensor(face.landmarks, dtype=torch.float32)
     iod = float((lm[42:48].mean(0) - lm[36:42].mean(0)).norm())
     ys, xs = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
     rims, zones = draw(lm, iod, xs, ys)
+    if under is not None:
+        image[0][:, zones] = under[:, None]
     image[0][:, rims] = DARK_FRAME[:, None]
     points = pixel_to_normalized(lm, (SIZE, SIZE))
-    return extract_instance(gaussian_blur(image, 1.0), points[None], "Eyeglasses"), zones
+    return extract_instance(gaussian_blur(image, blur), points[None], "Eyeglasses"), zones
+
+
+def rectangular_rims(lm, iod, xs, ys, reach, thick):
+    """Rims of two rectangles around the eyes, 0.12 iod beyond their corners and ``reach``
+    ``(up, down)`` (iod) from their centres, ``thick`` ``(top and sides, bottom)`` pixels
+    wide; and the rectangles ``(x0, x1, y0, y1)``."""
+    rims = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+    boxes = []
+    for outer, inner in ((36, 39), (45, 42)):
+        x0, x1 = sorted((float(lm[outer, 0]), float(lm[inner, 0])))
+        x0, x1 = x0 - 0.12 * iod, x1 + 0.12 * iod
+        y = float(lm[[outer, inner], 1].mean())
+        y0, y1 = y - reach[0] * iod, y + reach[1] * iod
+        box = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
+        inside = (xs >= x0 + thick[0]) & (xs <= x1 - thick[0]) & (ys >= y0 + thick[0])
+        rims |= box & ~(inside & (ys <= y1 - thick[1]))
+        boxes.append((x0, x1, y0, y1))
+    return rims, boxes
 
 
 def test_soft_dark_frame_on_the_brows_keeps_its_thickness_and_colour(faces):
@@ -177,15 +198,9 @@ def test_a_soft_frames_thin_rims_take_the_colour_of_its_thick_ones(faces):
     mixed with the skin, are the frame's own dark colour (not red-brown), less opaque."""
 
     def draw(lm, iod, xs, ys):
-        rims = torch.zeros(SIZE, SIZE, dtype=torch.bool)
-        bottom = rims.clone()
-        for outer, inner in ((36, 39), (45, 42)):
-            x0, x1 = sorted((float(lm[outer, 0]), float(lm[inner, 0])))
-            x0, x1 = x0 - 0.12 * iod, x1 + 0.12 * iod
-            y = float(lm[[outer, inner], 1].mean())
-            y0, y1 = y - 0.25 * iod, y + 0.3 * iod
-            box = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
-            rims |= box & ~((xs >= x0 + 3) & (xs <= x1 - 3) & (ys >= y0 + 3) & (ys <= y1 - 2))
+        rims, boxes = rectangular_rims(lm, iod, xs, ys, (0.25, 0.3), (3, 2))
+        bottom = torch.zeros_like(rims)
+        for x0, x1, _, y1 in boxes:
             bottom |= (xs >= x0 + 4) & (xs <= x1 - 4) & (ys >= y1 - 3) & (ys <= y1 + 2)
         return rims, bottom
 
@@ -204,28 +219,19 @@ def test_a_thick_brow_on_a_thin_top_rim_is_not_the_frame(faces):
     the innermost ridges around the lenses, so the frame does not take the brows (it did:
     the top rims' contour left them at their corners and ran along the brows)."""
     brow_colour = torch.tensor([-0.55, -0.7, -0.8])  # dark brown hair
-    taken = []
-    for face in faces.values():
-        image = face.image[None].clone() * 2 - 1
-        lm = torch.tensor(face.landmarks, dtype=torch.float32)
-        iod = float((lm[42:48].mean(0) - lm[36:42].mean(0)).norm())
-        ys, xs = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
-        rims = torch.zeros(SIZE, SIZE, dtype=torch.bool)
-        brows = rims.clone()
-        for outer, inner in ((36, 39), (45, 42)):
-            x0, x1 = sorted((float(lm[outer, 0]), float(lm[inner, 0])))
-            x0, x1 = x0 - 0.12 * iod, x1 + 0.12 * iod
-            y = float(lm[[outer, inner], 1].mean())
-            y0, y1 = y - 0.15 * iod, y + 0.3 * iod
-            box = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
-            rims |= box & ~((xs >= x0 + 2) & (xs <= x1 - 2) & (ys >= y0 + 2) & (ys <= y1 - 2))
+
+    def draw(lm, iod, xs, ys):
+        rims, boxes = rectangular_rims(lm, iod, xs, ys, (0.15, 0.3), (2, 2))
+        brows = torch.zeros_like(rims)
+        for x0, x1, y0, _ in boxes:
             wide = (xs >= x0 - 0.05 * iod) & (xs <= x1 + 0.05 * iod)
             brows |= wide & (ys < y0 - 1) & (ys >= y0 - 0.14 * iod)
-        image[0][:, brows] = brow_colour[:, None]
-        image[0][:, rims] = DARK_FRAME[:, None]
-        points = pixel_to_normalized(lm, (SIZE, SIZE))
-        alpha = extract_instance(gaussian_blur(image, 0.7), points[None], "Eyeglasses")
-        taken.append(float(alpha.full("alpha")[0, 0][brows].mean()))
+        return rims, brows
+
+    taken = []
+    for face in faces.values():
+        layers, brows = soft_frame(face, draw, blur=0.7, under=brow_colour)
+        taken.append(float(layers.full("alpha")[0, 0][brows].mean()))
     # (0.38, 0.47, 0.14 when the contour ran along the brows; 0.28, 0.40, 0.09 now)
     assert sum(taken) / len(taken) < 0.29, taken
 
