@@ -203,18 +203,18 @@ def head_hair_colour(
         instance_light = luma(f[i : i + 1])[0, 0]
         reference = instance_light[alpha[i, 0] > HAIR_ALPHA_MIN].sort().values
         own = h[i][:, own_hair[i, 0]]
+        own_light = (own.new_tensor(LUMA) @ own).clamp_min(1e-3)
+        hue = own / own_light
         if own.shape[1]:
             # far lighter or darker than most of it, or of another hue, is the background
             # around the head
-            light = (own.new_tensor(LUMA) @ own).clamp_min(1e-3)
-            hue = own / light
             hue_off = (hue - hue.median(1, keepdim=True).values).norm(dim=0)
-            light_off = (light.log() - light.log().median()).abs()
-            own = own[:, (light_off <= HAIR_SPREAD) & (hue_off <= HAIR_HUE_SPREAD)]
+            light_off = (own_light.log() - own_light.log().median()).abs()
+            kept = (light_off <= HAIR_SPREAD) & (hue_off <= HAIR_HUE_SPREAD)
+            own_light, hue = own_light[kept], hue[:, kept]
         enough = max(PALETTE_SIZE, HEAD_HAIR_SHARE * reference.numel())
-        if reference.numel() < PALETTE_SIZE or own.shape[1] < enough:
+        if reference.numel() < PALETTE_SIZE or own_light.numel() < enough:
             continue
-        own_light = own.new_tensor(LUMA) @ own
         palette = torch.stack(
             [c.mean() for c in own_light.sort().values.tensor_split(PALETTE_SIZE)]
         )
@@ -224,8 +224,7 @@ def head_hair_colour(
         brightness = torch.lerp(palette[low], palette[low + 1], position - low)
         # one hue (steady_colour): the lightest "hair" pixels, mixed with the skin at the
         # hairline, made reddish streaks in a black fringe
-        chromaticity = (own / own_light.clamp_min(1e-3)).median(1).values
-        out[i] = (brightness * chromaticity.view(3, 1, 1)).clamp(0, 1)
+        out[i] = (brightness * hue.median(1).values.view(3, 1, 1)).clamp(0, 1)
     return out * 2 - 1
 
 
