@@ -4,6 +4,9 @@
    (:func:`geogan_hf.geometry.tps_flow`). Where the exemplar's face is seen at a grazing
    angle (the far side of a turned head, strongly stretched by the warp), its mirror image
    is used instead, warped with the mirrored landmarks (attributes are roughly symmetric).
+   A frame (glasses) is carried whole by one projective map (:func:`frame_map`), its far
+   end kept within a turned head's outline (:func:`outline_squeeze`, which reads where the
+   exemplar's frame ends from its instance, so that is extracted first).
 2. **Instance.** The exemplar's instance of the attribute is extracted from the exemplar
    alone, as an alpha matte and a foreground colour (:mod:`geogan_hf.instance`); so is the
    source's own instance, if it has one.
@@ -52,8 +55,8 @@ from .geometry import (
     apply_homography,
     flow_jacobian_determinant,
     gaussian_blur,
-    homography_flow,
     identity_grid,
+    pixel_to_normalized,
     resample_box,
     resize_flow,
     resize_image,
@@ -79,6 +82,9 @@ FRAME_HEIGHT = (33, 48, 54)  # nose base and mouth corners: the face's height be
 FRAME_ASPECT_LIMIT = 1.3  # the frame's vertical scale is within this factor of its horizontal
 FRAME_WRAP = 0.2  # radians each lens is turned toward its eye (wrap, and the camera's perspective)
 MAX_TURN = 1.2  # radians: turns beyond this (profiles) are taken as this
+FRAME_OUTLINE = (0, 1, 15, 16)  # the face's outline beside the eyes, left and right
+FRAME_REACH = 0.05  # iod: how far a frame's end stands out of that outline, at most
+FRAME_KNEE = 0.25  # iod from the eyes' midpoint: a frame is squeezed into the outline beyond this
 NO_STRANDS = (27, 0.0, 0.0, 0.0)  # an AttributeSpec's strands for what is not hair (never drawn)
 FACE_SIZE = (128, 128)  # the face outline, for the head's hair (head_hair), is drawn at this size
 MIRROR_SIGMA = 0.03  # smoothing of the warp quality maps that choose exemplar or mirror
@@ -289,9 +295,7 @@ def frame_map(
     down to the nose and mouth (a tilt foreshortens face and frame alike) and sits on the
     eye corners' line.
     """
-    h, w = size
-    iso = torch.tensor([w / max(h, w), h / max(h, w)], dtype=torch.float64)
-    iso = iso.to(source_landmarks.device)
+    iso = _iso(*size, source_landmarks.device)
     src = source_landmarks.to(torch.float64) * iso
     ex = exemplar_landmarks.to(torch.float64) * iso
     frame_s, frame_e = _eye_frame(src), _eye_frame(ex)
@@ -313,18 +317,85 @@ def frame_map(
     return torch.linalg.inv(to_iso) @ torch.linalg.inv(frame_e) @ local @ frame_s @ to_iso
 
 
+def frame_ends(layers: InstanceLayers, landmarks: Tensor) -> Tensor:
+    """``(N, 2, 2)`` a frame's left and right ends, normalized: its outermost points along
+    the eye line (robust percentiles of the clearly-frame pixels), at the eyes' height; NaN
+    where the crop shows no frame."""
+    h, w = layers.size
+    iso = _iso(h, w, landmarks.device)
+    frame = _eye_frame(landmarks.to(torch.float64) * iso)
+    ends = torch.full((len(landmarks), 2, 2), float("nan"), dtype=torch.float64)
+    for i, alpha in enumerate(layers.full("alpha")[:, 0]):
+        ys, xs = torch.nonzero(alpha > 0.5, as_tuple=True)
+        if len(xs) < 16:
+            continue
+        pixels = torch.stack([xs, ys], -1).to(torch.float64)[None]
+        along = apply_homography(frame[i : i + 1], pixel_to_normalized(pixels, (h, w)) * iso)
+        reach = torch.quantile(along[0, :, 0], along.new_tensor([0.005, 0.995]))
+        ends[i] = torch.stack([reach, torch.zeros_like(reach)], -1)
+        ends[i] = apply_homography(torch.linalg.inv(frame[i : i + 1]), ends[i : i + 1])[0] / iso
+    return ends.to(landmarks.device)
+
+
+def outline_squeeze(
+    points: Tensor, landmarks: Tensor, matrix: Tensor, ends: Tensor, size: tuple[int, int]
+) -> Tensor:
+    """``points`` ``(N, K, 2)`` of the source (normalized) moved outward along its eye line,
+    so that the frame :func:`frame_map` carries ends within the source's outline.
+
+    The far side of a turned head ends a little beyond the far eye, and the frame's far end
+    sits there, at the head's silhouette (its temple goes behind the head): laid flat, a
+    frontal frame reaches past it onto the hair or the wall. Where the exemplar's frame
+    ``ends`` ``(N, 2, 2)`` (:func:`frame_ends`, exemplar normalized) would land more than
+    :data:`FRAME_REACH` beyond the outline beside the eyes (:data:`FRAME_OUTLINE`), that
+    side beyond :data:`FRAME_KNEE` is squeezed, smoothly and more toward its end, as a
+    frame wrapping toward the temple is seen. Elsewhere (the near side, a frontal face)
+    nothing moves: the outline never stretches a frame.
+    """
+    iso = _iso(*size, landmarks.device)
+    frame = _eye_frame(landmarks.to(torch.float64) * iso)
+    line = apply_homography(frame, landmarks.to(torch.float64) * iso)
+    iod = (line[:, 42:48, 0].mean(1) - line[:, 36:42, 0].mean(1))[:, None]
+    reach = apply_homography(frame, apply_homography(torch.linalg.inv(matrix), ends) * iso)
+    reach = reach[..., 0] / iod  # (N, 2) where the frame's ends land, in iod
+    outline = line[:, list(FRAME_OUTLINE), 0] / iod
+    limit = torch.stack([-outline[:, :2].amin(1), outline[:, 2:].amax(1)], 1) + FRAME_REACH
+    # per side: beyond the knee, d -> d + c d^2 takes the limit to where the end landed
+    target = (limit - FRAME_KNEE).clamp_min(0.1)
+    overshoot = torch.stack([-reach[:, 0], reach[:, 1]], 1) - FRAME_KNEE - target
+    curve = (overshoot / target.square()).clamp_min(0).nan_to_num(0.0)  # (N, 2)
+    moved = apply_homography(frame, points.to(torch.float64) * iso)
+    along = moved[..., 0] / iod
+    for side, sign in enumerate((-1.0, 1.0)):
+        depth = (sign * along - FRAME_KNEE).clamp_min(0)
+        c, reach = curve[:, side : side + 1], target[:, side : side + 1]
+        # beyond the frame's end, on at its end's rate (no frame there; the flow stays finite)
+        beyond = (depth - reach).clamp_min(0)
+        squeezed = (depth - beyond) * (1 + c * (depth - beyond)) + beyond * (1 + 2 * c * reach)
+        along = along + sign * (squeezed - depth)
+    moved = torch.stack([along * iod, moved[..., 1]], -1)
+    return (apply_homography(torch.linalg.inv(frame), moved) / iso).to(points.dtype)
+
+
+def _iso(h: int, w: int, device: torch.device | None) -> Tensor:
+    """Normalized to isotropic coordinates (see :mod:`geogan_hf.geometry`), float64."""
+    return torch.tensor([w / max(h, w), h / max(h, w)], dtype=torch.float64, device=device)
+
+
 def landmark_flow(
     source_landmarks: Tensor,
     exemplar_landmarks: Tensor,
     size: tuple[int, int],
     rigid: Tensor | None = None,
+    frame_ends: Tensor | None = None,
 ) -> Tensor:
     """The landmark TPS flow (:func:`tps_flow`) at ``size``.
 
     A thin-plate spline is smooth at the pixel scale, so it is evaluated on a grid of at
     most ``TPS_GRID`` per side and upsampled bilinearly (sub-pixel difference, and about
     16x cheaper at 256 px). Samples where ``rigid`` ``(N,)`` is true are carried by the
-    frame's projective map (:func:`frame_map`) instead.
+    frame's projective map (:func:`frame_map`) instead, squeezed into the source's outline
+    (:func:`outline_squeeze`) where ``frame_ends`` (:func:`frame_ends`) are given.
     """
     h, w = size
     scale = min(1.0, TPS_GRID / max(h, w))
@@ -332,8 +403,14 @@ def landmark_flow(
     if rigid is None or not rigid.any():
         flow = tps_flow(source_landmarks, exemplar_landmarks, coarse, TPS_REGULARIZATION)
     else:
-        flow = homography_flow(frame_map(source_landmarks, exemplar_landmarks, size), coarse)
-        flow = flow.to(source_landmarks.dtype)
+        matrix = frame_map(source_landmarks, exemplar_landmarks, size)
+        grid = identity_grid(len(matrix), *coarse, device=matrix.device, dtype=matrix.dtype)
+        grid = grid.reshape(len(matrix), -1, 2)
+        seen = grid
+        if frame_ends is not None:
+            seen = outline_squeeze(grid, source_landmarks, matrix, frame_ends, size)
+        flow = apply_homography(matrix, seen) - grid
+        flow = flow.reshape(-1, *coarse, 2).permute(0, 3, 1, 2).to(source_landmarks.dtype)
         if not rigid.all():
             flexible = tps_flow(source_landmarks, exemplar_landmarks, coarse, TPS_REGULARIZATION)
             flow = torch.where(rigid.view(-1, 1, 1, 1), flow, flexible)
@@ -359,7 +436,11 @@ def _log_stretch(flow: Tensor) -> Tensor:
 
 
 def mirror_warp(
-    source_landmarks: Tensor, exemplar_landmarks: Tensor, flow: Tensor, rigid: Tensor | None = None
+    source_landmarks: Tensor,
+    exemplar_landmarks: Tensor,
+    flow: Tensor,
+    rigid: Tensor | None = None,
+    frame_ends: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The mirrored exemplar's warp, and where to use it instead of the exemplar's.
 
@@ -373,7 +454,7 @@ def mirror_warp(
     missing), and patching it from its mirror image ghosts it; except on the far side of a
     strongly turned exemplar (:func:`~geogan_hf.instance.far_side`), whose far lens is
     seen against the background and mostly lost, where the frame's far half is its near
-    half's mirror image.
+    half's mirror image. ``frame_ends`` as for :func:`landmark_flow`.
 
     Returns:
         ``(mirror_flow (N, 2, H, W), weight (N, 1, H, W))``.
@@ -386,7 +467,9 @@ def mirror_warp(
     gain = gaussian_blur(_log_stretch(flow) - _log_stretch(flow_m), sigma) - MIRROR_MARGIN
     weight = torch.sigmoid(8 * gain)
     if rigid is not None and rigid.any():
-        flow_m = landmark_flow(source_landmarks, mirrored, (h, w), rigid).to(flow.dtype)
+        mirrored_ends = None if frame_ends is None else frame_ends[:, [1, 0]] * flip.double()
+        flow_m = landmark_flow(source_landmarks, mirrored, (h, w), rigid, mirrored_ends)
+        flow_m = flow_m.to(flow.dtype)
         far = gaussian_blur(far_side(source_landmarks, (h, w), exemplar_landmarks), sigma)
         weight = torch.where(rigid.view(-1, 1, 1, 1), far.to(weight), weight)
     grid = identity_grid(n, h, w, device=flow.device, dtype=flow.dtype).permute(0, 3, 1, 2)
@@ -425,16 +508,20 @@ def geometric_prior(
     """
     attributes = [canonical_attribute(a) for a in attributes]
     start = time.perf_counter()
+    # first: a frame's flow keeps the exemplar's frame within the source's outline
+    exemplar_layers = extract_instance(exemplar, exemplar_landmarks, attributes)
+    middle = time.perf_counter()
     rigid = torch.tensor(
         [ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes], device=source.device
     )
+    ends = frame_ends(exemplar_layers, exemplar_landmarks) if rigid.any() else None
     flow = landmark_flow(source_landmarks, exemplar_landmarks, size).to(source.dtype)
-    mirror = mirror_warp(source_landmarks, exemplar_landmarks, flow, rigid)
+    mirror = mirror_warp(source_landmarks, exemplar_landmarks, flow, rigid, ends)
     if rigid.any():
-        flow = landmark_flow(source_landmarks, exemplar_landmarks, size, rigid).to(source.dtype)
+        flow = landmark_flow(source_landmarks, exemplar_landmarks, size, rigid, ends)
+        flow = flow.to(source.dtype)
     warped = warp_exemplar(resize_image(exemplar, size), flow, mirror)
-    middle = time.perf_counter()
-    exemplar_layers = extract_instance(exemplar, exemplar_landmarks, attributes)
+    end_flow = time.perf_counter()
     source_layers = extract_instance(source, source_landmarks, attributes)
     blur, missing = sharpness_match(source, exemplar, source_landmarks, exemplar_landmarks)
     hair_length = hair_lengths(exemplar, exemplar_layers, exemplar_landmarks, attributes, missing)
@@ -442,7 +529,10 @@ def geometric_prior(
     # behind glasses the brightest, greyest pixels of the eyes are the lenses' glare
     behind_glasses = [ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes]
     white_ratio[torch.tensor(behind_glasses, device=white_ratio.device)] = float("nan")
-    timings = {"flow": middle - start, "instance": time.perf_counter() - middle}
+    timings = {
+        "flow": end_flow - middle,
+        "instance": middle - start + time.perf_counter() - end_flow,
+    }
     return GeometricPrior(
         flow, mirror, warped, exemplar_layers, source_layers, attributes, timings, blur,
         missing, hair_length, source_landmarks, white_ratio,

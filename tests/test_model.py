@@ -18,7 +18,7 @@ from geogan_hf.geometry import (
     sample_flow_at,
 )
 from geogan_hf.imageio import pil_to_tensor
-from geogan_hf.prior import frame_map, landmark_flow, mirror_warp
+from geogan_hf.prior import FRAME_REACH, frame_map, landmark_flow, mirror_warp
 from geogan_hf.samples import load_sample
 
 TINY = {"ngf": 4, "n_blocks": 1, "image_size": 64}
@@ -276,6 +276,50 @@ def test_glasses_on_a_turned_head_are_one_foreshortened_frame(pair64):
     assert 1.2 < ratio < 2.5, ratio  # the far lens smaller than the near one, not crushed
     _, weight = mirror_warp(lb, la, landmark_flow(lb, la, (64, 64)), rigid)
     assert weight.max() == 0
+
+
+def _frame_reach(flow: torch.Tensor, source: torch.Tensor, exemplar: torch.Tensor, ends):
+    """Along the source's eye line (in its inter-ocular distances from the eyes' midpoint):
+    where the exemplar's eye line between ``ends`` (its iod) lands, and the source's outline
+    beside its left eye."""
+
+    def line(points):
+        left, right = points[0, 36:42].mean(0), points[0, 42:48].mean(0)
+        return (left + right) / 2, right - left
+
+    (mid_s, axis_s), (mid_e, axis_e) = line(source), line(exemplar)
+    steps = torch.linspace(-2, 2, 801)
+    points = (mid_s + steps[:, None] * axis_s)[None]
+    seen = points + sample_flow_at(flow, points)
+    along = ((seen[0] - mid_e) @ axis_e) / axis_e.square().sum()
+    inside = steps[(along >= ends[0]) & (along <= ends[1])]
+    outline = ((source[0, :2] - mid_s) @ axis_s / axis_s.square().sum()).min()
+    return float(inside.min()), float(inside.max()), float(outline)
+
+
+def test_a_frame_on_a_turned_head_ends_at_its_far_outline(pair64):
+    """Laid flat on a head turned about 45 degrees, a wide frame's far end stands out of the
+    face onto the background; squeezed, it ends at the face's outline there. The near side
+    and a frame that fits keep the flat frame's flow: the outline never stretches a frame."""
+    la = pair64[3]  # frontal exemplar
+    _, lb = aligned("breakingbad", 64)  # looks to the left: its left side is the far one
+    rigid = torch.tensor([True])
+    mid = (la[0, 36:42].mean(0) + la[0, 42:48].mean(0)) / 2
+    axis = la[0, 42:48].mean(0) - la[0, 36:42].mean(0)
+    wide = torch.stack([mid - 1.1 * axis, mid + 1.1 * axis])[None].double()
+    flat = landmark_flow(lb, la, (64, 64), rigid)
+    fitted = landmark_flow(lb, la, (64, 64), rigid, wide)
+    far, near, outline = _frame_reach(fitted, lb, la, (-1.1, 1.1))
+    flat_far, flat_near, _ = _frame_reach(flat, lb, la, (-1.1, 1.1))
+    assert flat_far < outline - 0.15  # laid flat, it reaches well past the far outline
+    assert abs(far - (outline - FRAME_REACH)) < 0.03, (far, outline)
+    assert abs(near - flat_near) < 0.01
+    right = slice(40, None)  # the near half
+    assert (fitted[..., right] - flat[..., right]).abs().max() < 1e-6
+    frontal = pair64[2]
+    flat = landmark_flow(frontal, la, (64, 64), rigid)
+    fits = torch.stack([mid - 0.9 * axis, mid + 0.9 * axis])[None].double()
+    assert (landmark_flow(frontal, la, (64, 64), rigid, fits) - flat).abs().max() < 1e-6
 
 
 def test_a_far_lens_seen_against_the_background_is_its_near_lens_mirrored(pair64):
