@@ -41,7 +41,8 @@ LOCAL_SHARE = 0.5  # share of the shading across the region that the instance ta
 GAIN_RANGE = (0.35, 2.8)  # limits of the overall lighting ratio
 LOCAL_RANGE = (0.5, 2.0)  # limits of the shading ratio across the region
 WHITE_SIZE = 256  # the eye whites are looked for at this size...
-WHITE_PIXELS = 6  # ... and trusted from this many pixels on
+WHITE_PIXELS = 6  # ... and trusted from this many pixels on...
+WHITE_CONTRAST = 1.05  # ... and where the cheeks' red-to-blue ratio is this many times theirs
 DETAIL_SCALE = 0.01  # the finest detail scale compared between two faces (iod)...
 BLUR_STEPS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # ... and the blurs tried, in that unit
 STRAND_WIDTH = 0.5  # a hair's width, in that unit
@@ -73,21 +74,30 @@ def eye_white(image: Tensor, landmarks: Tensor) -> Tensor:
     white in every face, so their colour is the photo's colour cast (white balance, tinted
     light), which the skin cannot tell apart from the person's skin tone. Their brightness
     is not the exposure: lids shade the whites of narrowed eyes.
+
+    Skin is redder than a white under any light, so "whites" no bluer than the cheeks
+    (:data:`WHITE_CONTRAST`) were not seen: narrowed eyes (a smile) show lids and skin,
+    whose colour taken as the cast turned a grey mustache purplish-brown.
     """
     size = (min(image.shape[-2], WHITE_SIZE), min(image.shape[-1], WHITE_SIZE))
     small = resize_image((image.clamp(-1, 1) + 1) / 2, size)
     eyes = part_mask("eyes", landmarks.to(small), size, softness=0.0) > 0.5
+    cheeks = part_mask("cheeks", landmarks.to(small), size, softness=0.0) > 0.5
     weights = small.new_tensor(LUMA)
     whites = small.new_full((len(small), 3), float("nan"))
-    for i, (pixels, inside) in enumerate(zip(small, eyes[:, 0], strict=True)):
+    for i, (pixels, inside, skin) in enumerate(zip(small, eyes[:, 0], cheeks[:, 0], strict=True)):
         seen = pixels[:, inside]
-        if seen.shape[1] < 4 * WHITE_PIXELS:
+        if seen.shape[1] < 4 * WHITE_PIXELS or not skin.any():
             continue
         light = weights @ seen
         saturation = (seen.amax(0) - seen.amin(0)) / seen.amax(0).clamp_min(1e-3)
         keep = (light >= light.quantile(0.7)) & (saturation <= saturation.quantile(0.5))
-        if keep.sum() >= WHITE_PIXELS:
-            white = seen[:, keep].median(1).values
+        if keep.sum() < WHITE_PIXELS:
+            continue
+        white = seen[:, keep].median(1).values
+        cheek = pixels[:, skin].median(1).values
+        warmth = (cheek[0] / cheek[2].clamp_min(1e-3)) / (white[0] / white[2].clamp_min(1e-3))
+        if warmth >= WHITE_CONTRAST:
             whites[i] = white / (weights @ white).clamp_min(1e-3)
     return whites
 

@@ -450,6 +450,26 @@ def test_the_eye_whites_are_not_read_behind_glasses(faces):
     assert found.white_ratio[1].isnan().all()
 
 
+def test_eyes_showing_only_skin_give_no_colour_cast(faces):
+    """Narrowed eyes show lids and skin, no whites: their skin colour taken as the cast (the
+    source's "white" over the exemplar's) turned a grey mustache purplish-brown. Not seen,
+    the cast is read from the skin in part, and a grey instance stays nearly grey."""
+    face = faces["lenna"]
+    image = face.image[None] * 2 - 1
+    points = pixel_to_normalized(torch.tensor(face.landmarks, dtype=torch.float32), (SIZE, SIZE))
+    eyes = part_mask("eyes", points[None], (SIZE, SIZE), softness=0.0) > 0.5
+    cheeks = part_mask("cheeks", points[None], (SIZE, SIZE), softness=0.0) > 0.5
+    skin = image[0][:, cheeks[0, 0]].median(1).values.view(1, 3, 1, 1)
+    shut = torch.where(eyes, skin, image)
+    assert compose.eye_white(image, points[None]).isfinite().all()
+    assert compose.eye_white(shut, points[None]).isnan().all()
+    ratio = compose.eye_white(shut, points[None]) / compose.eye_white(image, points[None])
+    grey, skins = torch.full((1, 3, 8, 8), -0.4), skin.expand(1, 3, 8, 8)
+    lit = compose.relight(grey, torch.ones(1, 1, 8, 8), skins, skins, torch.tensor([False]), ratio)
+    lit = (lit + 1) / 2
+    assert float((lit.amax(1) - lit.amin(1)).max() / luma(lit).min()) < 0.05
+
+
 def test_instance_is_blurred_to_a_blurry_sources_detail(faces):
     """A source photographed softer than the exemplar gets the blur that brings the
     exemplar's fine detail down to its own; an equally sharp or sharper one gets none."""
