@@ -13,8 +13,8 @@ source. Then, all at the source crop's resolution:
    Before, hair's hue is made steady (its own brightness, the local mean chromaticity:
    :func:`steady_colour`); after, it keeps a natural hue order (:func:`natural_hair`).
 2. **detail**: an instance sharper than the source is blurred to its detail; one softer
-   (an upscaled low-resolution exemplar) gets strand texture back (:func:`hair_grain`),
-   so neither looks pasted (:func:`matching_detail`).
+   (an upscaled low-resolution exemplar) gets strand texture back (:func:`hair_grain`), a
+   frame its edges (:func:`sharpen_frame`), so neither looks pasted (:func:`matching_detail`).
 3. **remove**: the source's own instance is unmixed to its local skin,
    ``S - a_s (F_s - B_s)``, where the source clearly has one (:func:`remove_instance`), so
    only the exemplar's instance remains.
@@ -54,6 +54,8 @@ CURL_SCALE = 10.0  # strands turn (curl) smoothly over this many units: neighbou
 GRAIN_CONTRAST = 0.4  # log-luminance contrast of strands where all the detail is missing...
 GRAIN_ALPHA = 0.35  # ... and opacity contrast (skin seen between the hairs)...
 STUBBLE_ALPHA = 0.8  # ... stubble's, falling to that as hairs are longer (they lie denser)
+FRAME_SHARPEN = 3.0  # a softer exemplar's frame edges are sharpened by this per unit missing...
+FRAME_EDGE = 0.015  # ... above the detail at this scale (iod): an unsharp mask of alpha
 COLOUR_SIGMA = 0.15  # scale (iod) over which an instance's hue and saturation are steady
 CHROMA_SPREAD = 0.1  # chromaticity (RGB / luminance) by which hair may differ from its local mean
 NEVER = (1.0, 2.0)  # a removal range no coverage reaches
@@ -418,6 +420,19 @@ def hair_grain(
     contrast = (STUBBLE_ALPHA * sparse).clamp_min(GRAIN_ALPHA)
     alpha = alpha * (1 + contrast * amount * noise)
     return f.clamp(0, 1) * 2 - 1, alpha.clamp(0, 1)
+
+
+def sharpen_frame(alpha: Tensor, missing: Tensor, sigma: float) -> Tensor:
+    """``alpha`` of a frame with the edges a softer exemplar lacked: an unsharp mask,
+    ``alpha + FRAME_SHARPEN * missing * (alpha - G_sigma alpha)``, clamped to [0, 1].
+
+    A frame from a soft exemplar has soft edges, and on a sharper photo it looks laid over
+    the face. An unsharp mask crisps its edges and keeps a faint, thin part of the rim (a
+    local peak of alpha); a contrast curve on alpha (lower alphas to 0) detached a bottom
+    rim from its lens (real pair 26). ``missing`` ``(N,)`` as for :func:`hair_grain`.
+    """
+    amount = FRAME_SHARPEN * missing.view(-1, 1, 1, 1)
+    return (alpha + amount * (alpha - gaussian_blur(alpha, sigma))).clamp(0, 1)
 
 
 def remove_instance(

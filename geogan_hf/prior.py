@@ -38,6 +38,7 @@ from torch import Tensor
 from .align import FLIP_PERMUTATION_68
 from .compose import (
     COLOUR_SIGMA,
+    FRAME_EDGE,
     composite,
     detail_unit,
     eye_white,
@@ -48,6 +49,7 @@ from .compose import (
     natural_hair,
     relight,
     remove_instance,
+    sharpen_frame,
     steady_colour,
 )
 from .errors import InvalidImageError, MissingLandmarksError
@@ -612,6 +614,10 @@ def compose_transfer(
         )
         foreground = torch.where(head_hair, matched, foreground)
     foreground, prior_alpha = _grain(foreground, prior_alpha, prior, points, iod, box)
+    frame = torch.tensor([k == "accessory" for k in kinds], device=source.device)
+    if frame.any():
+        sharp = sharpen_frame(prior_alpha, prior.missing.to(prior_alpha), FRAME_EDGE * iod)
+        prior_alpha = torch.where(frame.view(-1, 1, 1, 1), sharp, prior_alpha)
     alpha = prior_alpha
     if alpha_correction is not None:
         alpha = (alpha + resample_box(alpha_correction, box, size) * src.region).clamp(0, 1)

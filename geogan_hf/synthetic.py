@@ -238,7 +238,8 @@ class SyntheticGenerator:
 
         Glasses (an ``"accessory"`` ``attribute``) are rigid: they are carried by the frame's
         projective map, as the geometry prior places them (:func:`geogan_hf.prior.frame_map`),
-        not bent with the eyelids and brows.
+        not bent with the eyelids and brows; laid flat (the prior also squeezes a frame's
+        far end into a turned head's outline, :func:`geogan_hf.prior.outline_squeeze`).
         """
         if attribute is None or ATTRIBUTE_SPECS[canonical_attribute(attribute)].kind != "accessory":
             return self._tps(landmarks, self.template)

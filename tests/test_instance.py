@@ -520,6 +520,38 @@ def test_soft_exemplar_gets_strand_texture_back(generator, faces, monkeypatch):
     assert missing[0] > 0.4 and missing[1] == 0, missing
 
 
+def _edge_steepness(alpha: torch.Tensor, where: torch.Tensor) -> float:
+    """Mean alpha gradient magnitude (per pixel) over ``where``."""
+    gy, gx = torch.gradient(alpha)
+    return float((gx.square() + gy.square()).sqrt()[where].mean())
+
+
+def test_a_soft_exemplars_frame_gets_crisp_edges_back(generator, faces, monkeypatch):
+    """A frame from an exemplar softer than the source does not land with soft edges on a
+    sharp photo: its alpha has steeper edges and keeps its thin parts; from an exemplar as
+    sharp as the source it is untouched."""
+    source = faces["astronaut"]
+    src = source.image[None] * 2 - 1
+    src_points = pixel_to_normalized(
+        torch.tensor(source.landmarks, dtype=torch.float32), (SIZE, SIZE)
+    )[None]
+    exemplar, _, ex_points = wearing(generator, faces["lenna"], "Eyeglasses", 0)
+    soft = gaussian_blur(exemplar, 2.0)
+    model = GeoGAN(geometry_prior=True, image_size=SIZE, attributes=("Eyeglasses",)).eval()
+    with torch.no_grad():
+        crisp = model(src, soft, src_points, ex_points).mask[0, 0]
+        sharp_exemplar = model(src, exemplar, src_points, ex_points).mask[0, 0]
+        monkeypatch.setattr(compose, "FRAME_SHARPEN", 0.0)
+        flat = model(src, soft, src_points, ex_points).mask[0, 0]
+        assert torch.equal(model(src, exemplar, src_points, ex_points).mask[0, 0], sharp_exemplar)
+    frame = flat > 0.1
+    assert frame.sum() > 50
+    assert _edge_steepness(crisp, frame) > 1.08 * _edge_steepness(flat, frame)
+    # nothing of the frame is lost: its thin parts stay, its mass too
+    assert (crisp[flat > 0.5] > 0.4).all()
+    assert crisp.sum() > 0.95 * flat.sum()
+
+
 def _hairs(length: float, across: bool, size: int = 160) -> torch.Tensor:
     """``(1, 3, size, size)`` dark hairs ``length`` pixels long on light skin, radiating from
     ``STRANDS_ORIGIN`` (or lying ``across`` that direction), photographed soft (2 px blur)."""
