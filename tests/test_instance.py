@@ -159,6 +159,26 @@ def rectangular_rims(lm, iod, xs, ys, reach, thick):
     return rims, boxes
 
 
+def test_frame_ends_are_where_the_frame_ends_along_the_eye_line(generator, faces):
+    """prior.frame_ends: the outermost clearly-frame pixels along the eye line, at the eyes'
+    height; NaN where no frame was found."""
+    image, _, points = wearing(generator, faces["lenna"], "Eyeglasses", 1)
+    layers = extract_instance(image, points, "Eyeglasses")
+    ends = prior.frame_ends(layers, points)[0]
+    left, right = points[0, 36:42].mean(0).double(), points[0, 42:48].mean(0).double()
+    axis = (right - left) / (right - left).norm()
+    ys, xs = torch.nonzero(layers.full("alpha")[0, 0] > 0.5, as_tuple=True)
+    frame = pixel_to_normalized(torch.stack([xs, ys], -1).double(), (SIZE, SIZE))
+    along = (frame - (left + right) / 2) @ axis
+    found = (ends - (left + right) / 2) @ axis
+    step = 4 / SIZE  # two pixels
+    assert abs(found[0] - along.min()) < step and abs(found[1] - along.max()) < step, found
+    across = (ends - (left + right) / 2) @ torch.stack([-axis[1], axis[0]])
+    assert across.abs().max() < 1e-6  # at the eyes' height
+    none = dataclasses.replace(layers, alpha=torch.zeros_like(layers.alpha))
+    assert prior.frame_ends(none, points).isnan().all()
+
+
 def test_soft_dark_frame_on_the_brows_keeps_its_thickness_and_colour(faces):
     """A soft (low-resolution) dark frame whose top rims lie on the brows: its soft edges,
     its colour mixed with the skin's, look like brows, yet they are the frame's, so the top
