@@ -84,7 +84,10 @@ def eye_white(image: Tensor, landmarks: Tensor) -> Tensor:
     size = (min(image.shape[-2], WHITE_SIZE), min(image.shape[-1], WHITE_SIZE))
     small = resize_image((image.clamp(-1, 1) + 1) / 2, size)
     eyes = part_mask("eyes", landmarks.to(small), size, softness=0.0) > 0.5
-    cheeks = part_mask("cheeks", landmarks.to(small), size, softness=0.0) > 0.5
+    # the cheeks' median colour needs no detail: a quarter of the size (4x cheaper)
+    coarse = (max(8, size[0] // 4), max(8, size[1] // 4))
+    skin_pixels = resize_image(small, coarse)
+    cheeks = part_mask("cheeks", landmarks.to(small), coarse, softness=0.0) > 0.5
     weights = small.new_tensor(LUMA)
     whites = small.new_full((len(small), 3), float("nan"))
     for i, (pixels, inside, skin) in enumerate(zip(small, eyes[:, 0], cheeks[:, 0], strict=True)):
@@ -97,7 +100,7 @@ def eye_white(image: Tensor, landmarks: Tensor) -> Tensor:
         if keep.sum() < WHITE_PIXELS:
             continue
         white = seen[:, keep].median(1).values
-        cheek = pixels[:, skin].median(1).values
+        cheek = skin_pixels[i][:, skin].median(1).values
         warmth = (cheek[0] / cheek[2].clamp_min(1e-3)) / (white[0] / white[2].clamp_min(1e-3))
         if warmth >= WHITE_CONTRAST:
             whites[i] = white / (weights @ white).clamp_min(1e-3)
