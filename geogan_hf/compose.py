@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .geometry import gaussian_blur, resize_image
-from .instance import LUMA, InstanceLayers, luma, normalized_convolution
+from .instance import LUMA, InstanceLayers, is_grayscale, luma, normalized_convolution
 from .regions import ATTRIBUTE_SPECS, part_mask
 
 TINT = 0.75  # share of the skin's colour change that the instance takes (it keeps its own)
@@ -79,7 +79,8 @@ def eye_white(image: Tensor, landmarks: Tensor) -> Tensor:
 
     Skin is redder than a white under any light, so "whites" no bluer than the cheeks
     (:data:`WHITE_CONTRAST`) were not seen: narrowed eyes (a smile) show lids and skin,
-    whose colour taken as the cast turned a grey mustache purplish-brown.
+    whose colour taken as the cast turned a grey mustache purplish-brown (except in a
+    grayscale photo, where nothing is redder than anything).
     """
     size = (min(image.shape[-2], WHITE_SIZE), min(image.shape[-1], WHITE_SIZE))
     small = resize_image((image.clamp(-1, 1) + 1) / 2, size)
@@ -88,6 +89,8 @@ def eye_white(image: Tensor, landmarks: Tensor) -> Tensor:
     coarse = (max(8, size[0] // 4), max(8, size[1] // 4))
     skin_pixels = resize_image(small, coarse)
     cheeks = part_mask("cheeks", landmarks.to(small), coarse, softness=0.0) > 0.5
+    # in a grayscale photo skin is no redder than a white: its whites are taken as seen
+    gray = is_grayscale(small * 2 - 1)
     weights = small.new_tensor(LUMA)
     whites = small.new_full((len(small), 3), float("nan"))
     for i, (pixels, inside, skin) in enumerate(zip(small, eyes[:, 0], cheeks[:, 0], strict=True)):
@@ -102,7 +105,7 @@ def eye_white(image: Tensor, landmarks: Tensor) -> Tensor:
         white = seen[:, keep].median(1).values
         cheek = skin_pixels[i][:, skin].median(1).values
         warmth = (cheek[0] / cheek[2].clamp_min(1e-3)) / (white[0] / white[2].clamp_min(1e-3))
-        if warmth >= WHITE_CONTRAST:
+        if warmth >= WHITE_CONTRAST or gray[i]:
             whites[i] = white / (weights @ white).clamp_min(1e-3)
     return whites
 

@@ -488,6 +488,9 @@ def test_eyes_showing_only_skin_give_no_colour_cast(faces):
     lit = compose.relight(grey, torch.ones(1, 1, 8, 8), skins, skins, torch.tensor([False]), ratio)
     lit = (lit + 1) / 2
     assert float((lit.amax(1) - lit.amin(1)).max() / luma(lit).min()) < 0.05
+    # in a grayscale photo skin is no redder than the whites: they are taken as seen
+    gray = luma(image).expand(-1, 3, -1, -1)
+    assert torch.allclose(compose.eye_white(gray, points[None]), torch.ones(1, 3), atol=0.02)
 
 
 def test_instance_is_blurred_to_a_blurry_sources_detail(faces):
