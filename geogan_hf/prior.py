@@ -319,16 +319,17 @@ def frame_map(
     return torch.linalg.inv(to_iso) @ torch.linalg.inv(frame_e) @ local @ frame_s @ to_iso
 
 
-def frame_ends(layers: InstanceLayers, landmarks: Tensor) -> Tensor:
+def frame_ends(alpha: Tensor, landmarks: Tensor) -> Tensor:
     """``(N, 2, 2)`` a frame's left and right ends, normalized: its outermost points along
-    the eye line (robust percentiles of the clearly-frame pixels), at the eyes' height; NaN
-    where the crop shows no frame."""
-    h, w = layers.size
+    the eye line (robust percentiles of the clearly-frame pixels of ``alpha``
+    ``(N, 1, H, W)``, a frame's alpha on the crops of ``landmarks``), at the eyes' height;
+    NaN where a crop shows no frame."""
+    h, w = alpha.shape[-2:]
     iso = _iso(h, w, landmarks.device)
     frame = _eye_frame(landmarks.to(torch.float64) * iso)
     ends = torch.full((len(landmarks), 2, 2), float("nan"), dtype=torch.float64)
-    for i, alpha in enumerate(layers.full("alpha")[:, 0]):
-        ys, xs = torch.nonzero(alpha > 0.5, as_tuple=True)
+    for i, crop in enumerate(alpha[:, 0]):
+        ys, xs = torch.nonzero(crop > 0.5, as_tuple=True)
         if len(xs) < 16:
             continue
         pixels = torch.stack([xs, ys], -1).to(torch.float64)[None]
@@ -516,7 +517,9 @@ def geometric_prior(
     rigid = torch.tensor(
         [ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes], device=source.device
     )
-    ends = frame_ends(exemplar_layers, exemplar_landmarks) if rigid.any() else None
+    ends = None
+    if rigid.any():
+        ends = frame_ends(exemplar_layers.full("alpha"), exemplar_landmarks)
     flow = landmark_flow(source_landmarks, exemplar_landmarks, size).to(source.dtype)
     mirror = mirror_warp(source_landmarks, exemplar_landmarks, flow, rigid, ends)
     if rigid.any():

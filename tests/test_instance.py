@@ -164,7 +164,7 @@ def test_frame_ends_are_where_the_frame_ends_along_the_eye_line(generator, faces
     height; NaN where no frame was found."""
     image, _, points = wearing(generator, faces["lenna"], "Eyeglasses", 1)
     layers = extract_instance(image, points, "Eyeglasses")
-    ends = prior.frame_ends(layers, points)[0]
+    ends = prior.frame_ends(layers.full("alpha"), points)[0]
     left, right = points[0, 36:42].mean(0).double(), points[0, 42:48].mean(0).double()
     axis = (right - left) / (right - left).norm()
     ys, xs = torch.nonzero(layers.full("alpha")[0, 0] > 0.5, as_tuple=True)
@@ -175,8 +175,7 @@ def test_frame_ends_are_where_the_frame_ends_along_the_eye_line(generator, faces
     assert abs(found[0] - along.min()) < step and abs(found[1] - along.max()) < step, found
     across = (ends - (left + right) / 2) @ torch.stack([-axis[1], axis[0]])
     assert across.abs().max() < 1e-6  # at the eyes' height
-    none = dataclasses.replace(layers, alpha=torch.zeros_like(layers.alpha))
-    assert prior.frame_ends(none, points).isnan().all()
+    assert prior.frame_ends(torch.zeros(1, 1, SIZE, SIZE), points).isnan().all()
 
 
 def test_soft_dark_frame_on_the_brows_keeps_its_thickness_and_colour(faces):
