@@ -513,17 +513,25 @@ def _fine_detail(image: torch.Tensor, where: torch.Tensor) -> float:
     return float((gray - gaussian_blur(gray, 1.0)).abs()[0, 0][where].mean())
 
 
-def test_soft_exemplar_gets_strand_texture_back(generator, faces, monkeypatch):
-    """An exemplar softer than the source (an upscaled, low-resolution photo) does not paste
-    a smooth smudge: the instance gets strand texture at the source's detail, the same for
-    the same inputs; an exemplar as sharp as the source gets none."""
+def _sharp_source_soft_exemplar(generator, faces, attribute: str):
+    """The astronaut (a sharp source) and lenna wearing ``attribute``, sharp and blurred
+    (an upscaled, low-resolution exemplar): ``(src, src_points, exemplar, soft, ex_points)``."""
     source = faces["astronaut"]
     src = source.image[None] * 2 - 1
     src_points = pixel_to_normalized(
         torch.tensor(source.landmarks, dtype=torch.float32), (SIZE, SIZE)
     )[None]
-    exemplar, _, ex_points = wearing(generator, faces["lenna"], "Mustache", 0)
-    soft = gaussian_blur(exemplar, 2.0)
+    exemplar, _, ex_points = wearing(generator, faces["lenna"], attribute, 0)
+    return src, src_points, exemplar, gaussian_blur(exemplar, 2.0), ex_points
+
+
+def test_soft_exemplar_gets_strand_texture_back(generator, faces, monkeypatch):
+    """An exemplar softer than the source (an upscaled, low-resolution photo) does not paste
+    a smooth smudge: the instance gets strand texture at the source's detail, the same for
+    the same inputs; an exemplar as sharp as the source gets none."""
+    src, src_points, exemplar, soft, ex_points = _sharp_source_soft_exemplar(
+        generator, faces, "Mustache"
+    )
     model = GeoGAN(geometry_prior=True, image_size=SIZE).eval()
     with torch.no_grad():
         grained = model(src, soft, src_points, ex_points)
@@ -552,13 +560,9 @@ def test_a_soft_exemplars_frame_gets_crisp_edges_back(generator, faces, monkeypa
     """A frame from an exemplar softer than the source does not land with soft edges on a
     sharp photo: its alpha has steeper edges and keeps its thin parts; from an exemplar as
     sharp as the source it is untouched."""
-    source = faces["astronaut"]
-    src = source.image[None] * 2 - 1
-    src_points = pixel_to_normalized(
-        torch.tensor(source.landmarks, dtype=torch.float32), (SIZE, SIZE)
-    )[None]
-    exemplar, _, ex_points = wearing(generator, faces["lenna"], "Eyeglasses", 0)
-    soft = gaussian_blur(exemplar, 2.0)
+    src, src_points, exemplar, soft, ex_points = _sharp_source_soft_exemplar(
+        generator, faces, "Eyeglasses"
+    )
     model = GeoGAN(geometry_prior=True, image_size=SIZE, attributes=("Eyeglasses",)).eval()
     with torch.no_grad():
         crisp = model(src, soft, src_points, ex_points).mask[0, 0]
