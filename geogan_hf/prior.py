@@ -371,10 +371,10 @@ def outline_squeeze(
     along = moved[..., 0] / iod
     for side, sign in enumerate((-1.0, 1.0)):
         depth = (sign * along - FRAME_KNEE).clamp_min(0)
-        c, reach = curve[:, side : side + 1], target[:, side : side + 1]
+        c, room = curve[:, side : side + 1], target[:, side : side + 1]
         # beyond the frame's end, on at its end's rate (no frame there; the flow stays finite)
-        beyond = (depth - reach).clamp_min(0)
-        squeezed = (depth - beyond) * (1 + c * (depth - beyond)) + beyond * (1 + 2 * c * reach)
+        beyond = (depth - room).clamp_min(0)
+        squeezed = (depth - beyond) * (1 + c * (depth - beyond)) + beyond * (1 + 2 * c * room)
         along = along + sign * (squeezed - depth)
     moved = torch.stack([along * iod, moved[..., 1]], -1)
     return (apply_homography(torch.linalg.inv(frame), moved) / iso).to(points.dtype)
