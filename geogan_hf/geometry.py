@@ -62,7 +62,8 @@ def normalized_to_pixel(points, size: tuple[int, int]):
     return ((points + 1) * wh - 1) / 2
 
 
-def _isotropic_scale(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+def isotropic_scale(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+    """``(2,)`` normalized to isotropic coordinates: ``(W, H) / max(H, W)``, as ``like``."""
     m = max(h, w)
     return torch.tensor([w / m, h / m], dtype=like.dtype, device=like.device)
 
@@ -185,7 +186,7 @@ def tps_flow(
         )
     dtype = source_points.dtype if source_points.is_floating_point() else torch.float32
     h, w = size
-    iso = _isotropic_scale(h, w, torch.empty(0, dtype=torch.float64, device=source_points.device))
+    iso = isotropic_scale(h, w, torch.empty(0, dtype=torch.float64, device=source_points.device))
     src = source_points.to(torch.float64) * iso
     dst = exemplar_points.to(torch.float64) * iso
     n, k, _ = src.shape

@@ -58,6 +58,7 @@ from .geometry import (
     flow_jacobian_determinant,
     gaussian_blur,
     identity_grid,
+    isotropic_scale,
     pixel_to_normalized,
     resample_box,
     resize_flow,
@@ -297,7 +298,7 @@ def frame_map(
     down to the nose and mouth (a tilt foreshortens face and frame alike) and sits on the
     eye corners' line.
     """
-    iso = _iso(*size, source_landmarks.device)
+    iso = isotropic_scale(*size, source_landmarks.to(torch.float64))
     src = source_landmarks.to(torch.float64) * iso
     ex = exemplar_landmarks.to(torch.float64) * iso
     frame_s, frame_e = _eye_frame(src), _eye_frame(ex)
@@ -325,7 +326,7 @@ def frame_ends(alpha: Tensor, landmarks: Tensor) -> Tensor:
     ``(N, 1, H, W)``, a frame's alpha on the crops of ``landmarks``), at the eyes' height;
     NaN where a crop shows no frame."""
     h, w = alpha.shape[-2:]
-    iso = _iso(h, w, landmarks.device)
+    iso = isotropic_scale(h, w, landmarks.to(torch.float64))
     frame = _eye_frame(landmarks.to(torch.float64) * iso)
     ends = torch.full((len(landmarks), 2, 2), float("nan"), dtype=torch.float64)
     for i, crop in enumerate(alpha[:, 0]):
@@ -355,7 +356,7 @@ def outline_squeeze(
     frame wrapping toward the temple is seen. Elsewhere (the near side, a frontal face)
     nothing moves: the outline never stretches a frame.
     """
-    iso = _iso(*size, landmarks.device)
+    iso = isotropic_scale(*size, landmarks.to(torch.float64))
     frame = _eye_frame(landmarks.to(torch.float64) * iso)
     line = apply_homography(frame, landmarks.to(torch.float64) * iso)
     iod = (line[:, 42:48, 0].mean(1) - line[:, 36:42, 0].mean(1))[:, None]
@@ -378,11 +379,6 @@ def outline_squeeze(
         along = along + sign * (squeezed - depth)
     moved = torch.stack([along * iod, moved[..., 1]], -1)
     return (apply_homography(torch.linalg.inv(frame), moved) / iso).to(points.dtype)
-
-
-def _iso(h: int, w: int, device: torch.device | None) -> Tensor:
-    """Normalized to isotropic coordinates (see :mod:`geogan_hf.geometry`), float64."""
-    return torch.tensor([w / max(h, w), h / max(h, w)], dtype=torch.float64, device=device)
 
 
 def landmark_flow(
