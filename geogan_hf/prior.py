@@ -88,6 +88,12 @@ MAX_TURN = 1.2  # radians: turns beyond this (profiles) are taken as this
 FRAME_OUTLINE = (0, 1, 15, 16)  # the face's outline beside the eyes, left and right
 FRAME_REACH = 0.05  # iod: how far a frame's end stands out of that outline, at most
 FRAME_KNEE = 0.25  # iod from the eyes' midpoint: a frame is squeezed into the outline beyond this
+ARM_ROOM = 0.15  # iod of temple between a frame's end and the outline from which its arm shows
+ARM_BEYOND = 0.1  # an arm goes on this far (iod) past the outline beside the eyes (to the ear)...
+ARM_FADE = 0.25  # ... fading out over its last this much (iod): it goes behind the ear
+ARM_SHARE = 1.0  # an arm is this share of its frame's top rim thick, at the hinge...
+ARM_TAPER = 0.7  # ... and this share of that at the ear (it recedes from the camera)
+END_PIECE = (0.15, 0.45)  # iod in from a frame's end: where its top rim's thickness is read
 NO_STRANDS = (27, 0.0, 0.0, 0.0)  # an AttributeSpec's strands for what is not hair (never drawn)
 FACE_SIZE = (128, 128)  # the face outline, for the head's hair (head_hair), is drawn at this size
 MIRROR_SIGMA = 0.03  # smoothing of the warp quality maps that choose exemplar or mirror
@@ -381,6 +387,93 @@ def outline_squeeze(
     return (apply_homography(torch.linalg.inv(frame), moved) / iso).to(points.dtype)
 
 
+def temple_arms(
+    alpha: Tensor, foreground: Tensor, points: Tensor, box: tuple[int, int, int, int],
+    size: tuple[int, int],
+) -> tuple[Tensor, Tensor]:
+    """``(alpha, colour)`` ``(N, 1, H, W)`` and ``(N, 3, H, W)`` of the temple arms of the
+    frames ``alpha``, ``foreground`` (the composite's, on ``box`` of a ``size`` image) on
+    faces with landmarks ``points`` ``(N, 68, 2)`` (pixels).
+
+    An exemplar's region ends at its temples, so its frame arrives without arms; on a
+    turned head the near arm runs from the hinge across the temple to the ear, and a frame
+    without it floats. An arm is drawn where the source shows more than :data:`ARM_ROOM`
+    of temple between the frame's end and its outline beside the eyes (never on the far
+    side of a turned head, whose frame ends there: :func:`outline_squeeze`): along the eye
+    line, from the top of the end-piece to just past the outline, as thick as the frame's
+    top rim near its end (:data:`ARM_SHARE`, :data:`ARM_TAPER`), in the end-piece's
+    colour, with edges as soft as the frame's.
+    """
+    n = alpha.shape[0]
+    h, w = size
+    y0, y1, x0, x1 = box
+    arms = alpha.new_zeros(n, 1, h, w)
+    paint = alpha.new_zeros(n, 3, h, w)
+    edge = alpha - F.pad(alpha[..., 1:], (0, 1))
+    edge = torch.maximum(edge.abs(), (alpha - F.pad(alpha[..., 1:, :], (0, 0, 0, 1))).abs())
+    for i in range(n):
+        if alpha[i].amax() <= 0.5:
+            continue
+        frame = _eye_frame(points[i : i + 1].double())
+        to_image = torch.linalg.inv(frame)
+        line = apply_homography(frame, points[i : i + 1].double())[0]
+        iod = float(line[42:48, 0].mean() - line[36:42, 0].mean())
+        # the frame seen along its eye line, one sample per pixel
+        along = torch.arange(-2.5 * iod, 2.5 * iod, dtype=torch.float64)
+        across = torch.arange(-0.8 * iod, 0.8 * iod, dtype=torch.float64)
+        seen = torch.stack(torch.meshgrid(along, across, indexing="xy"), -1)
+        pixels = apply_homography(to_image, seen.reshape(1, -1, 2))
+        grid = torch.stack(
+            [2 * (pixels[..., 0] - x0) / (x1 - x0) - 1, 2 * (pixels[..., 1] - y0) / (y1 - y0) - 1],
+            -1,
+        ).view(1, len(across), len(along), 2)
+        layers = torch.cat([alpha[i : i + 1], foreground[i : i + 1]], 1)
+        rect = F.grid_sample(layers, grid.to(layers), align_corners=False)[0]
+        columns = torch.nonzero(rect[0].amax(0) > 0.5)[:, 0]
+        # the frame's edges: a blurred step's steepest slope is 1 / (sigma sqrt(2 pi))
+        slope = torch.quantile(edge[i][alpha[i] > 0.05], 0.95).clamp(1e-3, 1)
+        soft = max(0.0, float(1 / (slope * 2.5066)) - 0.5)
+        for sign, end, outline in ((-1, columns[0], (0, 1)), (1, columns[-1], (15, 16))):
+            tip, room = float(along[end]), float(line[list(outline), 0].mean())
+            if sign * (room - tip) < ARM_ROOM * iod:
+                continue
+            inward = sign * (tip - along)
+            piece = (inward >= END_PIECE[0] * iod) & (inward <= END_PIECE[1] * iod)
+            thickness = ARM_SHARE * float(rect[0][across < 0][:, piece].sum(0).median())
+            end_piece = (inward >= 0) & (inward <= 0.15 * iod)
+            rows = torch.nonzero((rect[0][:, end_piece] > 0.5).any(1))[:, 0]
+            if thickness < 1 or len(rows) == 0:
+                continue
+            hinge = float(across[rows[0]]) + thickness / 2
+            weight = rect[0][:, end_piece].square()
+            colour = (rect[1:, :, end_piece] * weight).sum((1, 2)) / weight.sum()
+            ends = torch.tensor([[[tip - sign * 0.03 * iod, hinge],
+                                  [room + sign * ARM_BEYOND * iod, hinge]]], dtype=torch.float64)  # fmt: skip
+            start, stop = apply_homography(to_image, ends)[0].to(alpha)
+            margin = thickness + 3 * soft + 2
+            lo = (torch.minimum(start, stop) - margin).floor().clamp_min(0).int().tolist()
+            hi = torch.maximum(start, stop) + margin
+            hi = [min(w, int(hi[0].ceil())), min(h, int(hi[1].ceil()))]
+            if hi[0] - lo[0] < 2 or hi[1] - lo[1] < 2:
+                continue
+            ys, xs = torch.meshgrid(
+                torch.arange(lo[1], hi[1]).to(alpha) + 0.5,
+                torch.arange(lo[0], hi[0]).to(alpha) + 0.5,
+                indexing="ij",
+            )
+            offset = torch.stack([xs, ys], -1) - start
+            length = (stop - start).norm().clamp_min(1e-6)
+            t = (offset @ (stop - start) / length.square()).clamp(0, 1)
+            distance = (offset - t[..., None] * (stop - start)).norm(dim=-1)
+            half = thickness / 2 * (1 - (1 - ARM_TAPER) * t)
+            fade = ((1 - t) * length / (ARM_FADE * iod)).clamp(0, 1)
+            arm = gaussian_blur(((half - distance + 0.5).clamp(0, 1) * fade)[None, None], soft)
+            patch = (i, slice(None), slice(lo[1], hi[1]), slice(lo[0], hi[0]))
+            arms[patch] = torch.maximum(arms[patch], arm[0])
+            paint[patch] = torch.where(arm[0] > 0, colour.view(3, 1, 1), paint[patch])
+    return arms, paint
+
+
 def landmark_flow(
     source_landmarks: Tensor,
     exemplar_landmarks: Tensor,
@@ -625,7 +718,14 @@ def compose_transfer(
     clean = (clean + 1) * (1 + warped[:, 7:10] * src.region) - 1
     blended = source.clone()
     blended[:, :, y0:y1, x0:x1] = composite(clean, foreground, alpha)
-    return blended, _paste(alpha, box, size), _paste(prior_alpha, box, size)
+    alpha, prior_alpha = _paste(alpha, box, size), _paste(prior_alpha, box, size)
+    if frame.any():
+        arms, colour = temple_arms(
+            prior_alpha[..., y0:y1, x0:x1] * frame.view(-1, 1, 1, 1), foreground, points, box, size
+        )
+        blended = composite(blended, colour, arms)
+        alpha, prior_alpha = torch.maximum(alpha, arms), torch.maximum(prior_alpha, arms)
+    return blended, alpha, prior_alpha
 
 
 def _grain(

@@ -18,7 +18,15 @@ from geogan_hf.geometry import (
     sample_flow_at,
 )
 from geogan_hf.imageio import pil_to_tensor
-from geogan_hf.prior import FRAME_REACH, frame_map, landmark_flow, mirror_warp
+from geogan_hf.prior import (
+    ARM_BEYOND,
+    ARM_FADE,
+    FRAME_REACH,
+    frame_map,
+    landmark_flow,
+    mirror_warp,
+    temple_arms,
+)
 from geogan_hf.samples import load_sample
 
 TINY = {"ngf": 4, "n_blocks": 1, "image_size": 64}
@@ -320,6 +328,46 @@ def test_a_frame_on_a_turned_head_ends_at_its_far_outline(pair64):
     flat = landmark_flow(frontal, la, (64, 64), rigid)
     fits = torch.stack([mid - 0.9 * axis, mid + 0.9 * axis])[None].double()
     assert (landmark_flow(frontal, la, (64, 64), rigid, fits) - flat).abs().max() < 1e-6
+
+
+def _spectacles(points: torch.Tensor, size: int, rim: float, reach: float):
+    """A frame's alpha ``(1, 1, size, size)``: two rectangular rims ``rim`` pixels thick,
+    each lens ``reach`` iod on either side of its eye (``points`` (68, 2), pixels); and the
+    coordinates (iod) along the eye line from the eyes' midpoint of every pixel."""
+    left, right = points[36:42].mean(0), points[42:48].mean(0)
+    iod = (right - left).norm()
+    along, across = (right - left) / iod, torch.stack([left[1] - right[1], right[0] - left[0]]) / iod
+    ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    offset = torch.stack([xs, ys], -1) - (left + right) / 2
+    a, c = offset @ along / iod, offset @ across / iod
+    thin = rim / iod
+    lens = ((a.abs() - 0.5).abs() <= reach) & (c.abs() <= 0.25)
+    inner = ((a.abs() - 0.5).abs() <= reach - thin) & (c.abs() <= 0.25 - thin)
+    return (lens & ~inner).float()[None, None], a
+
+
+def test_a_frame_gets_its_temple_arm_where_the_temple_shows():
+    """On a turned head (breakingbad looks to its left) the near side shows temple between
+    the frame's end and the outline: an arm runs there, from the end-piece to just past the
+    outline, as thick as the top rim and in the frame's colour. The far side, where the frame
+    reaches the outline, gets none; neither does a frame that fills a face to its outline."""
+    _, landmarks = aligned("breakingbad", 128)
+    points = (landmarks[0] + 1) * 64
+    alpha, along = _spectacles(points, 128, rim=3.0, reach=0.45)
+    colour = torch.tensor([-0.8, -0.6, -0.4]).view(1, 3, 1, 1).expand(1, 3, 128, 128)
+    arms, paint = temple_arms(alpha, colour, points[None], (0, 128, 0, 128), (128, 128))
+    arm = arms[0, 0] > 0.5
+    left, right = points[36:42].mean(0), points[42:48].mean(0)
+    axis = right - left
+    outline = float(((points[15:17] - (left + right) / 2) @ axis / axis.square().sum()).mean())
+    assert along[arm].min() > 0.8  # the near (right) side only, from the frame's end (0.95)
+    assert outline + ARM_BEYOND - ARM_FADE < along[arm].max() <= outline + ARM_BEYOND
+    hinge = (along > 1.0) & (along < 1.2)
+    thickness = arms[0, 0].sum(0)[hinge.any(0)].amax()  # the arm runs nearly along the rows
+    assert 2.5 < thickness < 3.5, thickness
+    assert torch.allclose(paint[0][:, arm], colour[0, :, :1, 0].expand(-1, int(arm.sum())))
+    wide, _ = _spectacles(points, 128, rim=3.0, reach=1.5)
+    assert temple_arms(wide, colour, points[None], (0, 128, 0, 128), (128, 128))[0].max() == 0
 
 
 def test_a_far_lens_seen_against_the_background_is_its_near_lens_mirrored(pair64):
