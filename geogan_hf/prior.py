@@ -50,6 +50,7 @@ from .compose import (
     relight,
     remove_instance,
     sharpen_frame,
+    smooth_rims,
     steady_colour,
 )
 from .errors import InvalidImageError, MissingLandmarksError
@@ -708,7 +709,9 @@ def compose_transfer(
     foreground, prior_alpha = _grain(foreground, prior_alpha, prior, points, iod, box)
     frame = torch.tensor([k == "accessory" for k in kinds], device=source.device)
     if frame.any():
-        sharp = sharpen_frame(prior_alpha, prior.missing.to(prior_alpha), FRAME_EDGE * iod)
+        sharp = sharpen_frame(
+            smooth_rims(prior_alpha), prior.missing.to(prior_alpha), FRAME_EDGE * iod
+        )
         prior_alpha = torch.where(frame.view(-1, 1, 1, 1), sharp, prior_alpha)
     alpha = prior_alpha
     if alpha_correction is not None:

@@ -578,6 +578,34 @@ def test_a_soft_exemplars_frame_gets_crisp_edges_back(generator, faces, monkeypa
     assert crisp.sum() > 0.95 * flat.sum()
 
 
+def _rim(width: float, size: int = 96) -> torch.Tensor:
+    """``(1, 1, size, size)`` a rectangular rim ``width`` pixels thick: rows 28-67 and
+    columns 18-77 outside, the lens inside."""
+    ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    outer = ((xs - 48).abs() <= 30) & ((ys - 48).abs() <= 20)
+    inner = ((xs - 48).abs() <= 30 - width) & ((ys - 48).abs() <= 20 - width)
+    return (outer & ~inner).float()[None, None]
+
+
+def test_a_frames_rims_are_smoothed_along_them_not_across():
+    """A notch in a rim is filled and a hair standing on it mostly goes; the rims keep
+    their thickness, their opacity and crisp edges (a straight rim is unchanged), and a
+    thin faint rim stays."""
+    rim = _rim(4.0)
+    assert abs(float(compose.rim_width(rim)) - 4.0) < 1e-4
+    worn = rim.clone()
+    worn[..., 28:30, 40:42] = 0  # a notch in the top rim (rows 28-31)
+    worn[..., 24:28, 60] = 1  # a brow hair standing on it
+    smooth = compose.smooth_rims(worn)
+    assert smooth[..., 28:30, 40:42].amin() > 0.7
+    assert smooth[..., 24:28, 60].amax() < 0.25
+    assert abs(float(compose.rim_width(smooth)) - 4.0) < 0.3
+    bottom = smooth[0, 0, :, 30:66]  # rows 64-67, away from the corners
+    assert (bottom[64:68] > 0.99).all() and (bottom[60:64] < 0.01).all() and (bottom[68:] < 0.01).all()
+    faint = compose.smooth_rims(0.6 * _rim(2.0))[0, 0, :, 30:66]
+    assert (faint[66:68].amax(0) > 0.55).all() and faint.amax() < 0.8
+
+
 def _hairs(length: float, across: bool, size: int = 160) -> torch.Tensor:
     """``(1, 3, size, size)`` dark hairs ``length`` pixels long on light skin, radiating from
     ``STRANDS_ORIGIN`` (or lying ``across`` that direction), photographed soft (2 px blur)."""
