@@ -12,6 +12,7 @@ runs, so ``geogan-transfer --help`` does not load the training stack.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
 import warnings
@@ -87,17 +88,24 @@ def _run_cli(
         from .runtime import configure_cpu_runtime  # after parsing: --help stays fast
 
         configure_cpu_runtime()
+        shown = warnings.showwarning
         with warnings.catch_warnings():
-            # the library's own notes (experimental attribute, untrained model): one line each
-            warnings.simplefilter("always")
-            warnings.showwarning = _show_note
+            # the library's own notes (experimental attribute, untrained model): one line each;
+            # other warnings (a ResourceWarning when the collector finds an unclosed event
+            # loop of the process's) keep their own filters and display
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = functools.partial(_show_note, shown)
             return run(args)
 
     return run_command(parser, noted, argv)
 
 
-def _show_note(message, category, *args, **kwargs) -> None:
-    """Warnings as ``note: <message>`` on one line (no file name, no source line)."""
+def _show_note(shown: Callable[..., None], message, category, *args, **kwargs) -> None:
+    """User warnings as ``note: <message>`` on one line (no file name, no source line);
+    others as ``shown`` shows them."""
+    if not issubclass(category, UserWarning):
+        shown(message, category, *args, **kwargs)
+        return
     print(f"note: {_one_line(message)}", file=sys.stderr)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from geogan_hf import pipeline
 from geogan_hf.cli import eval_main, prepare_main, synth_main, transfer_main
 from geogan_hf.samples import load_sample
 
@@ -105,6 +107,24 @@ def test_bad_input_exits_2_with_one_line(photos, tmp_path, capsys, case):
     assert message in lines[0]
     assert "Traceback" not in stderr
     assert not (tmp_path / "out.png").exists()
+
+
+def test_only_the_librarys_warnings_become_notes(photos, tmp_path, capsys, monkeypatch):
+    """A warning that is not the library's (the collector finding an unclosed event loop
+    that something else in the process left, mid-run) keeps its own display: the user
+    still sees one line, the error."""
+    load = pipeline.load_image
+
+    def collect_and_load(*args, **kwargs):
+        warnings.warn("unclosed event loop", ResourceWarning, stacklevel=1)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "load_image", collect_and_load)
+    paths = [str(photos["source"]), str(tmp_path / "empty.png")]
+    (tmp_path / "empty.png").write_bytes(b"")
+    assert exit_code(transfer_main, [*paths, "-o", str(tmp_path / "out.png")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
 
 
 def test_python_m_geogan_hf_reports_bad_input_without_traceback(photos, tmp_path):
