@@ -453,19 +453,23 @@ def smooth_rims(alpha: Tensor) -> Tensor:
     offers (as :func:`strand_noise`).
     """
     out = []
-    for frame, width in zip(alpha, rim_width(alpha).tolist(), strict=True):
-        frame = frame[None]
+    # the filter (rim widths, edge directions, opacity gains) is read from alpha as it is;
+    # the gradient flows through the averaging itself, never through 0 / 0 or atan2(0, 0)
+    guides = alpha.detach()
+    for frame, guide, width in zip(alpha, guides, rim_width(guides).tolist(), strict=True):
+        frame, guide = frame[None], guide[None]
         reach = RIM_REACH * width
-        dy, dx = torch.gradient(frame, dim=(-2, -1))
+        dy, dx = torch.gradient(guide, dim=(-2, -1))
         tensor = gaussian_blur(torch.cat([dx * dx, dx * dy, dy * dy], 1), max(0.5, reach / 2))
         normal = 0.5 * torch.atan2(2 * tensor[:, 1:2], tensor[:, :1] - tensor[:, 2:])
         along = torch.cat([-normal.sin(), normal.cos()], 1).permute(0, 2, 3, 1)
         steps = torch.linspace(-1, 1, RIM_SAMPLES).tolist()
         weights = [1 - abs(t) / 2 for t in steps]
-        smooth = sum(w * _shifted(frame, along * (reach * t)) for w, t in zip(weights, steps))
-        smooth = smooth / sum(weights)
+        shifts = [along * (reach * t) for t in steps]
+        smooth = sum(w * _shifted(frame, d) for w, d in zip(weights, shifts)) / sum(weights)
+        seen = sum(w * _shifted(guide, d) for w, d in zip(weights, shifts)) / sum(weights)
         r = max(1, round(width))
-        peak = F.max_pool2d(frame, 2 * r + 1, 1, r) / F.max_pool2d(smooth, 2 * r + 1, 1, r)
+        peak = F.max_pool2d(guide, 2 * r + 1, 1, r) / F.max_pool2d(seen, 2 * r + 1, 1, r)
         smooth = (smooth * peak.nan_to_num(1.0).clamp(1, 2)).clamp(0, 1)
         crisp = smooth + RIM_CRISP * (smooth - gaussian_blur(smooth, max(0.5, width / 3)))
         out.append(crisp.clamp(0, 1))

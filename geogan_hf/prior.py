@@ -403,8 +403,9 @@ def temple_arms(
     side of a turned head, whose frame ends there: :func:`outline_squeeze`): along the eye
     line, from the top of the end-piece to just past the outline, as thick as the frame's
     top rim near its end (:data:`ARM_SHARE`, :data:`ARM_TAPER`), in the end-piece's
-    colour, with edges as soft as the frame's.
+    colour, with edges as soft as the frame's. Drawn from what the frame is (no gradient).
     """
+    alpha, foreground = alpha.detach(), foreground.detach()
     n = alpha.shape[0]
     h, w = size
     y0, y1, x0, x1 = box
