@@ -432,6 +432,8 @@ def temple_arms(
         layers = torch.cat([alpha[i : i + 1], foreground[i : i + 1]], 1)
         rect = F.grid_sample(layers, grid.to(layers), align_corners=False)[0]
         columns = torch.nonzero(rect[0].amax(0) > 0.5)[:, 0]
+        if len(columns) == 0:  # no frame along the eye line
+            continue
         # the frame's edges: a blurred step's steepest slope is 1 / (sigma sqrt(2 pi))
         slope = torch.quantile(edge[i][alpha[i] > 0.05], 0.95).clamp(1e-3, 1)
         soft = max(0.0, float(1 / (slope * 2.5066)) - 0.5)
@@ -441,10 +443,12 @@ def temple_arms(
                 continue
             inward = sign * (tip - along)
             piece = (inward >= END_PIECE[0] * iod) & (inward <= END_PIECE[1] * iod)
+            if not piece.any():
+                continue
             thickness = ARM_SHARE * float(rect[0][across < 0][:, piece].sum(0).median())
             end_piece = (inward >= 0) & (inward <= 0.15 * iod)
             rows = torch.nonzero((rect[0][:, end_piece] > 0.5).any(1))[:, 0]
-            if thickness < 1 or len(rows) == 0:
+            if not thickness >= 1 or len(rows) == 0:  # (NaN: no rim there)
                 continue
             hinge = float(across[rows[0]]) + thickness / 2
             weight = rect[0][:, end_piece].square()

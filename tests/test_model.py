@@ -368,6 +368,9 @@ def test_a_frame_gets_its_temple_arm_where_the_temple_shows():
     assert torch.allclose(paint[0][:, arm], colour[0, :, :1, 0].expand(-1, int(arm.sum())))
     wide, _ = _spectacles(points, 128, rim=3.0, reach=1.5)
     assert temple_arms(wide, colour, points[None], (0, 128, 0, 128), (128, 128))[0].max() == 0
+    elsewhere = torch.zeros_like(alpha)
+    elsewhere[..., 120:, :8] = 1  # alpha, but nothing along the eye line
+    assert temple_arms(elsewhere, colour, points[None], (0, 128, 0, 128), (128, 128))[0].max() == 0
 
 
 def test_a_far_lens_seen_against_the_background_is_its_near_lens_mirrored(pair64):
