@@ -94,7 +94,6 @@ ARM_BEYOND = 0.1  # an arm goes on this far (iod) past the outline beside the ey
 ARM_FADE = 0.25  # ... fading out over its last this much (iod): it goes behind the ear
 ARM_SHARE = 1.0  # an arm is this share of its frame's top rim thick, at the hinge...
 ARM_TAPER = 0.7  # ... and this share of that at the ear (it recedes from the camera)
-EAR_LEVEL = 0.05  # iod below the eye line that a level face's outline beside the eyes (0, 16) lies
 END_PIECE = (0.15, 0.45)  # iod in from a frame's end: where its top rim's thickness is read
 NO_STRANDS = (27, 0.0, 0.0, 0.0)  # an AttributeSpec's strands for what is not hair (never drawn)
 FACE_SIZE = (128, 128)  # the face outline, for the head's hair (head_hair), is drawn at this size
@@ -402,11 +401,9 @@ def temple_arms(
     without it floats. An arm is drawn where the source shows more than :data:`ARM_ROOM`
     of temple between the frame's end and its outline beside the eyes (never on the far
     side of a turned head, whose frame ends there: :func:`outline_squeeze`): along the eye
-    line from the top of the end-piece to just past the outline (its far end lower or
-    higher as the outline there lies below the eye line more or less than a level face's,
-    :data:`EAR_LEVEL`), as thick as the frame's top rim near its end (:data:`ARM_SHARE`,
-    :data:`ARM_TAPER`), in the end-piece's colour, with edges as soft as the frame's. Drawn
-    from what the frame is (no gradient).
+    line, from the top of the end-piece to just past the outline, as thick as the frame's
+    top rim near its end (:data:`ARM_SHARE`, :data:`ARM_TAPER`), in the end-piece's
+    colour, with edges as soft as the frame's. Drawn from what the frame is (no gradient).
     """
     alpha, foreground = alpha.detach(), foreground.detach()
     n = alpha.shape[0]
@@ -440,9 +437,8 @@ def temple_arms(
         # the frame's edges: a blurred step's steepest slope is 1 / (sigma sqrt(2 pi))
         slope = torch.quantile(edge[i][alpha[i] > 0.05], 0.95).clamp(1e-3, 1)
         soft = max(0.0, float(1 / (slope * 2.5066)) - 0.5)
-        for sign, end, outline in ((-1, columns[0], (0, 1)), (1, columns[-1], (16, 15))):
+        for sign, end, outline in ((-1, columns[0], (0, 1)), (1, columns[-1], (15, 16))):
             tip, room = float(along[end]), float(line[list(outline), 0].mean())
-            ear = float(line[outline[0], 1]) / iod
             if sign * (room - tip) < ARM_ROOM * iod:
                 continue
             inward = sign * (tip - along)
@@ -457,10 +453,8 @@ def temple_arms(
             hinge = float(across[rows[0]]) + thickness / 2
             weight = rect[0][:, end_piece].square()
             colour = (rect[1:, :, end_piece] * weight).sum((1, 2)) / weight.sum()
-            # a face seen from above or below shows its ears higher or lower than a level one
-            drop = (ear - EAR_LEVEL) * iod
             ends = torch.tensor([[[tip - sign * 0.03 * iod, hinge],
-                                  [room + sign * ARM_BEYOND * iod, hinge + drop]]], dtype=torch.float64)  # fmt: skip
+                                  [room + sign * ARM_BEYOND * iod, hinge]]], dtype=torch.float64)  # fmt: skip
             start, stop = apply_homography(to_image, ends)[0].to(alpha)
             margin = thickness + 3 * soft + 2
             lo = (torch.minimum(start, stop) - margin).floor().clamp_min(0).int().tolist()

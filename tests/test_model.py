@@ -366,21 +366,6 @@ def test_a_frame_gets_its_temple_arm_where_the_temple_shows():
     thickness = arms[0, 0].sum(0)[hinge.any(0)].amax()  # the arm runs nearly along the rows
     assert 2.5 < thickness < 3.5, thickness
     assert torch.allclose(paint[0][:, arm], colour[0, :, :1, 0].expand(-1, int(arm.sum())))
-    # seen from below, the ears (and the outline beside the eyes) are higher: so is the arm's end
-    down = axis.flip(-1) * axis.new_tensor([-1.0, 1.0])  # across the eye line, downwards
-    raised = points.clone()
-    raised[[15, 16]] -= 0.2 * down
-    lifted = temple_arms(alpha, colour, raised[None], (0, 128, 0, 128), (128, 128))[0][0, 0]
-    ys = torch.arange(128.0)[:, None].expand(128, 128)
-
-    def height(arms: torch.Tensor, lo: float, hi: float) -> float:
-        """The arm's mean height (rows) between ``lo`` and ``hi`` along the eye line."""
-        part = arms * ((along > lo) & (along < hi))
-        return float((part * ys).sum() / part.sum())
-
-    assert abs(height(lifted, 0.95, 1.05) - height(arms[0, 0], 0.95, 1.05)) < 0.5
-    rise = height(arms[0, 0], 1.8, 1.9) - height(lifted, 1.8, 1.9)
-    assert 0.1 * float(axis.norm()) < rise < 0.2 * float(axis.norm()), rise
     wide, _ = _spectacles(points, 128, rim=3.0, reach=1.5)
     assert temple_arms(wide, colour, points[None], (0, 128, 0, 128), (128, 128))[0].max() == 0
     elsewhere = torch.zeros_like(alpha)
