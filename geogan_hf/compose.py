@@ -465,11 +465,10 @@ def smooth_rims(alpha: Tensor) -> Tensor:
         along = torch.cat([-normal.sin(), normal.cos()], 1).permute(0, 2, 3, 1)
         steps = torch.linspace(-1, 1, RIM_SAMPLES).tolist()
         weights = [1 - abs(t) / 2 for t in steps]
-        shifts = [along * (reach * t) for t in steps]
-        smooth = sum(w * _shifted(frame, d) for w, d in zip(weights, shifts)) / sum(weights)
-        seen = sum(w * _shifted(guide, d) for w, d in zip(weights, shifts)) / sum(weights)
+        smooth = sum(w * _shifted(frame, along * (reach * t)) for w, t in zip(weights, steps))
+        smooth = smooth / sum(weights)
         r = max(1, round(width))
-        peak = F.max_pool2d(guide, 2 * r + 1, 1, r) / F.max_pool2d(seen, 2 * r + 1, 1, r)
+        peak = F.max_pool2d(guide, 2 * r + 1, 1, r) / F.max_pool2d(smooth.detach(), 2 * r + 1, 1, r)
         smooth = (smooth * peak.nan_to_num(1.0).clamp(1, 2)).clamp(0, 1)
         crisp = smooth + RIM_CRISP * (smooth - gaussian_blur(smooth, max(0.5, width / 3)))
         out.append(crisp.clamp(0, 1))
