@@ -95,6 +95,8 @@ ARM_FADE = 0.25  # ... fading out over its last this much (iod): it goes behind 
 ARM_SHARE = 1.0  # an arm is this share of its frame's top rim thick, at the hinge...
 ARM_TAPER = 0.7  # ... and this share of that at the ear (it recedes from the camera)
 END_PIECE = (0.15, 0.45)  # iod in from a frame's end: where its top rim's thickness is read
+HINGE = 0.15  # iod in from a frame's end: its end-piece, whose top the arm leaves, in its colour
+ARM_OVERLAP = 0.03  # iod: an arm starts this far inside the end-piece (they join, no gap)
 NO_STRANDS = (27, 0.0, 0.0, 0.0)  # an AttributeSpec's strands for what is not hair (never drawn)
 FACE_SIZE = (128, 128)  # the face outline, for the head's hair (head_hair), is drawn at this size
 MIRROR_SIGMA = 0.03  # smoothing of the warp quality maps that choose exemplar or mirror
@@ -437,7 +439,8 @@ def temple_arms(
         # the frame's edges: a blurred step's steepest slope is 1 / (sigma sqrt(2 pi))
         slope = torch.quantile(edge[i][alpha[i] > 0.05], 0.95).clamp(1e-3, 1)
         soft = max(0.0, float(1 / (slope * 2.5066)) - 0.5)
-        for sign, end, outline in ((-1, columns[0], (0, 1)), (1, columns[-1], (15, 16))):
+        sides = ((-1, columns[0], FRAME_OUTLINE[:2]), (1, columns[-1], FRAME_OUTLINE[2:]))
+        for sign, end, outline in sides:
             tip, room = float(along[end]), float(line[list(outline), 0].mean())
             if sign * (room - tip) < ARM_ROOM * iod:
                 continue
@@ -446,14 +449,14 @@ def temple_arms(
             if not piece.any():
                 continue
             thickness = ARM_SHARE * float(rect[0][across < 0][:, piece].sum(0).median())
-            end_piece = (inward >= 0) & (inward <= 0.15 * iod)
+            end_piece = (inward >= 0) & (inward <= HINGE * iod)
             rows = torch.nonzero((rect[0][:, end_piece] > 0.5).any(1))[:, 0]
             if not thickness >= 1 or len(rows) == 0:  # (NaN: no rim there)
                 continue
             hinge = float(across[rows[0]]) + thickness / 2
             weight = rect[0][:, end_piece].square()
             colour = (rect[1:, :, end_piece] * weight).sum((1, 2)) / weight.sum()
-            ends = torch.tensor([[[tip - sign * 0.03 * iod, hinge],
+            ends = torch.tensor([[[tip - sign * ARM_OVERLAP * iod, hinge],
                                   [room + sign * ARM_BEYOND * iod, hinge]]], dtype=torch.float64)  # fmt: skip
             start, stop = apply_homography(to_image, ends)[0].to(alpha)
             margin = thickness + 3 * soft + 2
