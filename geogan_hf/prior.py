@@ -717,10 +717,11 @@ def compose_transfer(
     foreground, prior_alpha = _grain(foreground, prior_alpha, prior, points, iod, box)
     frame = torch.tensor([k == "accessory" for k in kinds], device=source.device)
     if frame.any():
-        sharp = sharpen_frame(
-            smooth_rims(prior_alpha), prior.missing.to(prior_alpha), FRAME_EDGE * iod
-        )
-        prior_alpha = torch.where(frame.view(-1, 1, 1, 1), sharp, prior_alpha)
+        # only the frames' samples: the rims' smoothing works sample by sample
+        index = frame.nonzero()[:, 0]
+        missing = prior.missing.to(prior_alpha)[index]
+        sharp = sharpen_frame(smooth_rims(prior_alpha[index]), missing, FRAME_EDGE * iod)
+        prior_alpha = prior_alpha.index_copy(0, index, sharp)
     alpha = prior_alpha
     if alpha_correction is not None:
         alpha = (alpha + resample_box(alpha_correction, box, size) * src.region).clamp(0, 1)
