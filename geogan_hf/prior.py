@@ -83,7 +83,7 @@ RIGID_POINTS = (27, 36, 39, 42, 45)
 FRAME_MODEL = ((0.0, 0.0), (-0.7, -0.3), (-0.3, -0.2), (0.3, -0.2), (0.7, -0.3))
 FRAME_CORNERS = (36, 39, 42, 45)  # eye corners: the line a frame sits on
 FRAME_HEIGHT = (33, 48, 54)  # nose base and mouth corners: the face's height below the eyes
-FRAME_ASPECT_LIMIT = 1.3  # the frame's vertical scale is within this factor of its horizontal
+FRAME_ASPECT_LIMIT = 1.3  # a pitched head shows its frame at most this much shorter (never taller)
 FRAME_WRAP = 0.2  # radians each lens is turned toward its eye (wrap, and the camera's perspective)
 MAX_TURN = 1.2  # radians: turns beyond this (profiles) are taken as this
 FRAME_OUTLINE = (0, 1, 15, 16)  # the face's outline beside the eyes, left and right
@@ -303,9 +303,12 @@ def frame_map(
     A frame is a rigid, nearly flat object in front of the eyes: a camera foreshortens it
     across the head's turn and tilt and shows its far lens smaller, but never shears nor
     bends it. Along the eye line each face's view of the lenses' plane is
-    :func:`_lens_plane`'s; across it, the frame is scaled as the distance from the eyes
-    down to the nose and mouth (a tilt foreshortens face and frame alike) and sits on the
-    eye corners' line.
+    :func:`_lens_plane`'s; across it, the frame sits on the eye corners' line and is
+    scaled as along the line at its centre, or shorter as the source's face is shorter
+    below the eyes (to the nose and mouth) than the exemplar's: a pitch foreshortens face
+    and frame alike. A longer face is taken as a longer face, not as a pitch: faces differ
+    in that height as much as a pitch changes it, and stretched with it, a frame came out
+    taller and rounder than the exemplar's, reaching the cheeks.
     """
     iso = isotropic_scale(*size, source_landmarks.to(torch.float64))
     src = source_landmarks.to(torch.float64) * iso
@@ -319,7 +322,7 @@ def frame_map(
     corners, height = list(FRAME_CORNERS), list(FRAME_HEIGHT)
     scale_x = along[:, 0, 0] - along[:, 0, 2] * along[:, 2, 0]  # d a_e / d a_s at a_s = 0
     scale_y = e[:, height, 1].mean(1) / seen[:, height, 1].mean(1).clamp_min(1e-6)
-    scale_y = scale_y.clamp(scale_x / FRAME_ASPECT_LIMIT, scale_x * FRAME_ASPECT_LIMIT)
+    scale_y = scale_y.clamp(scale_x, scale_x * FRAME_ASPECT_LIMIT)
     shift_y = (e[:, corners, 1] - scale_y[:, None] * seen[:, corners, 1]).mean(1)
     across = torch.zeros_like(along)
     across[:, 0, 0], across[:, 2, 2] = 1, 1

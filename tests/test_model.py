@@ -249,6 +249,25 @@ def test_frame_map_follows_a_moved_face(pair64):
     assert torch.allclose(mapped[..., :2] / mapped[..., 2:], exemplar, atol=1e-6)
 
 
+def test_a_frame_keeps_its_aspect_on_a_longer_face(pair64):
+    """A frame is never taller, relative to its width, than the exemplar shows it: a source
+    whose nose, mouth and jaw sit lower (a longer face) gets the same frame (stretched with
+    that height, rectangular lenses came out taller), one whose sit higher (a pitched head)
+    a frame as wide and shorter."""
+    size = (64, 64)
+    exemplar = pair64[3]
+    below = [*range(3, 14), *range(31, 36), *range(48, 68)]
+    same = frame_map(exemplar, exemplar, size)
+    assert torch.allclose(same, torch.eye(3, dtype=same.dtype)[None], atol=1e-9)
+    longer, shorter = exemplar.clone(), exemplar.clone()
+    longer[:, below, 1] += 0.1
+    shorter[:, below, 1] -= 0.05
+    assert torch.allclose(frame_map(longer, exemplar, size), same, atol=1e-9)
+    foreshortened = frame_map(shorter, exemplar, size)[0]
+    assert abs(float(foreshortened[0, 0]) - 1) < 0.01  # as wide (the eye line is not level)
+    assert 1.05 < float(foreshortened[1, 1]) <= 1.3 + 1e-9  # shorter (exemplar per source)
+
+
 def test_glasses_ignore_the_face_outline(pair64):
     """A frame sits on the nose root and before the eyes: the jaw line (the near cheek of a
     turned head reaches far out) neither stretches nor moves it."""
