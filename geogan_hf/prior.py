@@ -459,6 +459,14 @@ def temple_arms(
             hinge = float(across[rows[0]]) + thickness / 2
             weight = rect[0][:, end_piece].square()
             colour = (rect[1:, :, end_piece] * weight).sum((1, 2)) / weight.sum()
+            # the arm leaves the frame where the frame is at the arm's height: a rounded
+            # corner ends inside the frame's tip there, and an arm from the tip floated
+            at_arm = (across - hinge).abs() <= thickness / 2
+            joined = torch.nonzero(
+                (rect[0][at_arm].amax(0) > 0.5) & (inward >= 0) & (inward <= END_PIECE[1] * iod)
+            )[:, 0]
+            if len(joined):
+                tip = float(along[joined[-1] if sign > 0 else joined[0]])
             ends = torch.tensor([[[tip - sign * ARM_OVERLAP * iod, hinge],
                                   [room + sign * ARM_BEYOND * iod, hinge]]], dtype=torch.float64)  # fmt: skip
             start, stop = apply_homography(to_image, ends)[0].to(alpha)

@@ -349,10 +349,13 @@ def test_a_frame_on_a_turned_head_ends_at_its_far_outline(pair64):
     assert (landmark_flow(frontal, la, (64, 64), rigid, fits) - flat).abs().max() < 1e-6
 
 
-def _spectacles(points: torch.Tensor, size: int, rim: float, reach: float):
+def _spectacles(
+    points: torch.Tensor, size: int, rim: float, reach: float, slant: float = 0.0
+):
     """A frame's alpha ``(1, 1, size, size)``: two rectangular rims ``rim`` pixels thick,
-    each lens ``reach`` iod on either side of its eye (``points`` (68, 2), pixels); and the
-    coordinates (iod) along the eye line from the eyes' midpoint of every pixel."""
+    each lens ``reach`` iod on either side of its eye (``points`` (68, 2), pixels), their
+    outer sides slanting in by ``slant`` iod from the bottom to the top; and the
+    coordinates (iod) along and across the eye line from the eyes' midpoint of every pixel."""
     left, right = points[36:42].mean(0), points[42:48].mean(0)
     iod = (right - left).norm()
     along, across = (right - left) / iod, torch.stack([left[1] - right[1], right[0] - left[0]]) / iod
@@ -360,9 +363,11 @@ def _spectacles(points: torch.Tensor, size: int, rim: float, reach: float):
     offset = torch.stack([xs, ys], -1) - (left + right) / 2
     a, c = offset @ along / iod, offset @ across / iod
     thin = rim / iod
-    lens = ((a.abs() - 0.5).abs() <= reach) & (c.abs() <= 0.25)
+    outer = a.abs() - 0.5 - reach + slant * (0.25 - c) / 0.5  # <= 0 inside the outer side
+    lens = ((a.abs() - 0.5).abs() <= reach) & (c.abs() <= 0.25) & (outer <= 0)
     inner = ((a.abs() - 0.5).abs() <= reach - thin) & (c.abs() <= 0.25 - thin)
-    return (lens & ~inner).float()[None, None], a
+    inner = inner & (outer <= -thin)
+    return (lens & ~inner).float()[None, None], a, c
 
 
 def test_a_frame_gets_its_temple_arm_where_the_temple_shows():
@@ -372,7 +377,7 @@ def test_a_frame_gets_its_temple_arm_where_the_temple_shows():
     reaches the outline, gets none; neither does a frame that fills a face to its outline."""
     _, landmarks = aligned("breakingbad", 128)
     points = (landmarks[0] + 1) * 64
-    alpha, along = _spectacles(points, 128, rim=3.0, reach=0.45)
+    alpha, along, _ = _spectacles(points, 128, rim=3.0, reach=0.45)
     colour = torch.tensor([-0.8, -0.6, -0.4]).view(1, 3, 1, 1).expand(1, 3, 128, 128)
     arms, paint = temple_arms(alpha, colour, points[None], (0, 128, 0, 128), (128, 128))
     arm = arms[0, 0] > 0.5
@@ -385,11 +390,28 @@ def test_a_frame_gets_its_temple_arm_where_the_temple_shows():
     thickness = arms[0, 0].sum(0)[hinge.any(0)].amax()  # the arm runs nearly along the rows
     assert 2.5 < thickness < 3.5, thickness
     assert torch.allclose(paint[0][:, arm], colour[0, :, :1, 0].expand(-1, int(arm.sum())))
-    wide, _ = _spectacles(points, 128, rim=3.0, reach=1.5)
+    wide, _, _ = _spectacles(points, 128, rim=3.0, reach=1.5)
     assert temple_arms(wide, colour, points[None], (0, 128, 0, 128), (128, 128))[0].max() == 0
     elsewhere = torch.zeros_like(alpha)
     elsewhere[..., 120:, :8] = 1  # alpha, but nothing along the eye line
     assert temple_arms(elsewhere, colour, points[None], (0, 128, 0, 128), (128, 128))[0].max() == 0
+
+
+def test_an_arm_leaves_a_rounded_corner_where_the_frame_is():
+    """A frame whose outer sides slant out toward the bottom ends, at its top rim's height,
+    well inside its tip: the arm starts at the frame there and joins it (drawn from the
+    tip, it floated beside the top corner with a gap)."""
+    _, landmarks = aligned("breakingbad", 128)
+    points = (landmarks[0] + 1) * 64
+    alpha, along, across = _spectacles(points, 128, rim=3.0, reach=0.45, slant=0.3)
+    colour = torch.full((1, 3, 128, 128), -0.8)
+    arms = temple_arms(alpha, colour, points[None], (0, 128, 0, 128), (128, 128))[0][0, 0]
+    arm = arms > 0.5
+    assert arm.any()
+    rows = (across >= across[arm].min()) & (across <= across[arm].max()) & (along > 0)
+    frame_end = along[rows & (alpha[0, 0] > 0.5)].max()
+    assert along[arm].min() <= frame_end  # they overlap: no gap
+    assert along[arm].min() < 0.8  # inside the tip (0.95), at the top corner (0.65)
 
 
 def test_a_far_lens_seen_against_the_background_is_its_near_lens_mirrored(pair64):
