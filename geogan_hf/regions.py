@@ -350,11 +350,13 @@ def _part_shapes(part: str, at, poly, lines) -> tuple[list[_Shape], list[_Shape]
                     at(range(11, 4, -1), 0.0, 0.15)), []  # fmt: skip
     if part == "nostrils":
         # the nose above the line 31-35: nostrils and wings, dark like hair. Between the
-        # wings its bottom is EXCLUDE_GROW (instance.py) above the line, so that grown it
-        # ends there: a mustache's hair reaches up to the nose, and a region 0.08 iod below
-        # it (0.13 where soft) cut every mustache's top middle away (thin, gapped
-        # mustaches); at the wings it reaches below them, where the folds begin
-        return poly(at(31, -0.1, 0.02), at(range(32, 35), 0.0, -0.04), at(35, 0.1, 0.02),
+        # wings its bottom lies above the line, so that grown (EXCLUDE_GROW, instance.py)
+        # it ends 0.03 iod below it: a mustache's hair reaches up to the nose, and a region
+        # 0.08 iod below it (0.13 where soft) cut every mustache's top middle away (thin,
+        # gapped mustaches); ending at the line, it let the shading under a bare nose in
+        # (synthetic skin leakage +16 %). At the wings it reaches below them, where the
+        # folds begin
+        return poly(at(31, -0.1, 0.02), at(range(32, 35), 0.0, -0.02), at(35, 0.1, 0.02),
                     at(35, 0.1, -0.3), at(31, -0.1, -0.3)), []  # fmt: skip
     # face: the jaw line closed over the forehead (0.6 iod above the brows)
     return poly(
