@@ -460,7 +460,8 @@ def temple_arms(
             weight = rect[0][:, end_piece].square()
             colour = (rect[1:, :, end_piece] * weight).sum((1, 2)) / weight.sum()
             # the arm leaves the frame where the frame is at the arm's height: a rounded
-            # corner ends inside the frame's tip there, and an arm from the tip floated
+            # corner ends inside the frame's tip there, and an arm from the tip floated;
+            # looked for no further in than the top rim whose thickness the arm takes
             at_arm = (across - hinge).abs() <= thickness / 2
             joined = torch.nonzero(
                 (rect[0][at_arm].amax(0) > 0.5) & (inward >= 0) & (inward <= END_PIECE[1] * iod)
