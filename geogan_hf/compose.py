@@ -8,8 +8,9 @@ source. Then, all at the source crop's resolution:
 1. **relight**: ``F'`` takes the change of lighting between the two faces, read from their
    skin: the ratio of the source's local skin field to the exemplar's (both smooth, so the
    ratio is the shading and exposure change, not texture), on luminance fully and on
-   colour partly (the instance keeps its own colour: a grey mustache stays grey). A
-   grayscale source gets a grayscale instance.
+   colour partly (the instance keeps its own colour: a grey mustache stays grey), and,
+   for facial hair, the shade the source's own pixels show over the region beyond its
+   skin field (:func:`unseen_shade`). A grayscale source gets a grayscale instance.
    Before, hair's hue is made steady (its own brightness, the local mean chromaticity:
    :func:`steady_colour`); after, it keeps a natural hue order (:func:`natural_hair`).
 2. **detail**: an instance sharper than the source is blurred to its detail; one softer
@@ -40,6 +41,9 @@ GLOBAL_SHARE = 0.5  # share of the overall skin-to-skin gain that the instance t
 LOCAL_SHARE = 0.5  # share of the shading across the region that the instance takes
 GAIN_RANGE = (0.35, 2.8)  # limits of the overall lighting ratio
 LOCAL_RANGE = (0.5, 2.0)  # limits of the shading ratio across the region
+# a region's own pixels (the lip's shadow, creases, pores) average about this much darker
+# than its skin field: only darker than that is a region in a shade the field misses
+SHADE_KNEE = 0.9
 WHITE_SIZE = 256  # the eye whites are looked for at this size...
 WHITE_PIXELS = 6  # ... and trusted from this many pixels on...
 WHITE_CONTRAST = 1.05  # ... and where the cheeks' red-to-blue ratio is this many times theirs
@@ -120,13 +124,15 @@ def relight(
     exemplar_skin: Tensor,
     gray: Tensor,
     white_ratio: Tensor | None = None,
+    shade: Tensor | None = None,
 ) -> Tensor:
     """The instance colour under the source's light (see the module docstring).
 
     The lighting ratio ``source skin / exemplar skin`` mixes two things: the shading across
     the region (where the light comes from), which the instance takes fully, and one
     overall gain (exposure, but also the two people's skin tones, which the instance must
-    not take), of which it takes the share :data:`GLOBAL_SHARE`.
+    not take), of which it takes the share :data:`GLOBAL_SHARE`. A ``shade`` the skin
+    field misses (:func:`unseen_shade`) darkens it fully.
 
     Args:
         foreground: ``(N, 3, h, w)`` warped instance colour in [-1, 1].
@@ -137,6 +143,7 @@ def relight(
         white_ratio: ``(N, 3)`` the source's eye white over the exemplar's
             (:func:`eye_white`): the change of colour cast, which the instance takes fully;
             where NaN (eyes not seen), the skin's colour change is taken in part instead.
+        shade: ``(N, 1, h, w)`` in (0, 1], or ``None`` (none).
     """
     f, bs, be = (foreground + 1) / 2, (source_skin + 1) / 2, (exemplar_skin + 1) / 2
     ratio = (bs + 0.02) / (be + 0.02)
@@ -152,9 +159,24 @@ def relight(
         cast = white_ratio.clamp(0.5, 2.0)[..., None, None]
         skin_tint = torch.where(cast.isfinite(), cast, skin_tint)
     gain = gain_l * skin_tint
-    out = f * gain
+    out = f * gain if shade is None else f * gain * shade
     out = torch.where(gray.view(-1, 1, 1, 1), luma(out).expand_as(out), out)
     return out.clamp(0, 1) * 2 - 1
+
+
+def unseen_shade(image: Tensor, skin: Tensor, weights: Tensor, sigma: float) -> Tensor:
+    """``(N, 1, h, w)`` in (0, 1]: how much darker ``image`` is, at the scale ``sigma``
+    (pixels), than its local skin field ``skin`` (:class:`~geogan_hf.instance.InstanceLayers`)
+    over the pixels of ``weights``, beyond :data:`SHADE_KNEE`.
+
+    The skin field is read from the skin that no instance covers, so it misses a shade lying
+    on the region alone: a chin in shadow under a raised head, the face's own stubble there.
+    Relit by the field alone, a dark beard came out lighter than the chin it lands on and
+    hardly showed (real pair 21).
+    """
+    seen = normalized_convolution(luma((image + 1) / 2), weights, sigma)
+    field = normalized_convolution(luma((skin + 1) / 2), weights, sigma)
+    return ((seen + 0.02) / (field + 0.02) / SHADE_KNEE).clamp(max=1)
 
 
 def steady_colour(foreground: Tensor, alpha: Tensor, sigma: float) -> Tensor:

@@ -52,6 +52,7 @@ from .compose import (
     sharpen_frame,
     smooth_rims,
     steady_colour,
+    unseen_shade,
 )
 from .errors import InvalidImageError, MissingLandmarksError
 from .geometry import (
@@ -67,7 +68,7 @@ from .geometry import (
     tps_flow,
     warp_with_flow,
 )
-from .instance import InstanceLayers, extract_instance, far_side, is_grayscale
+from .instance import FIELD_SIGMA, InstanceLayers, extract_instance, far_side, is_grayscale
 from .regions import ATTRIBUTE_SPECS, canonical_attribute, part_mask
 
 TPS_GRID = 64  # the landmark TPS is evaluated on at most this many points per side
@@ -713,8 +714,15 @@ def compose_transfer(
         foreground = torch.where(hair, steady, foreground)
     if colour.any():
         foreground = torch.where(colour, recolour(pixels, src, ex, ex_skin), foreground)
+    clean = remove_instance(pixels, src, prior.attributes, ex)
     foreground = relight(
-        foreground, warped[:, 3:4], src.skin, ex_skin, is_grayscale(source), prior.white_ratio
+        foreground,
+        warped[:, 3:4],
+        src.skin,
+        ex_skin,
+        is_grayscale(source),
+        prior.white_ratio,
+        _shade(clean, src, prior, box, iod),
     )
     foreground = torch.where(hair, natural_hair(foreground), foreground)
     head_hair = torch.tensor(
@@ -737,7 +745,6 @@ def compose_transfer(
     alpha = prior_alpha
     if alpha_correction is not None:
         alpha = (alpha + resample_box(alpha_correction, box, size) * src.region).clamp(0, 1)
-    clean = remove_instance(pixels, src, prior.attributes, ex)
     # behind tinted lenses the source is seen through the tint
     clean = (clean + 1) * (1 + warped[:, 7:10] * src.region) - 1
     blended = source.clone()
@@ -750,6 +757,30 @@ def compose_transfer(
         blended = composite(blended, colour, arms)
         alpha, prior_alpha = torch.maximum(alpha, arms), torch.maximum(prior_alpha, arms)
     return blended, alpha, prior_alpha
+
+
+def _shade(
+    clean: Tensor,
+    src: InstanceLayers,
+    prior: GeometricPrior,
+    box: tuple[int, int, int, int],
+    iod: float,
+) -> Tensor | None:
+    """:func:`~geogan_hf.compose.unseen_shade` of the ``shaded`` attributes' regions
+    (1 for the others; ``None`` without any), over the source ``clean`` (its own instance
+    removed), its never-instance parts left out (the mouth and nostrils are dark, no shade)."""
+    shaded = [ATTRIBUTE_SPECS[a].shaded for a in prior.attributes]
+    if not any(shaded):
+        return None
+    never = []
+    for name, landmarks in zip(prior.attributes, prior.source_landmarks, strict=True):
+        parts = [
+            part_mask(p, landmarks[None], FACE_SIZE) for p in ATTRIBUTE_SPECS[name].excluded_parts
+        ]
+        never.append(torch.stack(parts).amax(0) if parts else landmarks.new_zeros(1, 1, *FACE_SIZE))
+    weights = src.region * (1 - resample_box(torch.cat(never), box, src.size))
+    shade = unseen_shade(clean, src.skin, weights, FIELD_SIGMA * iod)
+    return torch.where(clean.new_tensor(shaded, dtype=torch.bool).view(-1, 1, 1, 1), shade, 1.0)
 
 
 def _grain(
