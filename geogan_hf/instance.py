@@ -117,6 +117,7 @@ SHADOW_TINT_SOFTNESS = 0.1
 # lip, from a low-resolution exemplar) must not leave a hollow chin
 SHADING_DOUBT = 0.75
 EDGE_REACH = 0.03  # a frame's soft edge: look-alike pixels within this (iod) of the frame
+FRAME_OPACITY = 0.6  # a frame's projected alpha from which it is opaque (divided by this)
 TURNED = 0.7  # nose-to-jaw asymmetry (0 frontal, 1 profile) from which a face's far side...
 FRAME_MATCH = 0.12  # ... off the face is a frame only within this RGB distance of its colour
 EVIDENCE_RAMP = 3.0  # evidence rises from 0 to 1 over this many skin spreads
@@ -812,6 +813,13 @@ def extract_instance(
         [ATTRIBUTE_SPECS[j].absent if (j := ATTRIBUTE_SPECS[a].joins) else 0.0 for a in attributes]
     ).view(-1, 1, 1, 1)
     alpha = torch.where(own_part_hr | (joined_coverage.view(-1, 1, 1, 1) >= absent), alpha, 0.0)
+    # a frame is opaque: where its projected alpha is partial, its colour is close to the
+    # skin's (brown acetate on warm skin), glare lies on it or the photo is soft, and
+    # composited at that alpha its rims came out thin and washed out (the coverage above
+    # keeps the projection's alpha: the attributes' ranges were measured on it)
+    accessory = torch.tensor([ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes])
+    opaque = (alpha / FRAME_OPACITY).clamp(max=1)
+    alpha = torch.where(accessory.to(alpha.device).view(-1, 1, 1, 1), opaque, alpha)
     return InstanceLayers(
         alpha=alpha,
         foreground=foreground_hr * 2 - 1,

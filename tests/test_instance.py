@@ -205,11 +205,26 @@ def test_soft_dark_frame_on_the_brows_keeps_its_thickness_and_colour(faces):
         alpha = layers.full("alpha")[0, 0]
         ratios.append(float(alpha[top].sum() / alpha[bottom].sum()))
         dark = luma((layers.full("foreground") + 1) / 2)[0, 0]
-        errors.append(abs(float(dark[top & (alpha > 0.5)].mean()) - DARK_FRAME_LUMA))
+        errors.append(abs(float(dark[top & (alpha > 0.9)].mean()) - DARK_FRAME_LUMA))
     # (the brows' look-alikes cut the top rims to about a third of the bottom ones)
     assert sum(ratios) / len(ratios) > 0.6, ratios
     # (a frame's colour leans on its darkest pixels all round: at most a little darker)
     assert sum(errors) / len(errors) < 0.012, errors
+
+
+@pytest.mark.parametrize("name", ["lenna", "takeo"])
+def test_a_soft_photos_thin_frame_is_opaque(faces, name):
+    """A thin dark frame in a soft photo is mixed with the skin on all its pixels, yet a
+    frame is opaque: on its rims alpha is near 1 (at the projection's alpha, 0.7 on average
+    and 0.6 on a quarter of them: thin, washed-out rims)."""
+
+    def draw(lm, iod, xs, ys):
+        rims, _ = rectangular_rims(lm, iod, xs, ys, (0.3, 0.35), (2, 2))
+        return rims, rims
+
+    layers, rims = soft_frame(faces[name], draw)
+    alpha = layers.full("alpha")[0, 0][rims]
+    assert alpha.mean() > 0.85 and alpha.quantile(0.25) > 0.9, (alpha.mean(), alpha.quantile(0.25))
 
 
 def test_a_soft_frames_thin_rims_take_the_colour_of_its_thick_ones(faces):
@@ -572,7 +587,8 @@ def test_a_soft_exemplars_frame_gets_crisp_edges_back(generator, faces, monkeypa
         assert torch.equal(model(src, exemplar, src_points, ex_points).mask[0, 0], sharp_exemplar)
     frame = flat > 0.1
     assert frame.sum() > 50
-    assert _edge_steepness(crisp, frame) > 1.08 * _edge_steepness(flat, frame)
+    # (1.07: an opaque frame's edges are steep already; 1.09 at the projection's alpha)
+    assert _edge_steepness(crisp, frame) > 1.05 * _edge_steepness(flat, frame)
     # nothing of the frame is lost: its thin parts stay, its mass too
     assert (crisp[flat > 0.5] > 0.4).all()
     assert crisp.sum() > 0.95 * flat.sum()
