@@ -131,8 +131,8 @@ def relight(
     """The instance colour under the source's light (see the module docstring).
 
     The lighting ratio ``source skin / exemplar skin`` mixes two things: the shading across
-    the region (where the light comes from), which the instance takes fully, and one
-    overall gain (exposure, but also the two people's skin tones, which the instance must
+    the region (where the light comes from), of which the instance takes the share
+    :data:`LOCAL_SHARE`, and one overall gain (exposure, but also the two people's skin tones, which the instance must
     not take), of which it takes the share :data:`GLOBAL_SHARE`. A ``shade`` the skin
     field misses (:func:`unseen_shade`) darkens it fully.
 
