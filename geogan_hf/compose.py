@@ -176,8 +176,8 @@ def unseen_shade(image: Tensor, skin: Tensor, weights: Tensor, sigma: float) -> 
     Relit by the field alone, a dark beard came out lighter than the chin it lands on and
     hardly showed (real pair 21).
     """
-    seen = normalized_convolution(luma((image + 1) / 2), weights, sigma)
-    field = normalized_convolution(luma((skin + 1) / 2), weights, sigma)
+    both = torch.cat([luma((image + 1) / 2), luma((skin + 1) / 2)], 1)
+    seen, field = normalized_convolution(both, weights, sigma).split(1, dim=1)
     return ((seen + 0.02) / (field + 0.02) / SHADE_KNEE).clamp(max=1)
 
 

@@ -817,9 +817,8 @@ def extract_instance(
     # skin's (brown acetate on warm skin), glare lies on it or the photo is soft, and
     # composited at that alpha its rims came out thin and washed out (the coverage above
     # keeps the projection's alpha: the attributes' ranges were measured on it)
-    accessory = torch.tensor([ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes])
     opaque = (alpha / FRAME_OPACITY).clamp(max=1)
-    alpha = torch.where(accessory.to(alpha.device).view(-1, 1, 1, 1), opaque, alpha)
+    alpha = torch.where(glasses.view(-1, 1, 1, 1) > 0, opaque, alpha)
     return InstanceLayers(
         alpha=alpha,
         foreground=foreground_hr * 2 - 1,
