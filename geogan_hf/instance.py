@@ -97,6 +97,11 @@ RIM_EVENNESS = 1.5  # a rim is at most this many times its typical thickness any
 RIM_TYPICAL = 0.3  # ... this quantile over the angles (brows lying on a top rim thicken it)
 RIM_SMOOTHING = 9  # angles of the median filter that smooths a rim's contour
 RIM_MIN_SCORE = 1.0  # mean rim score below which no rim encloses the eye (rimless)
+# a lens's smoothed contour bites a notch into the rims where they meet at a sharp corner
+# (a nose-side rim and the bridge, real pairs 26, 29, 33: the rim came loose there): what a
+# closing of the rims with a disk of this radius (iod) fills, as distinct as the rims
+# (RIM_EDGE), is rim; a band beside a straight rim (a thick lens's edge) is not filled
+LENS_NOTCH = 0.1
 CLEAR_LENS = 0.5  # lenses that dim the skin by less than this are clear (eyelid shadows do)
 RIM_WIDTH = 0.09  # rimless glasses: the frame lies within this (iod) of a lens...
 ARM_BAND = 0.08  # ... or within this (iod) of the eyes' height (the arms)
@@ -495,8 +500,16 @@ def glasses_zones(
             if strength < RIM_MIN_SCORE:
                 inner = np.ones(LENS_ANGLES)
                 outer = inner + rim
-            lens[i] |= scale < np.interp(angle, _THETAS, inner, period=2 * np.pi)
-            frame[i] |= scale <= np.interp(angle, _THETAS, outer, period=2 * np.pi)
+            inside = scale < np.interp(angle, _THETAS, inner, period=2 * np.pi)
+            whole = scale <= np.interp(angle, _THETAS, outer, period=2 * np.pi)
+            ring = whole & ~inside
+            if strength >= RIM_MIN_SCORE:
+                r = max(1, round(LENS_NOTCH * iod))
+                disk = np.hypot(*np.mgrid[-r : r + 1, -r : r + 1]) <= r
+                closed = ndimage.binary_closing(np.pad(ring, r), disk)[r:-r, r:-r]
+                inside &= ~(closed & (values[i] >= RIM_EDGE * strength))
+            lens[i] |= inside
+            frame[i] |= whole
             # the arms: what is about as distinct from the skin as the rims, at their height
             band = np.abs((grid - centre) @ down) <= ARM_BAND * iod
             arms[i] |= band & inside_face[i] & (values[i] >= RIM_EDGE * strength)
