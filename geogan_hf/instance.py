@@ -97,10 +97,11 @@ RIM_EVENNESS = 1.5  # a rim is at most this many times its typical thickness any
 RIM_TYPICAL = 0.3  # ... this quantile over the angles (brows lying on a top rim thicken it)
 RIM_SMOOTHING = 9  # angles of the median filter that smooths a rim's contour
 RIM_MIN_SCORE = 1.0  # mean rim score below which no rim encloses the eye (rimless)
-# a lens's smoothed contour bites a notch into the rims where they meet at a sharp corner
-# (a nose-side rim and the bridge, real pairs 26, 29, 33: the rim came loose there): what a
-# closing of the rims with a disk of this radius (iod) fills, as distinct as the rims
-# (RIM_EDGE), is rim; a band beside a straight rim (a thick lens's edge) is not filled
+# the rims' smoothed contours bite notches into a frame where its parts meet at a sharp
+# corner: a nose-side rim and the bridge (real pairs 26, 29, 33: the rim came loose there),
+# the bridge's top between the lenses (25, 32: a pinched bridge). What a closing of the
+# rims with a disk of this radius (iod) fills, as distinct as the rims (RIM_EDGE), is
+# frame; a band beside a straight rim (a thick lens's edge) is not filled
 LENS_NOTCH = 0.1
 CLEAR_LENS = 0.5  # lenses that dim the skin by less than this are clear (eyelid shadows do)
 RIM_WIDTH = 0.09  # rimless glasses: the frame lies within this (iod) of a lens...
@@ -488,6 +489,7 @@ def glasses_zones(
         eyes = pixels[i, 36:42].mean(0), pixels[i, 42:48].mean(0)
         right = (eyes[1] - eyes[0]) / max(np.linalg.norm(eyes[1] - eyes[0]), 1e-6)
         down = np.array([-right[1], right[0]])
+        insides, strengths = [], []
         for eye, centre in zip((slice(36, 42), slice(42, 48)), eyes):
             corners = pixels[i, eye][[0, 3]]
             width = max(np.linalg.norm(corners[1] - corners[0]), 1.0)
@@ -500,19 +502,21 @@ def glasses_zones(
             if strength < RIM_MIN_SCORE:
                 inner = np.ones(LENS_ANGLES)
                 outer = inner + rim
-            inside = scale < np.interp(angle, _THETAS, inner, period=2 * np.pi)
-            whole = scale <= np.interp(angle, _THETAS, outer, period=2 * np.pi)
-            ring = whole & ~inside
-            if strength >= RIM_MIN_SCORE:
-                r = max(1, round(LENS_NOTCH * iod))
-                disk = np.hypot(*np.mgrid[-r : r + 1, -r : r + 1]) <= r
-                closed = ndimage.binary_closing(np.pad(ring, r), disk)[r:-r, r:-r]
-                inside &= ~(closed & (values[i] >= RIM_EDGE * strength))
-            lens[i] |= inside
-            frame[i] |= whole
+            insides.append(scale < np.interp(angle, _THETAS, inner, period=2 * np.pi))
+            frame[i] |= scale <= np.interp(angle, _THETAS, outer, period=2 * np.pi)
+            strengths.append(strength)
             # the arms: what is about as distinct from the skin as the rims, at their height
             band = np.abs((grid - centre) @ down) <= ARM_BAND * iod
             arms[i] |= band & inside_face[i] & (values[i] >= RIM_EDGE * strength)
+        if min(strengths) >= RIM_MIN_SCORE:
+            r = max(1, round(LENS_NOTCH * iod))
+            disk = np.hypot(*np.mgrid[-r : r + 1, -r : r + 1]) <= r
+            rims = frame[i] & ~(insides[0] | insides[1])
+            closed = ndimage.binary_closing(np.pad(rims, r), disk)[r:-r, r:-r]
+            notches = closed & (values[i] >= RIM_EDGE * min(strengths))
+            insides = [inside & ~notches for inside in insides]
+            frame[i] |= notches
+        lens[i] = insides[0] | insides[1]
         # ... and joined to the rims (not specks of hair or shadow at the temples)
         labels, _ = ndimage.label(arms[i] | frame[i])
         joined = np.unique(labels[frame[i]])
