@@ -99,7 +99,7 @@ RIM_SMOOTHING = 9  # angles of the median filter that smooths a rim's contour
 RIM_MIN_SCORE = 1.0  # mean rim score below which no rim encloses the eye (rimless)
 # the rims' smoothed contours bite notches into a frame where its parts meet at a sharp
 # corner: a nose-side rim and the bridge (real pairs 26, 29, 33: the rim came loose there),
-# the bridge's top between the lenses (25, 32: a pinched bridge). What a closing of the
+# the bridge's top between the lenses (25, 32, 36: a pinched bridge). What a closing of the
 # rims with a disk of this radius (iod) fills, as distinct as the rims (RIM_EDGE), is
 # frame; a band beside a straight rim (a thick lens's edge) is not filled
 LENS_NOTCH = 0.1
