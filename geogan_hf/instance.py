@@ -87,6 +87,12 @@ _THETAS = np.linspace(0, 2 * np.pi, LENS_ANGLES, endpoint=False)
 # left a rim's outer corner for the dark edge of a bright hinge beyond it, real pairs 29, 33)
 CONTOUR_SLOPE, INNER_SLOPE = 2, 4
 FAST_REACH = 0.2  # ... (scale) at most this far outside it
+# a third contour reaches this far (scale), less by CORNER_REACH_UP straight up where brows
+# lie, and is taken where it lies on a stronger ridge, as strong as a rim: a top rim's
+# corner beyond a crease inside the lens (real pairs 30, 35: the second contour followed the
+# crease and the rim broke off into the lashes). Taken whole, it followed an arm leaving a
+# rim's corner through the weak skin before it (26, 29, 33)
+CORNER_REACH, CORNER_REACH_UP = 0.5, 0.3
 INNER_PREFERENCE = 0.5  # score per unit scale by which inner ridges win (rims, not brows)
 # above the eye a rim rises from the lens while a brow lying on it rises from the rim: there
 # the lowest score within RIM_INSIDE (scale) inside a ridge counts this many times against
@@ -439,13 +445,20 @@ def _rim(
     upward = np.maximum(-np.sin(_THETAS), 0)[:, None] ** 2
     gain = profile - RIM_RISE * upward * inside - INNER_PREFERENCE * scales
     ridge = _closed_ridge(gain)
-    slack = round(FAST_REACH / (scales[1] - scales[0]))
-    within = np.arange(LENS_STEPS) <= ridge[:, None] + slack
+    step = scales[1] - scales[0]
+    index, angles = np.arange(LENS_STEPS), np.arange(LENS_ANGLES)
+    first = ridge
+    within = index <= first[:, None] + round(FAST_REACH / step)
     ridge = _closed_ridge(np.where(within, gain, -1e6), INNER_SLOPE)
-    peak = profile[np.arange(LENS_ANGLES), ridge]
+    peak = profile[angles, ridge]
+    # a third contour, reaching further, takes over where it lies on a stronger rim ridge
+    further = index <= first[:, None] + np.round((CORNER_REACH - CORNER_REACH_UP * upward) / step)
+    wide = _closed_ridge(np.where(further, gain, -1e6), INNER_SLOPE)
+    corner = (profile[angles, wide] > peak) & (profile[angles, wide] >= RIM_EDGE * peak.mean())
+    ridge = np.where(corner, wide, ridge)
+    peak = profile[angles, ridge]
     # the rim's extent along each ray: where the score stays above RIM_EDGE of its peak
     strong = profile >= RIM_EDGE * peak[:, None]
-    index = np.arange(LENS_STEPS)
     outside = ~strong & (index >= ridge[:, None])
     inside = ~strong & (index <= ridge[:, None])
     outer = np.where(outside.any(1), outside.argmax(1), LENS_STEPS) - ridge
@@ -453,7 +466,6 @@ def _rim(
     # a rim is about as thick all round: brows or shadows touching it are cut off
     outer = np.minimum(outer, np.maximum(RIM_EVENNESS * np.quantile(outer, RIM_TYPICAL), 1))
     inner = np.minimum(inner, np.maximum(RIM_EVENNESS * np.quantile(inner, RIM_TYPICAL), 1))
-    step = scales[1] - scales[0]
     # rims are smooth: a step or spike over a few angles is glare, a shadow or a notch
     smooth = ndimage.median_filter(scales[ridge], RIM_SMOOTHING, mode="wrap")
     inner = ndimage.median_filter(inner * step, RIM_SMOOTHING, mode="wrap")
