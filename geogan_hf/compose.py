@@ -132,9 +132,10 @@ def relight(
 
     The lighting ratio ``source skin / exemplar skin`` mixes two things: the shading across
     the region (where the light comes from), of which the instance takes the share
-    :data:`LOCAL_SHARE`, and one overall gain (exposure, but also the two people's skin tones, which the instance must
-    not take), of which it takes the share :data:`GLOBAL_SHARE`. A ``shade`` the skin
-    field misses (:func:`unseen_shade`) darkens it fully.
+    :data:`LOCAL_SHARE`, and one overall gain (exposure, but also the two people's skin
+    tones, which the instance must not take), of which it takes the share
+    :data:`GLOBAL_SHARE`. A ``shade`` the skin field misses (:func:`unseen_shade`) darkens
+    it fully.
 
     Args:
         foreground: ``(N, 3, h, w)`` warped instance colour in [-1, 1].

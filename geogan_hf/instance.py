@@ -444,10 +444,9 @@ def _rim(
     # brows lie above the lenses, not beside them (there a weak rim can lie on a plateau)
     upward = np.maximum(-np.sin(_THETAS), 0)[:, None] ** 2
     gain = profile - RIM_RISE * upward * inside - INNER_PREFERENCE * scales
-    ridge = _closed_ridge(gain)
+    first = _closed_ridge(gain)
     step = scales[1] - scales[0]
     index, angles = np.arange(LENS_STEPS), np.arange(LENS_ANGLES)
-    first = ridge
     within = index <= first[:, None] + round(FAST_REACH / step)
     ridge = _closed_ridge(np.where(within, gain, -1e6), INNER_SLOPE)
     peak = profile[angles, ridge]
@@ -526,7 +525,8 @@ def glasses_zones(
             disk = np.hypot(*np.mgrid[-r : r + 1, -r : r + 1]) <= r
             # on the rims' box only (a closing stays within r of them): 7 ms -> 2 ms a face
             ys, xs = np.nonzero(rims)
-            box = np.s_[max(ys.min() - r, 0) : ys.max() + r + 1, max(xs.min() - r, 0) : xs.max() + r + 1]
+            y0, x0 = max(ys.min() - r, 0), max(xs.min() - r, 0)
+            box = np.s_[y0 : ys.max() + r + 1, x0 : xs.max() + r + 1]
             notches = np.zeros_like(rims)
             notches[box] = ndimage.binary_closing(np.pad(rims[box], r), disk)[r:-r, r:-r]
             notches &= values[i] >= RIM_EDGE * min(strengths)
