@@ -714,6 +714,8 @@ def compose_transfer(
         foreground = torch.where(hair, steady, foreground)
     if colour.any():
         foreground = torch.where(colour, recolour(pixels, src, ex, ex_skin), foreground)
+        # a colour lies on the source's own lips, wherever the exemplar's land
+        prior_alpha = torch.where(colour, src.alpha, prior_alpha)
     clean = remove_instance(pixels, src, prior.attributes, ex)
     foreground = relight(
         foreground,
@@ -915,13 +917,14 @@ def recolour(
     """The source's own pixels with the exemplar's colour relative to its skin (kind "colour").
 
     Lipstick is a colour, not a texture: each channel of the source is scaled by the
-    exemplar's (region / skin) ratio over the source's, so the lips keep their shape and
+    exemplar's (lips / skin) ratio over the source's (each face's lips weighted by its
+    alpha, :func:`~geogan_hf.instance.lip_alpha`), so the lips keep their shape and
     texture and take the exemplar's colour; :func:`~geogan_hf.compose.relight` then
     multiplies by (source skin / exemplar skin), which this divides out.
     """
 
     def ratio(layers: InstanceLayers, image: Tensor) -> Tensor:
-        w = layers.region
+        w = layers.alpha
         inside = ((image + 1) * w).sum((2, 3)) / w.sum((2, 3)).clamp_min(1e-6)
         skin = ((layers.skin + 1) * w).sum((2, 3)) / w.sum((2, 3)).clamp_min(1e-6)
         return (inside / skin.clamp_min(1e-3))[..., None, None]

@@ -160,8 +160,9 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
         "hair", excluded_parts=("eyes",), lookalike_parts=(), face_margin=0.15, removal=None,
         strands=(27, 3.0, 0.2, 0.15), experimental=True,
     ),
+    # a colour replaces the lips' own (recoloured, not removed first)
     "Wearing_Lipstick": AttributeSpec(
-        "colour", excluded_parts=("eyes",), lookalike_parts=(), experimental=True
+        "colour", excluded_parts=("eyes",), lookalike_parts=(), removal=None, experimental=True
     ),
 }  # fmt: skip
 """Per attribute: its kind, skin reference and exclusions (see :class:`AttributeSpec`).

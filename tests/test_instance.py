@@ -951,3 +951,60 @@ def test_a_mustache_reaches_up_to_the_nose(name, faces):
     under_nose = band & (ys <= float(lm[33, 1]) + 0.07 * iod) & ((xs - lm[33, 0]).abs() <= 0.1 * iod)
     assert under_nose.sum() > 4
     assert alpha[under_nose].mean() > 0.5, float(alpha[under_nose].mean())
+
+
+def _lips(points: torch.Tensor, size: int) -> torch.Tensor:
+    """``(size, size)`` bool: the lips of ``points`` (normalized), outer outline minus mouth."""
+    outer = part_mask("lips", points, (size, size), softness=0.0)[0, 0] > 0.5
+    return outer & ~(part_mask("mouth", points, (size, size), softness=0.0)[0, 0] > 0.5)
+
+
+def test_lipstick_paints_the_lips_in_the_exemplars_colour_and_nothing_else(faces):
+    """Lipstick is a colour laid on the source's own lips: they take the exemplar's plum
+    (relative to each face's skin) and keep their shading; teeth showing inside the lips'
+    outline (a smile the landmarks' mouth misses) and everything off the lips are left as
+    they were. A region-wide colour ratio had diluted the colour into the skin around the
+    lips, painted a smile's teeth red and a plum lipstick came out pale pink."""
+    source, exemplar = faces["astronaut"], faces["lenna"]
+    points = [
+        pixel_to_normalized(torch.tensor(f.landmarks, dtype=torch.float32), (SIZE, SIZE))[None]
+        for f in (source, exemplar)
+    ]
+    plum = torch.tensor([0.45, 0.05, 0.2]).view(3, 1, 1)
+    ex_image = exemplar.image.clone()
+    ex_lips = _lips(points[1], SIZE)
+    shade = luma(ex_image[None])[0] / luma(ex_image[None])[0][:, ex_lips].mean()
+    ex_image = torch.where(ex_lips, (plum * shade).clamp(0, 1), ex_image)
+    src_image = source.image.clone()
+    src_lips = _lips(points[0], SIZE)
+    # teeth: a pale band along the top of the lower lip, joined to the mouth's opening
+    mouth = part_mask("mouth", points[0], (SIZE, SIZE), softness=0.0)[0, 0] > 0.5
+    teeth = src_lips & torch.from_numpy(ndimage.binary_dilation(mouth.numpy(), iterations=2))
+    teeth &= torch.arange(SIZE).view(-1, 1) > float(points[0][0, 66, 1] + 1) * SIZE / 2 - 0.5
+    src_image = torch.where(teeth, torch.tensor([0.92, 0.9, 0.82]).view(3, 1, 1), src_image)
+    model = GeoGAN(geometry_prior=True, image_size=SIZE, attributes=("Wearing_Lipstick",)).eval()
+    src, ex = src_image[None] * 2 - 1, ex_image[None] * 2 - 1
+    with torch.no_grad():
+        result = model(src, ex, points[0], points[1])
+    before, after = (src[0] + 1) / 2, (result.image[0] + 1) / 2
+
+    def hue(x: torch.Tensor, lips: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """(green, blue) over red of the lips."""
+        colour = x[:, lips].mean(1)
+        return colour[1:] / colour[0]
+
+    # the lips' inside (their edges are mixed with the skin in the photo and in the result)
+    painted = torch.from_numpy(ndimage.binary_erosion(src_lips.numpy())) & ~teeth
+    wanted = hue(ex_image, ex_lips, points[1])
+    far, near = ((hue(x, painted, points[0]) / wanted).log().abs() for x in (before, after))
+    # the lips take the exemplar's colour: most of the way for the hue that differs most
+    assert float(far[0]) > 1.0 and float(near[0]) < 0.6 * float(far[0])
+    assert float(near[1]) < float(far[1])
+    # darker, with their shading: the lips' lighter and darker parts stay so
+    light_before, light_after = (luma(x[None])[0, 0][painted] for x in (before, after))
+    assert light_after.mean() < light_before.mean()
+    assert torch.corrcoef(torch.stack([light_before, light_after]))[0, 1] > 0.5
+    # the teeth are not painted, and off the lips nothing changes
+    assert float((after - before).abs()[:, teeth].max()) < 0.1
+    grown = torch.from_numpy(ndimage.binary_dilation(src_lips.numpy(), iterations=3))
+    assert float((after - before).abs()[:, ~grown].max()) < 1e-6
