@@ -1,9 +1,12 @@
 """Transfers on real photo pairs, as contact sheets for people to look at and score.
 
-Runs every pair of a ``pairs.jsonl`` file (default ``../shared/faces/pairs.jsonl``, paths
-relative to the file) through :class:`~geogan_hf.pipeline.TransferPipeline` and writes, to
-an output folder that is never committed (``outputs/real_pairs`` by default, ignored by
-git: the photos' terms forbid redistributing them or pictures made from them):
+Runs every pair of one or more ``pairs.jsonl`` files (paths relative to each file) through
+:class:`~geogan_hf.pipeline.TransferPipeline`: by default ``../shared/faces/pairs.jsonl``,
+then ``benchmarks/real_pairs_more.jsonl`` (pairs of the same photos for the attributes the
+first has none of, lipstick and smiling, the exemplars chosen by their CelebA labels;
+numbered on from the first file's). It writes, to an output folder that is never committed
+(``outputs/real_pairs`` by default, ignored by git: the photos' terms forbid redistributing
+them or pictures made from them):
 
 - ``<attribute>.png``: one row per pair: source | exemplar | result | source zoom | result
   zoom (3x the edited region, capped) | alpha matte (the model's mask on the source crop);
@@ -15,7 +18,7 @@ git: the photos' terms forbid redistributing them or pictures made from them):
 
 Usage::
 
-    python benchmarks/real_pairs.py [--pairs PATH] [--output DIR] [--attribute NAME] [--tile 256]
+    python benchmarks/real_pairs.py [--pairs PATH...] [--output DIR] [--attribute NAME] [--tile 256]
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from geogan_hf.runtime import configure_cpu_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PAIRS = ROOT.parent / "shared" / "faces" / "pairs.jsonl"
+MORE_PAIRS = ROOT / "benchmarks" / "real_pairs_more.jsonl"
 DEFAULT_OUTPUT = ROOT / "outputs" / "real_pairs"
 ZOOM = 3
 COLUMNS = ("source", "exemplar", "result", "source zoom", "result zoom", "alpha")
@@ -131,7 +135,7 @@ def stack(rows: list[Image.Image]) -> Image.Image:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", type=Path, default=DEFAULT_PAIRS)
+    parser.add_argument("--pairs", type=Path, nargs="+", default=[DEFAULT_PAIRS, MORE_PAIRS])
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--attribute", default=None, help="only the pairs of this attribute")
     parser.add_argument("--only", type=int, nargs="*", default=None, help="pair numbers (1-based)")
@@ -141,13 +145,17 @@ def main() -> None:
     configure_cpu_runtime(args.threads)
     torch.manual_seed(0)
 
-    lines = [json.loads(s) for s in args.pairs.read_text().splitlines() if s.strip()]
-    base = args.pairs.parent
+    lines = [
+        (path.parent, json.loads(s))
+        for path in args.pairs
+        for s in path.read_text().splitlines()
+        if s.strip()
+    ]
     (args.output / "pairs").mkdir(parents=True, exist_ok=True)
     pipe = TransferPipeline(device="cpu")
     rows: dict[str, list[Image.Image]] = {}
     table = []
-    for number, pair in enumerate(lines, 1):
+    for number, (base, pair) in enumerate(lines, 1):
         attribute = pair["attribute"]
         if args.attribute and attribute != args.attribute:
             continue

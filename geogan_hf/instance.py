@@ -145,7 +145,9 @@ UNMIX_FROM = 0.25  # alpha from which the foreground colour is unmixed per pixel
 MIN_SPREAD = (0.04, 0.006, 0.004)  # floors of the skin spreads: log-luminance, chroma, texture
 GRAY_SPREAD = 2.0 / 255  # channel spread ([0, 1] units) below which an image is grayscale
 LIP_SOFTNESS = 0.02  # lipstick: the lips' outline is this soft (iod)...
-LIP_GROW = 0.03  # ... and grown by this: within it the lips' own colour says where they end
+LIP_GROW = 0.01  # ... and grown by this: within it the lips' own colour says where they end
+LIP_SPECK = 0.06  # iod: a part unlike the lips smaller than this square is a highlight on them
+LIP_EDGE = 0.01  # iod: the lips' alpha is blurred by this (the pixels' steps made stairs)
 LIP_FULL = 0.25  # share of the way from the skin's chromaticity to the lips' that is all lip
 LIP_CONTRAST = 0.01  # lips this close to the skin in chromaticity: the outline alone
 LUMA = (0.299, 0.587, 0.114)
@@ -555,22 +557,25 @@ def _lens_tint(image: Tensor, skin: Tensor, lens: Tensor) -> Tensor:
     return torch.where(clear | (lens.amax((2, 3), keepdim=True) <= 0), 1.0, tint)
 
 
-def lip_alpha(pixels: Tensor, skin: Tensor, outline: Tensor, mouth: Tensor) -> Tensor:
+def lip_alpha(
+    pixels: Tensor, skin: Tensor, outline: Tensor, mouth: Tensor, iod: float
+) -> Tensor:
     """``(N, 1, h, w)`` the lips' alpha inside their landmark ``outline``: a pixel is lip as
     far as its chromaticity lies from the local ``skin``'s toward the lips' typical one
     (all lip from :data:`LIP_FULL` of the way). Teeth and skin the outline takes in by
     mistake are not lips, so lipstick does not paint them; a highlight on a lip, as pale
-    as a tooth, is, because it lies inside the lip: only what is unlike the lips and
-    reaches the ``mouth``'s opening or the outline's edge is left out. With lips hardly of
-    another colour than the skin (:data:`LIP_CONTRAST`), the outline alone. ``pixels`` and
-    ``skin`` in [0, 1], the masks soft in [0, 1].
+    as a tooth, is, because it lies inside the lip or is small (:data:`LIP_SPECK`): only
+    what is unlike the lips and reaches the ``mouth``'s opening or the outline's edge is
+    left out. With lips hardly of another colour than the skin (:data:`LIP_CONTRAST`), the
+    outline alone. Its edges are softened by :data:`LIP_EDGE`. ``pixels`` and ``skin`` in
+    [0, 1], the masks soft in [0, 1], ``iod`` in their pixels.
 
     >>> skin = torch.full((1, 3, 6, 6), 0.6)
     >>> pixels = skin.clone(); pixels[:, :, 1:] = torch.tensor([0.7, 0.3, 0.3]).view(3, 1, 1)
     >>> pixels[:, :, 3, 3] = 0.9  # a highlight on the lip
     >>> mouth = torch.zeros(1, 1, 6, 6); mouth[..., 5, :] = 1  # teeth along the bottom
     >>> pixels[:, :, 5] = 0.9
-    >>> lip_alpha(pixels, skin, torch.ones(1, 1, 6, 6), mouth)[0, 0, :, 3].tolist()
+    >>> lip_alpha(pixels, skin, torch.ones(1, 1, 6, 6), mouth, 1.0)[0, 0, :, 3].tolist()
     [0.0, 1.0, 1.0, 1.0, 1.0, 0.0]
     """
 
@@ -598,11 +603,12 @@ def lip_alpha(pixels: Tensor, skin: Tensor, outline: Tensor, mouth: Tensor) -> T
         if count:
             edge = ~ndimage.binary_erosion(core.cpu().numpy(), border_value=0)
             open_ = ndimage.binary_dilation((opening[0] > 0.5).cpu().numpy()) | edge
-            kept = np.unique(unlike[open_ & (unlike > 0)])
+            sizes = np.bincount(unlike.ravel(), minlength=count + 1)
+            kept = np.unique(unlike[open_ & (unlike > 0) & (sizes[unlike] > (LIP_SPECK * iod) ** 2)])
             enclosed = torch.from_numpy((unlike > 0) & ~np.isin(unlike, kept)).to(inside.device)
             likeness = torch.where(enclosed, 1.0, likeness)
         out.append(inside * likeness)
-    return torch.stack(out)
+    return gaussian_blur(torch.stack(out), LIP_EDGE * iod)
 
 
 def _likeness(features: Tensor, part: Tensor) -> Tensor:
@@ -892,9 +898,8 @@ def extract_instance(
     if colour.any():
         outline = region_mask(attributes, landmarks, work, LIP_SOFTNESS, LIP_GROW, joined=False)
         mouth = torch.cat([part_mask("mouth", lm[None], work, softness=0.0) for lm in landmarks])
-        lips = lip_alpha(
-            pixels, skin_hr, resample_box(outline, box, (h, w)), resample_box(mouth, box, (h, w))
-        )
+        outline, mouth = (resample_box(m, box, (h, w)) for m in (outline, mouth))
+        lips = lip_alpha(pixels, skin_hr, outline, mouth, iod * h / work[0])
         alpha = torch.where(colour, lips, alpha)
     foreground_hr = torch.where(whole, pixels, foreground_hr)
     coverage, joined_coverage = (

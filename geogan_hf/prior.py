@@ -714,8 +714,12 @@ def compose_transfer(
         foreground = torch.where(hair, steady, foreground)
     if colour.any():
         foreground = torch.where(colour, recolour(pixels, src, ex, ex_skin), foreground)
-        # a colour lies on the source's own lips, wherever the exemplar's land
-        prior_alpha = torch.where(colour, src.alpha, prior_alpha)
+        # a colour lies on the source's own lips, wherever the exemplar's land, its edges as
+        # soft as the photo's (the lips' alpha is sharper than a soft photo's lips)
+        lips = torch.cat(
+            [gaussian_blur(a[None], float(b)) for a, b in zip(src.alpha, prior.blur, strict=True)]
+        )
+        prior_alpha = torch.where(colour, lips, prior_alpha)
     clean = remove_instance(pixels, src, prior.attributes, ex)
     foreground = relight(
         foreground,
