@@ -1006,5 +1006,6 @@ def test_lipstick_paints_the_lips_in_the_exemplars_colour_and_nothing_else(faces
     assert torch.corrcoef(torch.stack([light_before, light_after]))[0, 1] > 0.5
     # the teeth are not painted, and off the lips nothing changes
     assert float((after - before).abs()[:, teeth].max()) < 0.1
-    grown = torch.from_numpy(ndimage.binary_dilation(src_lips.numpy(), iterations=3))
+    # (beyond the soft edge: the outline's and the blur of a photo softer than the exemplar)
+    grown = torch.from_numpy(ndimage.binary_dilation(src_lips.numpy(), iterations=5))
     assert float((after - before).abs()[:, ~grown].max()) < 1e-6
