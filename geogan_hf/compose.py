@@ -75,6 +75,7 @@ PALETTE_SIZE = 32  # luminance ranks of the source's hair colours
 CLIPPED = 0.01  # luminance this close to 0 or 1 is clipped (not the hair's own)
 HAIR_SPREAD = 1.0  # the source's hair is within this of its median log-luminance...
 HAIR_HUE_SPREAD = 0.3  # ... and this of its median chromaticity (RGB / luminance)
+LIP_OVERHANG = 0.015  # iod: facial hair covers the source's lips by at most this
 
 
 @torch.no_grad()
@@ -546,6 +547,21 @@ def _removal(coverage: Tensor, ranges: Tensor) -> Tensor:
     0 to 1 over ``ranges`` ``(N, 2)``, smoothly."""
     weight = ((coverage - ranges[:, 0]) / (ranges[:, 1] - ranges[:, 0])).clamp(0, 1)
     return (weight * weight * (3 - 2 * weight)).view(-1, 1, 1, 1)
+
+
+def off_the_lips(alpha: Tensor, lips: Tensor, iod: float) -> Tensor:
+    """``alpha`` of facial hair kept off the source's ``lips`` (their alpha,
+    :func:`~geogan_hf.instance.lip_mask`) deeper than :data:`LIP_OVERHANG` (pixels: ``iod``).
+
+    A mustache rests on the upper lip's edge. The landmarks of an open, screaming or
+    smiling mouth lie off the lips' edges by a few pixels, in the exemplar or in the source,
+    and the flow that carries them put the mustache's lower part over the source's upper
+    lip (real pair 11). What looks like lips is never a mustache in the exemplar either
+    (``lookalike_parts``); a long mustache hanging over the lip is cut at it.
+    """
+    r = round(LIP_OVERHANG * iod)
+    covered = -F.max_pool2d(-lips, 2 * r + 1, 1, r) if r >= 1 else lips
+    return alpha * (1 - covered)
 
 
 def composite(background: Tensor, foreground: Tensor, alpha: Tensor) -> Tensor:

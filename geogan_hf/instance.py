@@ -611,6 +611,21 @@ def lip_alpha(
     return gaussian_blur(torch.stack(out), LIP_EDGE * iod)
 
 
+def lip_mask(
+    pixels: Tensor, skin: Tensor, landmarks: Tensor, box: tuple[int, int, int, int],
+    size: tuple[int, int],
+) -> Tensor:  # fmt: skip
+    """:func:`lip_alpha` of the ``pixels`` and local ``skin`` (in [0, 1]) of ``box`` in a
+    ``size`` face crop with ``landmarks``: their lips, outline and mouth from the landmarks."""
+    work = (min(size[0], WORK_SIZE), min(size[1], WORK_SIZE))
+    names = ["Wearing_Lipstick"] * len(landmarks)
+    outline = region_mask(names, landmarks, work, LIP_SOFTNESS, LIP_GROW, joined=False)
+    mouth = torch.cat([part_mask("mouth", lm[None], work, softness=0.0) for lm in landmarks])
+    outline, mouth = (resample_box(m, box, size) for m in (outline, mouth))
+    iod = float(_iod_pixels(landmarks, size[0]).mean())
+    return lip_alpha(pixels, skin, outline, mouth, iod)
+
+
 def _likeness(features: Tensor, part: Tensor) -> Tensor:
     """How much each pixel looks like the typical pixel of ``part`` (log-luminance, chroma
     and, when given, texture).
@@ -896,11 +911,7 @@ def extract_instance(
         [ATTRIBUTE_SPECS[a].kind == "colour" for a in attributes], device=image.device
     ).view(-1, 1, 1, 1)
     if colour.any():
-        outline = region_mask(attributes, landmarks, work, LIP_SOFTNESS, LIP_GROW, joined=False)
-        mouth = torch.cat([part_mask("mouth", lm[None], work, softness=0.0) for lm in landmarks])
-        outline, mouth = (resample_box(m, box, (h, w)) for m in (outline, mouth))
-        lips = lip_alpha(pixels, skin_hr, outline, mouth, iod * h / work[0])
-        alpha = torch.where(colour, lips, alpha)
+        alpha = torch.where(colour, lip_mask(pixels, skin_hr, landmarks, box, (h, w)), alpha)
     foreground_hr = torch.where(whole, pixels, foreground_hr)
     coverage, joined_coverage = (
         (alpha * resample_box(part, box, (h, w))).sum((1, 2, 3))

@@ -47,6 +47,7 @@ from .compose import (
     head_hair_colour,
     matching_detail,
     natural_hair,
+    off_the_lips,
     relight,
     remove_instance,
     sharpen_frame,
@@ -68,7 +69,14 @@ from .geometry import (
     tps_flow,
     warp_with_flow,
 )
-from .instance import FIELD_SIGMA, InstanceLayers, extract_instance, far_side, is_grayscale
+from .instance import (
+    FIELD_SIGMA,
+    InstanceLayers,
+    extract_instance,
+    far_side,
+    is_grayscale,
+    lip_mask,
+)
 from .regions import ATTRIBUTE_SPECS, canonical_attribute, part_mask
 
 TPS_GRID = 64  # the landmark TPS is evaluated on at most this many points per side
@@ -741,6 +749,14 @@ def compose_transfer(
         )
         foreground = torch.where(head_hair, matched, foreground)
     foreground, prior_alpha = _grain(foreground, prior_alpha, prior, points, iod, box)
+    lipped = torch.tensor(
+        [k == "hair" and "lips" in ATTRIBUTE_SPECS[a].lookalike_parts
+         for k, a in zip(kinds, prior.attributes, strict=True)],
+        device=source.device,
+    ).view(-1, 1, 1, 1)  # fmt: skip
+    if lipped.any():
+        lips = lip_mask((pixels + 1) / 2, (src.skin + 1) / 2, prior.source_landmarks, box, size)
+        prior_alpha = torch.where(lipped, off_the_lips(prior_alpha, lips, iod), prior_alpha)
     frame = torch.tensor([k == "accessory" for k in kinds], device=source.device)
     if frame.any():
         # only the frames' samples: the rims' smoothing works sample by sample
