@@ -75,7 +75,7 @@ PALETTE_SIZE = 32  # luminance ranks of the source's hair colours
 CLIPPED = 0.01  # luminance this close to 0 or 1 is clipped (not the hair's own)
 HAIR_SPREAD = 1.0  # the source's hair is within this of its median log-luminance...
 HAIR_HUE_SPREAD = 0.3  # ... and this of its median chromaticity (RGB / luminance)
-LIP_OVERHANG = 0.015  # iod: facial hair covers the source's lips by at most this
+LIP_OVERHANG = 0.03  # iod: facial hair covers the source's lips by at most this
 
 
 @torch.no_grad()
