@@ -148,6 +148,8 @@ LIP_SOFTNESS = 0.02  # lipstick: the lips' outline is this soft (iod)...
 LIP_GROW = 0.01  # ... and grown by this: within it the lips' own colour says where they end
 LIP_SPECK = 0.06  # iod: a part unlike the lips smaller than this square is a highlight on them
 LIP_EDGE = 0.01  # iod: the lips' alpha is blurred by this (the pixels' steps made stairs)
+OPENING_GROW = 0.03  # iod: a smile's teeth reach this far beyond its inner lip landmarks...
+OPENING_SOFTNESS = 0.02  # ... with a soft edge this wide
 LIP_FULL = 0.25  # share of the way from the skin's chromaticity to the lips' that is all lip
 LIP_CONTRAST = 0.01  # lips this close to the skin in chromaticity: the outline alone
 LUMA = (0.299, 0.587, 0.114)
@@ -558,8 +560,9 @@ def _lens_tint(image: Tensor, skin: Tensor, lens: Tensor) -> Tensor:
 
 
 def lip_alpha(
-    pixels: Tensor, skin: Tensor, outline: Tensor, mouth: Tensor, iod: float
-) -> Tensor:
+    pixels: Tensor, skin: Tensor, outline: Tensor, mouth: Tensor, iod: float,
+    reference: Tensor | None = None,
+) -> Tensor:  # fmt: skip
     """``(N, 1, h, w)`` the lips' alpha inside their landmark ``outline``: a pixel is lip as
     far as its chromaticity lies from the local ``skin``'s toward the lips' typical one
     (all lip from :data:`LIP_FULL` of the way). Teeth and skin the outline takes in by
@@ -567,8 +570,9 @@ def lip_alpha(
     as a tooth, is, because it lies inside the lip or is small (:data:`LIP_SPECK`): only
     what is unlike the lips and reaches the ``mouth``'s opening or the outline's edge is
     left out. With lips hardly of another colour than the skin (:data:`LIP_CONTRAST`), the
-    outline alone. Its edges are softened by :data:`LIP_EDGE`. ``pixels`` and ``skin`` in
-    [0, 1], the masks soft in [0, 1], ``iod`` in their pixels.
+    outline alone. Its edges are softened by :data:`LIP_EDGE`. The lips' typical colour is
+    read in ``reference`` (the outline if ``None``). ``pixels`` and ``skin`` in [0, 1], the
+    masks soft in [0, 1], ``iod`` in their pixels.
 
     >>> skin = torch.full((1, 3, 6, 6), 0.6)
     >>> pixels = skin.clone(); pixels[:, :, 1:] = torch.tensor([0.7, 0.3, 0.3]).view(3, 1, 1)
@@ -583,14 +587,15 @@ def lip_alpha(
         return x / (x.sum(1, keepdim=True) + 0.06)
 
     out = []
-    for c, s, inside, opening in zip(
-        chromaticity(pixels), chromaticity(skin), outline, mouth, strict=True
+    references = outline if reference is None else reference
+    for c, s, inside, opening, typical in zip(
+        chromaticity(pixels), chromaticity(skin), outline, mouth, references, strict=True
     ):
-        core = inside[0] > 0.5
-        if not core.any():
+        core, lips = inside[0] > 0.5, typical[0] > 0.5
+        if not lips.any():
             out.append(inside)
             continue
-        direction = c[:, core].median(1).values - s[:, core].median(1).values
+        direction = c[:, lips].median(1).values - s[:, lips].median(1).values
         length2 = direction.square().sum()
         if length2.sqrt() < LIP_CONTRAST:
             out.append(inside)
@@ -624,6 +629,30 @@ def lip_mask(
     outline, mouth = (resample_box(m, box, size) for m in (outline, mouth))
     iod = float(_iod_pixels(landmarks, size[0]).mean())
     return lip_alpha(pixels, skin, outline, mouth, iod)
+
+
+def mouth_opening(
+    pixels: Tensor, skin: Tensor, landmarks: Tensor, box: tuple[int, int, int, int],
+    size: tuple[int, int],
+) -> Tensor:  # fmt: skip
+    """``(N, 1, h, w)`` the mouth's opening in ``box`` of a ``size`` face crop with
+    ``landmarks`` (``pixels`` and local ``skin`` in [0, 1]): the inner lip outline, grown by
+    :data:`OPENING_GROW`, less what has the lips' colour (:func:`lip_alpha` over the whole
+    mouth). A smiling mouth's inner landmarks lie on the teeth or on the lips: the teeth
+    are what its colour says is not lip."""
+    work = (min(size[0], WORK_SIZE), min(size[1], WORK_SIZE))
+    outer, inner, mouth = (
+        torch.cat([part_mask(part, lm[None], work, softness=soft, grow=grow) for lm in landmarks])
+        for part, soft, grow in (
+            ("lips", LIP_SOFTNESS, LIP_GROW), ("mouth", OPENING_SOFTNESS, OPENING_GROW),
+            ("mouth", 0.0, 0.0),
+        )
+    )  # fmt: skip
+    outer, inner, mouth = (resample_box(m, box, size) for m in (outer, inner, mouth))
+    iod = float(_iod_pixels(landmarks, size[0]).mean())
+    # the lips' colour is read on the lips alone: a wide smile's teeth fill half the outline
+    lips = lip_alpha(pixels, skin, outer, mouth, iod, reference=outer * (1 - mouth))
+    return inner * (1 - lips)
 
 
 def _likeness(features: Tensor, part: Tensor) -> Tensor:
@@ -912,6 +941,14 @@ def extract_instance(
     ).view(-1, 1, 1, 1)
     if colour.any():
         alpha = torch.where(colour, lip_mask(pixels, skin_hr, landmarks, box, (h, w)), alpha)
+    # an expression's instance is what the source lacks: the mouth's opening (the source's
+    # own face is moved to the expression, prior.expression_targets)
+    expression = torch.tensor(
+        [ATTRIBUTE_SPECS[a].kind == "expression" for a in attributes], device=image.device
+    ).view(-1, 1, 1, 1)
+    if expression.any():
+        opening = mouth_opening(pixels, skin_hr, landmarks, box, (h, w))
+        alpha = torch.where(expression, opening, alpha)
     foreground_hr = torch.where(whole, pixels, foreground_hr)
     coverage, joined_coverage = (
         (alpha * resample_box(part, box, (h, w))).sum((1, 2, 3))

@@ -108,6 +108,10 @@ HINGE = 0.15  # iod in from a frame's end: its end-piece, whose top the arm leav
 ARM_OVERLAP = 0.03  # iod: an arm starts this far inside the end-piece (they join, no gap)
 NO_STRANDS = (27, 0.0, 0.0, 0.0)  # an AttributeSpec's strands for what is not hair (never drawn)
 FACE_SIZE = (128, 128)  # the face outline, for the head's hair (head_hair), is drawn at this size
+# An expression (kind "expression": a smile) is the exemplar's mouth on the source's own face,
+# placed by the points the expression does not move (nose, eye corners)
+EXPRESSION_ANCHORS = (27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45)
+EXPRESSION_POINTS = tuple(range(48, 68))  # the points it moves: the mouth
 MIRROR_SIGMA = 0.03  # smoothing of the warp quality maps that choose exemplar or mirror
 MIRROR_MARGIN = 0.5  # log-stretch by which the mirror must beat the exemplar to be used
 SYMMETRY = 0.8  # a symmetric instance is at least this share of its mirror image...
@@ -178,6 +182,11 @@ class GeometricPrior:
         source_landmarks: ``(N, 68, 2)`` the source's landmarks, normalized.
         white_ratio: ``(N, 3)`` the source's eye white over the exemplar's (the change of
             colour cast; NaN where either is not seen, :func:`~geogan_hf.compose.eye_white`).
+        target_landmarks: ``(N, 68, 2)`` where ``flow`` puts the exemplar's landmarks: the
+            source's, with the exemplar's mouth for an expression (:func:`expression_targets`).
+        source_flow: ``(N, 2, h, w)`` the flow that moves the source's own face to
+            ``target_landmarks`` (zero where they are the source's); ``None`` without any
+            expression.
     """
 
     flow: Tensor
@@ -192,6 +201,8 @@ class GeometricPrior:
     hair_length: Tensor
     source_landmarks: Tensor
     white_ratio: Tensor
+    target_landmarks: Tensor
+    source_flow: Tensor | None
 
 
 def _eyes(image: Tensor, landmarks: Tensor) -> tuple[Tensor, float]:
@@ -542,12 +553,17 @@ def landmark_flow(
 def landmark_weights(attributes: Sequence[str], device: torch.device | None = None) -> Tensor:
     """``(N, 68)`` the landmarks a transfer of each attribute aligns: a frame (kind
     ``"accessory"``) is rigid and rests on :data:`RIGID_POINTS` only, so
-    the flow is not taught to bend it with the eyelids and brows; other kinds use all 68."""
+    the flow is not taught to bend it with the eyelids and brows; an expression carries the
+    exemplar's mouth, not onto the source's (:data:`EXPRESSION_POINTS` left out); other
+    kinds use all 68."""
     weights = torch.ones(len(attributes), 68, device=device)
     for i, name in enumerate(attributes):
-        if ATTRIBUTE_SPECS[canonical_attribute(name)].kind == "accessory":
+        kind = ATTRIBUTE_SPECS[canonical_attribute(name)].kind
+        if kind == "accessory":
             weights[i] = 0
             weights[i, list(RIGID_POINTS)] = 1
+        elif kind == "expression":
+            weights[i, list(EXPRESSION_POINTS)] = 0
     return weights
 
 
@@ -610,6 +626,57 @@ def warp_exemplar(
     return torch.lerp(warped, warp_with_flow(exemplar, mirror_flow), weight)
 
 
+def _face_frame(points: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The frame :func:`expression_targets` measures a mouth in: origin (nose base 33),
+    the axis to the chin (8), its unit normal, and for the jaw's points the (depth along
+    the axis, signed offset across it)."""
+    origin, chin = points[33], points[8]
+    axis = chin - origin
+    normal = torch.stack([-axis[1], axis[0]]) / axis.norm()
+    return origin, axis, normal, torch.stack(
+        [((points - origin) @ axis) / axis.square().sum(), (points - origin) @ normal], -1
+    )
+
+
+def _half_width(jaw: Tensor, depth: Tensor, side: Tensor) -> Tensor:
+    """The face's half-width (offset of its jaw line, :func:`_face_frame`) at ``depth``, on
+    each point's ``side`` (-1 or 1): interpolated between the jaw's points of that side."""
+    out = []
+    for points in (jaw[1:8], jaw[9:16].flip(0)):
+        sign = torch.where(points[:, 1].mean() < 0, -1.0, 1.0)
+        d = points[:, 0].contiguous()
+        index = torch.searchsorted(d, depth.clamp(d[0], d[-1]).contiguous()).clamp(1, len(d) - 1)
+        t = ((depth - d[index - 1]) / (d[index] - d[index - 1]).clamp_min(1e-6)).clamp(0, 1)
+        width = torch.lerp(points[index - 1, 1], points[index, 1], t).abs()
+        out.append(torch.where(side == sign, width, 0.0))
+    return out[0] + out[1]
+
+
+def expression_targets(
+    source_landmarks: Tensor, exemplar_landmarks: Tensor, size: tuple[int, int]
+) -> Tensor:
+    """``(N, 68, 2)`` the source's landmarks with the exemplar's expression: its
+    :data:`EXPRESSION_POINTS` placed on the source's face at the same depth between the
+    nose base and the chin, and the same share of the face's half-width (to its jaw line)
+    on their side, in the isotropic frame of a ``size`` crop. A wide smile stays as wide
+    for the source's face, and is foreshortened on the far side of a turned face: placed by
+    a similarity of the nose and eye corners, a frontal smile's far corner fell beyond a
+    turned face's jaw. Normalized coordinates.
+    """
+    iso = isotropic_scale(*size, source_landmarks.to(torch.float64))
+    targets = source_landmarks.to(torch.float64) * iso
+    mouth = list(EXPRESSION_POINTS)
+    for i, (src, ex) in enumerate(zip(targets, exemplar_landmarks.to(torch.float64) * iso)):
+        _, _, _, ex_frame = _face_frame(ex)
+        origin, axis, normal, src_frame = _face_frame(src)
+        depth, offset = ex_frame[mouth].unbind(-1)
+        side = torch.where(offset < 0, -1.0, 1.0).to(depth)
+        share = offset / _half_width(ex_frame, depth, side).clamp_min(1e-6)
+        placed = share * _half_width(src_frame, depth, side)
+        targets[i, mouth] = origin + depth[:, None] * axis + placed[:, None] * normal
+    return (targets / iso).to(source_landmarks.dtype)
+
+
 def geometric_prior(
     source: Tensor,
     exemplar: Tensor,
@@ -639,8 +706,17 @@ def geometric_prior(
     ends = None
     if rigid.any():
         ends = frame_ends(exemplar_layers.full("alpha"), exemplar_landmarks)
-    flow = landmark_flow(source_landmarks, exemplar_landmarks, size).to(source.dtype)
-    mirror = mirror_warp(source_landmarks, exemplar_landmarks, flow, rigid, ends)
+    expression = torch.tensor(
+        [ATTRIBUTE_SPECS[a].kind == "expression" for a in attributes], device=source.device
+    )
+    targets, source_flow = source_landmarks, None
+    if expression.any():
+        moved = expression_targets(source_landmarks, exemplar_landmarks, size)
+        targets = torch.where(expression.view(-1, 1, 1), moved, source_landmarks)
+        source_flow = landmark_flow(targets, source_landmarks, size).to(source.dtype)
+        source_flow = source_flow * expression.view(-1, 1, 1, 1)
+    flow = landmark_flow(targets, exemplar_landmarks, size).to(source.dtype)
+    mirror = mirror_warp(targets, exemplar_landmarks, flow, rigid, ends)
     if rigid.any():
         flow = landmark_flow(source_landmarks, exemplar_landmarks, size, rigid, ends)
         flow = flow.to(source.dtype)
@@ -659,7 +735,7 @@ def geometric_prior(
     }
     return GeometricPrior(
         flow, mirror, warped, exemplar_layers, source_layers, attributes, timings, blur,
-        missing, hair_length, source_landmarks, white_ratio,
+        missing, hair_length, source_landmarks, white_ratio, targets, source_flow,
     )  # fmt: skip
 
 
@@ -729,6 +805,8 @@ def compose_transfer(
         )
         prior_alpha = torch.where(colour, lips, prior_alpha)
     clean = remove_instance(pixels, src, prior.attributes, ex)
+    if prior.source_flow is not None:
+        clean = _expression(source, clean, prior, box)
     foreground = relight(
         foreground,
         warped[:, 3:4],
@@ -779,6 +857,27 @@ def compose_transfer(
         blended = composite(blended, colour, arms)
         alpha, prior_alpha = torch.maximum(alpha, arms), torch.maximum(prior_alpha, arms)
     return blended, alpha, prior_alpha
+
+
+def _expression(
+    source: Tensor, clean: Tensor, prior: GeometricPrior, box: tuple[int, int, int, int]
+) -> Tensor:
+    """``clean`` (on ``box``) with the source's own face moved to the exemplar's expression
+    by ``prior.source_flow`` in its region, for the expression samples: a smile is the
+    source's lips and cheeks moved, with the exemplar's teeth between them (its instance,
+    :func:`~geogan_hf.instance.mouth_opening`). Pasted whole, the exemplar's mouth region
+    brought its lips, stubble and skin along."""
+    size = tuple(source.shape[-2:])
+    expression = torch.tensor(
+        [ATTRIBUTE_SPECS[a].kind == "expression" for a in prior.attributes], device=source.device
+    ).view(-1, 1, 1, 1)
+    y0, y1, x0, x1 = box
+    ys = (2 * torch.arange(y0, y1, device=source.device, dtype=source.dtype) + 1) / size[0] - 1
+    xs = (2 * torch.arange(x0, x1, device=source.device, dtype=source.dtype) + 1) / size[1] - 1
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None]
+    grid = grid + resample_box(prior.source_flow, box, size).permute(0, 2, 3, 1)
+    moved = F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return torch.where(expression, torch.lerp(clean, moved, prior.source.region), clean)
 
 
 def _shade(

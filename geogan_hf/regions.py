@@ -149,8 +149,10 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
         "hair", skin_parts=("cheeks", "nose"), excluded_parts=("eyes",), lookalike_parts=(),
         face_margin=None, removal=None, strands=(27, 3.0, 0.5, 0.0), head_hair=True,
     ),
+    # an expression moves the source's own face (nothing of it is removed first)
     "Smiling": AttributeSpec(
-        "expression", excluded_parts=("eyes",), lookalike_parts=(), experimental=True
+        "expression", excluded_parts=("eyes",), lookalike_parts=(), removal=None,
+        experimental=True,
     ),
     "Bushy_Eyebrows": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose", "forehead"), excluded_parts=("eyes",),

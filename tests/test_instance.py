@@ -4,6 +4,7 @@ wearing procedural instances with a known alpha (geogan_hf.synthetic)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -13,11 +14,11 @@ from skimage.draw import polygon
 
 from geogan_hf import GeoGAN, compose, instance, prior
 from geogan_hf.align import align_face
-from geogan_hf.geometry import gaussian_blur, pixel_to_normalized
+from geogan_hf.geometry import gaussian_blur, pixel_to_normalized, warp_points_backward
 from geogan_hf.imageio import pil_to_tensor
 from geogan_hf.instance import extract_instance, is_grayscale, luma
 from geogan_hf.prior import sharpness_match
-from geogan_hf.regions import ATTRIBUTE_SPECS, part_mask
+from geogan_hf.regions import ATTRIBUTE_SPECS, part_mask, region_mask
 from geogan_hf.samples import load_sample
 from geogan_hf.synthetic import Instance, SyntheticGenerator, load_base_faces
 
@@ -1009,3 +1010,85 @@ def test_lipstick_paints_the_lips_in_the_exemplars_colour_and_nothing_else(faces
     # (beyond the soft edge: the outline's and the blur of a photo softer than the exemplar)
     grown = torch.from_numpy(ndimage.binary_dilation(src_lips.numpy(), iterations=5))
     assert float((after - before).abs()[:, ~grown].max()) < 1e-6
+
+
+def test_expression_targets_give_the_exemplars_mouth_at_the_sources_scale(faces):
+    """The exemplar's mouth is placed on the source's face by where it lies between the
+    nose, the chin and the jaw line: an exemplar that is the source turned, scaled and
+    shifted, with its mouth corners raised, gives the source's face with its corners raised
+    as much (in the source's scale); every other point stays the source's. On a face seen
+    turned, a frontal smile's far corner stays inside the jaw line."""
+    face = faces["lenna"]
+    source = pixel_to_normalized(torch.tensor(face.landmarks, dtype=torch.float32), (SIZE, SIZE))
+    source = source[None]
+    angle, scale, shift = 0.3, 1.4, torch.tensor([0.1, -0.05])
+    rotation = torch.tensor(
+        [[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]]
+    )
+    raised = source.clone()
+    raised[0, [48, 54], 1] -= 0.05
+    exemplar = scale * raised @ rotation.T + shift
+    targets = prior.expression_targets(source, exemplar, (SIZE, SIZE))
+    assert torch.allclose(targets[:, :48], source[:, :48])
+    assert torch.allclose(targets, raised, atol=1e-4)
+    # lenna's face is turned to her left (the image's right): a wide frontal smile
+    # (the astronaut's) keeps its far corner inside her jaw line there
+    other = faces["astronaut"]
+    wide = pixel_to_normalized(torch.tensor(other.landmarks, dtype=torch.float32), (SIZE, SIZE))
+    corner = prior.expression_targets(source, wide[None], (SIZE, SIZE))[0, 54]
+    jaw = source[0, 9:14]
+    below = jaw[(jaw[:, 1] - corner[1]).abs().argmin()]
+    assert float(corner[0]) < float(below[0])
+
+
+def test_a_smile_moves_the_sources_own_lips_and_shows_the_exemplars_teeth(faces):
+    """Smiling moves the source's own mouth into the exemplar's smile (its lips and skin,
+    stretched) and fills the opening with the exemplar's teeth; it pastes nothing else of
+    the exemplar (pasted whole, its mouth region brought its lips and stubble along). The
+    exemplar's lips are painted green here: none of that green may reach the result."""
+    source, exemplar = faces["lenna"], faces["astronaut"]
+    points = [
+        pixel_to_normalized(torch.tensor(f.landmarks, dtype=torch.float32), (SIZE, SIZE))[None]
+        for f in (source, exemplar)
+    ]
+    ex_image = torch.where(_lips(points[1], SIZE), torch.tensor([0.2, 0.6, 0.3]).view(3, 1, 1),
+                           exemplar.image)  # fmt: skip
+    targets = prior.expression_targets(points[0], points[1], (SIZE, SIZE))
+    opening = part_mask("mouth", targets, (SIZE, SIZE), softness=0.0)[0, 0] > 0.5
+    assert opening.sum() >= 8  # the astronaut smiles with her teeth showing; lenna does not
+    model = GeoGAN(geometry_prior=True, image_size=SIZE, attributes=("Smiling",)).eval()
+    src = source.image[None] * 2 - 1
+    with torch.no_grad():
+        result = model(src, ex_image[None] * 2 - 1, points[0], points[1])
+    before, after = (src[0] + 1) / 2, (result.image[0] + 1) / 2
+    # the opening shows teeth, lighter than the lips that were there
+    teeth = torch.from_numpy(ndimage.binary_erosion(opening.numpy()))
+    lighter = luma(after[None])[0, 0][teeth].mean() - luma(before[None])[0, 0][teeth].mean()
+    assert float(lighter) > 0.08
+    # the lips around it are the source's own, moved: red, never the exemplar's green
+    lips = _lips(targets, SIZE) & ~torch.from_numpy(ndimage.binary_dilation(opening.numpy()))
+    colour = after[:, lips].mean(1)
+    assert float(colour[0]) > 1.4 * float(colour[1])
+    # and the source's lips did move: the result there is not the source
+    assert float((after - before).abs()[:, lips].mean()) > 0.02
+    # far from the mouth nothing changes
+    region = region_mask("Smiling", points[0], (SIZE, SIZE), softness=0.0, grow=0.4)[0, 0] > 0.5
+    assert float((after - before).abs()[:, ~region].max()) < 1e-6
+
+
+def test_a_smiles_flow_carries_the_exemplars_mouth_onto_its_place_not_onto_the_sources(faces):
+    """For an expression the flow puts the exemplar's landmarks on the targets (the source's
+    face with the exemplar's mouth), so the landmark loss leaves the mouth out: taught to
+    carry the exemplar's mouth onto the source's, a learned residual would undo the smile."""
+    source, exemplar = faces["lenna"], faces["astronaut"]
+    images = [f.image[None] * 2 - 1 for f in (source, exemplar)]
+    points = [
+        pixel_to_normalized(torch.tensor(f.landmarks, dtype=torch.float32), (SIZE, SIZE))[None]
+        for f in (source, exemplar)
+    ]
+    found = prior.geometric_prior(*images, *points, ["Smiling"], (SIZE, SIZE))
+    carried = warp_points_backward(found.target_landmarks, found.flow)
+    assert float((carried - points[1]).norm(dim=-1).max()) < 0.02
+    assert not torch.allclose(found.target_landmarks[:, 48:], points[0][:, 48:], atol=0.01)
+    weights = prior.landmark_weights(["Smiling"])
+    assert weights[0, 48:].sum() == 0 and weights[0, :48].sum() == 48
