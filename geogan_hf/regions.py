@@ -151,8 +151,7 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     ),
     # an expression moves the source's own face (nothing of it is removed first)
     "Smiling": AttributeSpec(
-        "expression", excluded_parts=("eyes",), lookalike_parts=(), removal=None,
-        experimental=True,
+        "expression", excluded_parts=("eyes",), lookalike_parts=(), removal=None
     ),
     "Bushy_Eyebrows": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose", "forehead"), excluded_parts=("eyes",),
@@ -164,14 +163,14 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     ),
     # a colour replaces the lips' own (recoloured, not removed first)
     "Wearing_Lipstick": AttributeSpec(
-        "colour", excluded_parts=("eyes",), lookalike_parts=(), removal=None, experimental=True
+        "colour", excluded_parts=("eyes",), lookalike_parts=(), removal=None
     ),
 }  # fmt: skip
 """Per attribute: its kind, skin reference and exclusions (see :class:`AttributeSpec`).
 
 The bar on the real photo pairs is a median score of 4 for mustache, goatee and glasses and
-3 for the others (the scores are in ``benchmarks/results/real_pairs.md``): bangs reach it,
-every other attribute is experimental for now."""
+3 for the others (the scores are in ``benchmarks/results/real_pairs.md``): bangs, lipstick
+and smiling reach it, every other attribute is experimental for now."""
 
 EXPERIMENTAL_ATTRIBUTES: tuple[str, ...] = tuple(
     name for name, spec in ATTRIBUTE_SPECS.items() if spec.experimental

@@ -150,17 +150,17 @@ def test_checkpoint_model_is_described(app, tmp_path, images):
 def test_experimental_attributes_and_untrained_models_are_said(app, pipe, images, monkeypatch):
     from geogan_hf import GeoGAN, TransferPipeline
 
-    assert app.attribute_label("Wearing_Lipstick") == "Wearing Lipstick (experimental)"
+    assert app.attribute_label("Mustache") == "Mustache (experimental)"
     stable = [a for a in pipe.attributes if a not in EXPERIMENTAL_ATTRIBUTES]
     assert "Bangs" in stable
     for name in stable:
         assert app.attribute_label(name) == name.replace("_", " ")
     shown = []
     monkeypatch.setattr(app.gr, "Warning", lambda message, *a, **k: shown.append(message))
-    for name in ("Wearing_Lipstick", "Bangs"):
+    for name in ("Mustache", "Bangs"):
         outputs = app.transfer(pipe, str(images["astronaut"]), str(images["einstein"]), name, 1.0)
         assert Path(outputs[0]).is_file()
-    assert len(shown) == 1 and shown[0].startswith("Wearing_Lipstick is experimental")
+    assert len(shown) == 1 and shown[0].startswith("Mustache is experimental")
     with pytest.warns(UserWarning):
         untrained = TransferPipeline(GeoGAN(ngf=4, image_size=64), device="cpu")
     assert "never trained" in app.model_panel(untrained)

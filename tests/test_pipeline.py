@@ -380,9 +380,9 @@ def test_untrained_and_experimental_are_said(quick):
         untrained = TransferPipeline(GeoGAN(ngf=4, image_size=64), device="cpu")
     assert untrained.mode == "untrained (random weights)"
     assert "untrained" in untrained.describe()
-    assert "Wearing_Lipstick" in EXPERIMENTAL_ATTRIBUTES and "Bangs" not in EXPERIMENTAL_ATTRIBUTES
-    with pytest.warns(ExperimentalAttributeWarning, match="Wearing_Lipstick is experimental"):
-        result = quick(small_astronaut(), small_einstein(), "Wearing_Lipstick")
+    assert "Mustache" in EXPERIMENTAL_ATTRIBUTES and "Bangs" not in EXPERIMENTAL_ATTRIBUTES
+    with pytest.warns(ExperimentalAttributeWarning, match="Mustache is experimental"):
+        result = quick(small_astronaut(), small_einstein(), "Mustache")
     assert result.experimental
     with warnings.catch_warnings():
         warnings.simplefilter("error", ExperimentalAttributeWarning)
