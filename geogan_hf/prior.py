@@ -642,8 +642,9 @@ def _half_width(jaw: Tensor, depth: Tensor, side: Tensor) -> Tensor:
     """The face's half-width (offset of its jaw line, :func:`_face_frame`) at ``depth``, on
     each point's ``side`` (-1 or 1): interpolated between the jaw's points of that side."""
     out = []
-    for points in (jaw[1:8], jaw[9:16].flip(0)):
+    for points in (jaw[1:8], jaw[9:16]):
         sign = torch.where(points[:, 1].mean() < 0, -1.0, 1.0)
+        points = points[points[:, 0].argsort()]  # by depth (a jaw line that doubles back)
         d = points[:, 0].contiguous()
         index = torch.searchsorted(d, depth.clamp(d[0], d[-1]).contiguous()).clamp(1, len(d) - 1)
         t = ((depth - d[index - 1]) / (d[index] - d[index - 1]).clamp_min(1e-6)).clamp(0, 1)
