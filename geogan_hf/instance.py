@@ -628,7 +628,17 @@ def lip_mask(
     mouth = torch.cat([part_mask("mouth", lm[None], work, softness=0.0) for lm in landmarks])
     outline, mouth = (resample_box(m, box, size) for m in (outline, mouth))
     iod = float(_iod_pixels(landmarks, size[0]).mean())
-    return lip_alpha(pixels, skin, outline, mouth, iod)
+    # on the lips' own box within ``box`` (a mustache's box is several times theirs)
+    margin = math.ceil(3 * LIP_EDGE * iod) + 1
+    y0, y1, x0, x1 = _box(outline, outline.shape[-2:])
+    if y1 <= y0 or x1 <= x0:
+        return torch.zeros_like(outline)
+    y0, x0 = max(0, y0 - margin), max(0, x0 - margin)
+    y1, x1 = min(outline.shape[-2], y1 + margin), min(outline.shape[-1], x1 + margin)
+    inside = (..., slice(y0, y1), slice(x0, x1))
+    lips = torch.zeros_like(outline)
+    lips[inside] = lip_alpha(pixels[inside], skin[inside], outline[inside], mouth[inside], iod)
+    return lips
 
 
 def mouth_opening(

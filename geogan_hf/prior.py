@@ -108,9 +108,7 @@ HINGE = 0.15  # iod in from a frame's end: its end-piece, whose top the arm leav
 ARM_OVERLAP = 0.03  # iod: an arm starts this far inside the end-piece (they join, no gap)
 NO_STRANDS = (27, 0.0, 0.0, 0.0)  # an AttributeSpec's strands for what is not hair (never drawn)
 FACE_SIZE = (128, 128)  # the face outline, for the head's hair (head_hair), is drawn at this size
-# An expression (kind "expression": a smile) is the exemplar's mouth on the source's own face,
-# placed by the points the expression does not move (nose, eye corners)
-EXPRESSION_ANCHORS = (27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45)
+# an expression (kind "expression": a smile) is the exemplar's mouth on the source's own face
 EXPRESSION_POINTS = tuple(range(48, 68))  # the points it moves: the mouth
 MIRROR_SIGMA = 0.03  # smoothing of the warp quality maps that choose exemplar or mirror
 MIRROR_MARGIN = 0.5  # log-stretch by which the mirror must beat the exemplar to be used
@@ -628,8 +626,8 @@ def warp_exemplar(
 
 def _face_frame(points: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The frame :func:`expression_targets` measures a mouth in: origin (nose base 33),
-    the axis to the chin (8), its unit normal, and for the jaw's points the (depth along
-    the axis, signed offset across it)."""
+    the axis to the chin (8), its unit normal, and every point's (depth along the axis,
+    signed offset across it)."""
     origin, chin = points[33], points[8]
     axis = chin - origin
     normal = torch.stack([-axis[1], axis[0]]) / axis.norm()
@@ -872,11 +870,7 @@ def _expression(
     expression = torch.tensor(
         [ATTRIBUTE_SPECS[a].kind == "expression" for a in prior.attributes], device=source.device
     ).view(-1, 1, 1, 1)
-    y0, y1, x0, x1 = box
-    ys = (2 * torch.arange(y0, y1, device=source.device, dtype=source.dtype) + 1) / size[0] - 1
-    xs = (2 * torch.arange(x0, x1, device=source.device, dtype=source.dtype) + 1) / size[1] - 1
-    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None]
-    grid = grid + resample_box(prior.source_flow, box, size).permute(0, 2, 3, 1)
+    grid = _box_grid(resample_box(prior.source_flow, box, size), box, size)
     moved = F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return torch.where(expression, torch.lerp(clean, moved, prior.source.region), clean)
 
@@ -982,15 +976,21 @@ def hair_lengths(
     return landmarks.new_tensor(lengths)
 
 
-def _exemplar_box_grid(
-    flow: Tensor, box: tuple[int, int, int, int], size: tuple[int, int], ex: InstanceLayers
-) -> Tensor:
-    """Sampling grid ``(N, h, w, 2)`` into the exemplar layers' box for the source ``box`` pixels."""
+def _box_grid(flow: Tensor, box: tuple[int, int, int, int], size: tuple[int, int]) -> Tensor:
+    """Sampling grid ``(N, h, w, 2)`` (normalized in a ``size`` image) of the ``box`` pixels
+    of that image carried by ``flow`` (on the box)."""
     y0, y1, x0, x1 = box
     h, w = size
     ys = (2 * torch.arange(y0, y1, device=flow.device, dtype=flow.dtype) + 1) / h - 1
     xs = (2 * torch.arange(x0, x1, device=flow.device, dtype=flow.dtype) + 1) / w - 1
-    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None] + flow.permute(0, 2, 3, 1)
+    return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None] + flow.permute(0, 2, 3, 1)
+
+
+def _exemplar_box_grid(
+    flow: Tensor, box: tuple[int, int, int, int], size: tuple[int, int], ex: InstanceLayers
+) -> Tensor:
+    """Sampling grid ``(N, h, w, 2)`` into the exemplar layers' box for the source ``box`` pixels."""
+    grid = _box_grid(flow, box, size)
     # exemplar-normalized -> exemplar pixels -> normalized within the exemplar's box
     eh, ew = ex.size
     ey0, ey1, ex0, ex1 = ex.box
