@@ -63,7 +63,7 @@ from scipy import ndimage
 from torch import Tensor
 
 from .geometry import gaussian_blur, resample_box, resize_image
-from .regions import ATTRIBUTE_SPECS, canonical_attribute, part_mask, region_mask
+from .regions import ATTRIBUTE_SPECS, canonical_attribute, of_kind, part_mask, region_mask
 
 WORK_SIZE = 256  # side of the working copy the fields and the evidence are computed on
 REGION_GROW = 0.08  # the attribute region is grown by this (inter-ocular distances)...
@@ -941,21 +941,14 @@ def extract_instance(
     take = ((alpha - UNMIX_FROM) / (1 - UNMIX_FROM)).clamp(0, 1)
     foreground_hr = torch.lerp(fg_hr, unmixed, take)
     # colour and expression attributes take the whole region, as it is
-    whole = torch.tensor(
-        [ATTRIBUTE_SPECS[a].kind in ("colour", "expression") for a in attributes],
-        device=image.device,
-    ).view(-1, 1, 1, 1)
+    whole = of_kind(attributes, "colour", "expression", device=image.device)
     alpha = torch.where(whole, searched_hr, alpha)
-    colour = torch.tensor(
-        [ATTRIBUTE_SPECS[a].kind == "colour" for a in attributes], device=image.device
-    ).view(-1, 1, 1, 1)
+    colour = of_kind(attributes, "colour", device=image.device)
     if colour.any():
         alpha = torch.where(colour, lip_mask(pixels, skin_hr, landmarks, box, (h, w)), alpha)
     # an expression's instance is what the source lacks: the mouth's opening (the source's
     # own face is moved to the expression, prior.expression_targets)
-    expression = torch.tensor(
-        [ATTRIBUTE_SPECS[a].kind == "expression" for a in attributes], device=image.device
-    ).view(-1, 1, 1, 1)
+    expression = of_kind(attributes, "expression", device=image.device)
     if expression.any():
         opening = mouth_opening(pixels, skin_hr, landmarks, box, (h, w))
         alpha = torch.where(expression, opening, alpha)

@@ -77,7 +77,7 @@ from .instance import (
     is_grayscale,
     lip_mask,
 )
-from .regions import ATTRIBUTE_SPECS, canonical_attribute, part_mask
+from .regions import ATTRIBUTE_SPECS, canonical_attribute, of_kind, part_mask
 
 TPS_GRID = 64  # the landmark TPS is evaluated on at most this many points per side
 # Smoothing of the landmark TPS: near-coincident landmarks (inner and outer lip corners of a
@@ -790,8 +790,8 @@ def compose_transfer(
     ex_skin = warped[:, 4:7]
     pixels = source[:, :, y0:y1, x0:x1]
     kinds = [ATTRIBUTE_SPECS[a].kind for a in prior.attributes]
-    colour = torch.tensor([k == "colour" for k in kinds], device=source.device).view(-1, 1, 1, 1)
-    hair = torch.tensor([k == "hair" for k in kinds], device=source.device).view(-1, 1, 1, 1)
+    colour = of_kind(prior.attributes, "colour", device=source.device)
+    hair = of_kind(prior.attributes, "hair", device=source.device)
     if hair.any():
         steady = steady_colour(foreground, warped[:, 3:4], COLOUR_SIGMA * iod)
         foreground = torch.where(hair, steady, foreground)
@@ -867,9 +867,7 @@ def _expression(
     :func:`~geogan_hf.instance.mouth_opening`). Pasted whole, the exemplar's mouth region
     brought its lips, stubble and skin along."""
     size = tuple(source.shape[-2:])
-    expression = torch.tensor(
-        [ATTRIBUTE_SPECS[a].kind == "expression" for a in prior.attributes], device=source.device
-    ).view(-1, 1, 1, 1)
+    expression = of_kind(prior.attributes, "expression", device=source.device)
     grid = _box_grid(resample_box(prior.source_flow, box, size), box, size)
     moved = F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return torch.where(expression, torch.lerp(clean, moved, prior.source.region), clean)

@@ -186,6 +186,19 @@ and the places where the face's own shading lies (``chin``: from the lower lip, 
 shades it, to the jaw line, where the chin turns away; ``mouth_corners``: the creases)."""
 
 
+def of_kind(
+    attributes: Sequence[str], *kinds: str, device: torch.device | None = None
+) -> torch.Tensor:
+    """``(N, 1, 1, 1)`` bool: which of ``attributes`` (canonical names) are of one of ``kinds``.
+
+    >>> of_kind(["Mustache", "Wearing_Lipstick"], "colour", "expression").flatten().tolist()
+    [False, True]
+    """
+    return torch.tensor(
+        [ATTRIBUTE_SPECS[a].kind in kinds for a in attributes], device=device
+    ).view(-1, 1, 1, 1)
+
+
 def _key(name: str) -> str:
     return re.sub(r"[\s_\-]+", "", name).lower()
 
