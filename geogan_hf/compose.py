@@ -38,7 +38,7 @@ from .regions import ATTRIBUTE_SPECS, part_mask
 
 TINT = 0.75  # share of the skin's colour change that the instance takes (it keeps its own)
 GLOBAL_SHARE = 0.5  # share of the overall skin-to-skin gain that the instance takes
-LOCAL_SHARE = 0.5  # share of the shading across the region that the instance takes
+LOCAL_SHARE = 0.5  # share of the source's shading across the region that the instance takes
 GAIN_RANGE = (0.35, 2.8)  # limits of the overall lighting ratio
 LOCAL_RANGE = (0.5, 2.0)  # limits of the shading ratio across the region
 # a region's own pixels (the lip's shadow, creases, pores) average about this much darker
@@ -132,11 +132,11 @@ def relight(
     """The instance colour under the source's light (see the module docstring).
 
     The lighting ratio ``source skin / exemplar skin`` mixes two things: the shading across
-    the region (where the light comes from), of which the instance takes the share
-    :data:`LOCAL_SHARE`, and one overall gain (exposure, but also the two people's skin
-    tones, which the instance must not take), of which it takes the share
-    :data:`GLOBAL_SHARE`. A ``shade`` the skin field misses (:func:`unseen_shade`) darkens
-    it fully.
+    the region (where the light comes from), and one overall gain (exposure, but also the
+    two people's skin tones, which the instance must not take), of which it takes the share
+    :data:`GLOBAL_SHARE`. Of the shading, the exemplar's own is undone fully (the instance
+    was seen under it) and the source's taken in the share :data:`LOCAL_SHARE`. A
+    ``shade`` the skin field misses (:func:`unseen_shade`) darkens it fully.
 
     Args:
         foreground: ``(N, 3, h, w)`` warped instance colour in [-1, 1].
@@ -152,9 +152,20 @@ def relight(
     f, bs, be = (foreground + 1) / 2, (source_skin + 1) / 2, (exemplar_skin + 1) / 2
     ratio = (bs + 0.02) / (be + 0.02)
     weight = alpha + 1e-6
-    overall = (ratio * weight).sum((2, 3), keepdim=True) / weight.sum((2, 3), keepdim=True)
-    local = ratio / overall
-    gain = local.clamp(*LOCAL_RANGE) ** LOCAL_SHARE * overall.clamp(*GAIN_RANGE) ** GLOBAL_SHARE
+
+    def mean(x: Tensor) -> Tensor:
+        return (x * weight).sum((2, 3), keepdim=True) / weight.sum((2, 3), keepdim=True)
+
+    overall = mean(ratio)
+    # the exemplar's shading undone only in part left the lit half of a face lit from one
+    # side with lighter hair: a two-tone mustache (real pair 2)
+    exemplar_shade = luma(be) / mean(luma(be))
+    source_shade = (ratio * exemplar_shade / overall).clamp(*LOCAL_RANGE)
+    gain = (
+        source_shade**LOCAL_SHARE
+        / exemplar_shade.clamp(*LOCAL_RANGE)
+        * overall.clamp(*GAIN_RANGE) ** GLOBAL_SHARE
+    )
     # the colour part of the gain (white balance, skin hue) only partly: the instance
     # keeps its own colour
     gain_l = luma(gain)

@@ -365,6 +365,42 @@ def _unlike_shading(
     return unlike * unlike * (3 - 2 * unlike)
 
 
+def shading_plane(values: Tensor, reference: Tensor, steps: int = 3) -> Tensor:
+    """``(N, C, H, W)`` the planes ``a + b x + c y`` that fit each channel of ``values``
+    over the reference pixels, robustly (reweighted least squares, Tukey weights at three
+    robust spreads).
+
+    A face lit from one side is brighter, and often of another hue (a warm key light, a
+    cool fill), on that side all the way across: the planes are that gradient, so the
+    skin's typical pixels are typical of their own side of the face.
+
+    >>> y, x = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
+    >>> ramp = (0.1 * x - 0.05 * y + 0.3)[None, None]
+    >>> torch.allclose(shading_plane(ramp, torch.ones_like(ramp)), ramp, atol=1e-4)
+    True
+    """
+    n, c, h, w = values.shape
+    y, x = torch.meshgrid(
+        torch.linspace(-1, 1, h, device=values.device),
+        torch.linspace(-1, 1, w, device=values.device),
+        indexing="ij",
+    )
+    basis = torch.stack([torch.ones_like(x), x, y]).view(1, 1, 3, h * w).to(values)
+    flat = values.view(n, c, h * w, 1)
+    weights = reference.view(n, 1, 1, h * w).expand(n, c, 1, h * w)
+    eye = 1e-6 * torch.eye(3, dtype=values.dtype, device=values.device)
+    for _ in range(steps):
+        normal = (basis * weights) @ basis.transpose(2, 3) + eye
+        coefficients = torch.linalg.solve(normal, (basis * weights) @ flat)
+        residual = (flat - basis.transpose(2, 3) @ coefficients).view(n, c, h, w)
+        spread = torch.cat([
+            _robust_spread(r, reference, 1e-3) for r in residual.split(1, dim=1)
+        ], 1)  # fmt: skip
+        tukey = (1 - (residual / (3 * spread)).square()).clamp_min(0).square()
+        weights = (reference * tukey).view(n, c, 1, h * w)
+    return (basis.transpose(2, 3) @ coefficients).view(n, c, h, w)
+
+
 def _reference_quantile(values: Tensor, reference: Tensor, q: float) -> Tensor:
     """Per-sample ``q``-quantile ``(N, 1, 1, 1)`` of ``values`` over the reference pixels."""
     out = []
@@ -821,7 +857,10 @@ def extract_instance(
     # the reference parts may hold a little hair (a beard reaching the cheeks, a mustache
     # wider than its region): only the pixels that look like the reference's typical
     # pixel count, and they seed the local skin field
-    reference = reference * _likeness(features, reference)
+    colour = torch.cat([log_l, chroma], 1)
+    reference = reference * _likeness(
+        torch.cat([colour - shading_plane(colour, reference), texture], 1), reference
+    )
     weights = reference.clone()
     allowed = 1 - excluded
     for _ in range(SKIN_STEPS):

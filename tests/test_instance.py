@@ -361,10 +361,43 @@ def test_a_goatee_brings_its_mustache_but_a_mustache_is_no_goatee(generator, fac
         hair = truth > 0.5
         assert hair.sum() > 30 and found[hair].mean() > 0.5, found[hair].mean()
     # the mustache adds nothing to the goatee's coverage (lenna's lit chin alone, with
-    # nothing on it, covers 0.25: highlights read as light stubble)
+    # nothing on it, covers 0.22: highlights read as light stubble, and they move by a few
+    # hundredths either way with what else the face wears: takeo's falls by 0.05)
     alone = extract_instance(moustached, points, "Goatee").coverage
     clean = extract_instance(face.image[None] * 2 - 1, points, "Goatee").coverage
-    assert alone < clean + 0.02, (alone, clean)
+    assert alone < clean + 0.03, (alone, clean)
+
+
+def _lit_from_the_side(image: torch.Tensor, edge: float) -> torch.Tensor:
+    """``image`` lit one stop brighter and warmer left of ``edge`` (normalized x) and
+    darker and cooler right of it, the light's edge a few pixels wide."""
+    x = torch.linspace(-1, 1, image.shape[-1]).view(1, 1, 1, -1)
+    side = ((edge - x) * 6).clamp(-1, 1)
+    gain = 2.0 ** (0.5 * side + 0.5) * torch.tensor([1.05, 0.97, 0.85]).view(1, 3, 1, 1) ** side
+    return ((((image + 1) / 2) ** 2.2 * gain).clamp(0, 1) ** (1 / 2.2)) * 2 - 1
+
+
+def test_a_side_lit_exemplars_lit_half_is_found(generator, faces):
+    """A face lit from one side is lighter and warmer on that side all the way across.
+    Where the lit part of the skin reference was the smaller one, its pixels were taken as
+    atypical of the skin and left out; the skin field there came from the shaded side, and
+    the mustache's lit half was lost (IoU 0.00 here; the hyperstyle_driver exemplar, real
+    pairs 2, 9 and 14). The skin's typical pixels are now typical of their own side
+    (:func:`~geogan_hf.instance.shading_plane`)."""
+    image, truth, points = wearing(generator, faces["takeo"], "Mustache", 9)
+    # the light's edge at the inner eye corners: the lit side's cheek, a third of the
+    # reference, is lit; the nose and the other cheek are not
+    edge = float(points[0, [39, 40], 0].mean())
+    middle = int((float(points[0, 27:31, 0].mean()) + 1) / 2 * SIZE)
+    plain, lit = (
+        extract_instance(x, points, "Mustache").full("alpha")[0, 0]
+        for x in (image, _lit_from_the_side(image, edge))
+    )
+    assert iou(plain[:, :middle], truth[:, :middle]) > 0.7
+    # (0.62 against 0.75 evenly lit)
+    assert iou(lit[:, :middle], truth[:, :middle]) > 0.8 * iou(plain[:, :middle], truth[:, :middle])
+    # and the shaded half stays found as it was
+    assert iou(lit[:, middle:], truth[:, middle:]) > iou(plain[:, middle:], truth[:, middle:]) - 0.1
 
 
 def test_instance_colour_is_the_instance_not_the_skin(generator, faces):
@@ -552,6 +585,23 @@ def test_eyes_showing_only_skin_give_no_colour_cast(faces):
     # in a grayscale photo skin is no redder than the whites: they are taken as seen
     gray = luma(image).expand(-1, 3, -1, -1)
     assert torch.allclose(compose.eye_white(gray, points[None]), torch.ones(1, 3), atol=0.02)
+
+
+def test_the_exemplars_own_shading_is_undone_and_the_sources_taken_in_part():
+    """The exemplar's hair was seen under its own light: on a face lit from one side its lit
+    half is lighter, and keeping half of that made a two-tone mustache (real pair 2). The
+    source's shading, read from a skin field, is taken in part (:data:`compose.LOCAL_SHARE`).
+    """
+    half = torch.tensor([1.5] * 4 + [1.0] * 4).view(1, 1, 1, 8).expand(1, 3, 8, 8)
+    even, alpha, no = torch.full((1, 3, 8, 8), 0.5), torch.ones(1, 1, 8, 8), torch.tensor([False])
+    hair, skin = 0.2 * half, 0.4 * half  # both lit on the left
+    lit = compose.relight(hair * 2 - 1, alpha, even * 2 - 1, skin * 2 - 1, no)
+    left, right = ((lit + 1) / 2)[..., :4].mean(), ((lit + 1) / 2)[..., 4:].mean()
+    assert abs(left / right - 1) < 0.02, (left, right)
+    # an even exemplar on a source lit from one side: brighter on the lit side, by less
+    lit = compose.relight(0.2 * even * 2 - 1, alpha, skin * 2 - 1, even * 2 - 1, no)
+    left, right = ((lit + 1) / 2)[..., :4].mean(), ((lit + 1) / 2)[..., 4:].mean()
+    assert 1.05 < left / right < 1.5 ** compose.LOCAL_SHARE + 0.02, (left, right)
 
 
 def test_instance_is_blurred_to_a_blurry_sources_detail(faces):
