@@ -374,9 +374,16 @@ def shading_plane(values: Tensor, reference: Tensor, steps: int = 3) -> Tensor:
     cool fill), on that side all the way across: the planes are that gradient, so the
     skin's typical pixels are typical of their own side of the face.
 
-    >>> y, x = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
+    >>> y, x = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
     >>> ramp = (0.1 * x - 0.05 * y + 0.3)[None, None]
     >>> torch.allclose(shading_plane(ramp, torch.ones_like(ramp)), ramp, atol=1e-4)
+    True
+
+    A dark patch (hair on a tenth of the reference) does not tilt it:
+
+    >>> patched = ramp.clone()
+    >>> patched[..., :5, :5] -= 2.0
+    >>> torch.allclose(shading_plane(patched, torch.ones_like(ramp)), ramp, atol=1e-3)
     True
     """
     n, c, h, w = values.shape
