@@ -153,6 +153,8 @@ OPENING_SOFTNESS = 0.02  # ... with a soft edge this wide
 LIP_FULL = 0.25  # share of the way from the skin's chromaticity to the lips' that is all lip
 LIP_CONTRAST = 0.01  # lips this close to the skin in chromaticity: the outline alone
 LUMA = (0.299, 0.587, 0.114)
+SALT_SHARE = 0.2  # a share of the confident pixels on the other side of the skin ...
+SALT_SATURATION = 0.4  # ... this much less saturated than the skin: grey or white strands
 
 
 @dataclass
@@ -427,6 +429,12 @@ def _light_parts(lighter: Tensor, confident: Tensor, own_part: Tensor) -> Tensor
         _reference_quantile(lighter, confident * p, q) > 0.5 for p in (own_part, ~own_part)
     )
     return torch.where(own_part, own, joined & own)
+
+
+def _saturation(colour: Tensor) -> Tensor:
+    """``(max - min) / max`` over the channels of ``colour`` ``(N, 3, ...)``."""
+    top = colour.amax(1, keepdim=True)
+    return (top - colour.amin(1, keepdim=True)) / top.clamp_min(1e-6)
 
 
 def _robust_spread(residual: Tensor, reference: Tensor, floor: float) -> Tensor:
@@ -820,7 +828,10 @@ def _spec_masks(attributes: Sequence[str], landmarks: Tensor, size: tuple[int, i
 
 @torch.no_grad()
 def extract_instance(
-    image: Tensor, landmarks: Tensor, attribute: str | Sequence[str]
+    image: Tensor,
+    landmarks: Tensor,
+    attribute: str | Sequence[str],
+    light_strands: bool = True,
 ) -> InstanceLayers:
     """The instance of ``attribute`` in each face crop of ``image`` (see the module docstring).
 
@@ -828,6 +839,10 @@ def extract_instance(
         image: ``(N, 3, H, W)`` aligned face crops in [-1, 1].
         landmarks: ``(N, 68, 2)`` their landmarks, normalized.
         attribute: one name, or one per crop.
+        light_strands: a grey or white beard's strands on the other side of the skin from
+            its shadows count (:data:`SALT_SHARE`); ``False`` for an instance that is to be
+            removed: unmixed to the skin field, a grey beard's strands left an airbrushed
+            patch inside the beard around it (real pair 24), its shadows alone do not.
 
     Returns:
         :class:`InstanceLayers` at the crops' resolution.
@@ -839,7 +854,9 @@ def extract_instance(
         # one crop at a time: the scales (its inter-ocular distance) and the box are each
         # crop's own, so a crop's instance does not depend on the batch it comes in
         return _stack([
-            extract_instance(image[i : i + 1], landmarks[i : i + 1], attributes[i])
+            extract_instance(
+                image[i : i + 1], landmarks[i : i + 1], attributes[i], light_strands
+            )
             for i in range(n)
         ])  # fmt: skip
     landmarks = landmarks.to(image)
@@ -950,8 +967,25 @@ def extract_instance(
     power = torch.where(glasses.view(-1, 1, 1, 1) > 0, FRAME_COLOUR_POWER, COLOUR_POWER)
     colour_weight = (colour_distance / threshold) ** power
     side = torch.where(light_instance, lighter, 1 - lighter)
+    other = confident * colour_weight * (1 - side) * own_part
     confident = confident * colour_weight * side
     foreground = normalized_convolution(small, confident + 1e-4 * evidence, sigma)
+    # a white or grey beard is light strands and the shadows between them: the pixels on
+    # the other side of the skin are strands too where they are many and nearly neutral
+    # (a lit chin's pixels are as coloured as its skin)
+    other_colour = (small * other).sum((2, 3), keepdim=True) / other.sum(
+        (2, 3), keepdim=True
+    ).clamp_min(1e-6)
+    skin_colour = (skin * reference).sum((2, 3), keepdim=True) / reference.sum(
+        (2, 3), keepdim=True
+    ).clamp_min(1e-6)
+    share = other.sum((1, 2, 3)) / (other + confident * own_part).sum((1, 2, 3)).clamp_min(1e-6)
+    salt = (
+        torch.tensor(light_strands, device=image.device)
+        & of_kind(attributes, "hair", device=image.device)
+        & (share >= SALT_SHARE).view(-1, 1, 1, 1)
+        & (_saturation(other_colour) <= SALT_SATURATION * _saturation(skin_colour))
+    )
     if glasses.any():
         # ... and a frame is one colour all round: a thin, soft bottom rim, all of it mixed
         # with the skin, takes the colour of the thicker rims' cores
@@ -983,6 +1017,16 @@ def extract_instance(
     # where the instance's colour is too close to the skin's for the projection, the
     # evidence says where it is but not how opaque: it counts for part only
     alpha = torch.lerp(LOW_CONTRAST_ALPHA * evidence_hr, projected, trust) * gate * searched_hr
+    if salt.any():
+        line = other_colour - skin_hr
+        length2 = line.square().sum(1, keepdim=True)
+        projected = ((pixels - skin_hr) * line).sum(1, keepdim=True) / length2.clamp_min(1e-6)
+        projected = ((projected - ALPHA_FLOOR) / (1 - ALPHA_FLOOR)).clamp(0, 1)
+        trust = (length2.sqrt() / LINE_CONTRAST).clamp(0, 1)
+        strands = torch.lerp(LOW_CONTRAST_ALPHA * evidence_hr, projected, trust) * gate * searched_hr
+        light = salt & (strands > alpha)
+        fg_hr = torch.where(light, other_colour.expand_as(fg_hr), fg_hr)
+        alpha = torch.where(light, strands, alpha)
     unmixed = (skin_hr + (pixels - skin_hr) / alpha.clamp_min(1e-3)).clamp(0, 1)
     take = ((alpha - UNMIX_FROM) / (1 - UNMIX_FROM)).clamp(0, 1)
     foreground_hr = torch.lerp(fg_hr, unmixed, take)

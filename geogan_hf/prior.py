@@ -721,7 +721,7 @@ def geometric_prior(
         flow = flow.to(source.dtype)
     warped = warp_exemplar(resize_image(exemplar, size), flow, mirror)
     end_flow = time.perf_counter()
-    source_layers = extract_instance(source, source_landmarks, attributes)
+    source_layers = extract_instance(source, source_landmarks, attributes, light_strands=False)
     blur, missing = sharpness_match(source, exemplar, source_landmarks, exemplar_landmarks)
     hair_length = hair_lengths(exemplar, exemplar_layers, exemplar_landmarks, attributes, missing)
     white_ratio = eye_white(source, source_landmarks) / eye_white(exemplar, exemplar_landmarks)
