@@ -431,6 +431,18 @@ def _light_parts(lighter: Tensor, confident: Tensor, own_part: Tensor) -> Tensor
     return torch.where(own_part, own, joined & own)
 
 
+def _line_alpha(pixels: Tensor, skin: Tensor, colour: Tensor, evidence: Tensor) -> Tensor:
+    """Each pixel's alpha on its colour line ``skin -> colour`` (all in [0, 1])."""
+    line = colour - skin
+    length2 = line.square().sum(1, keepdim=True)
+    projected = ((pixels - skin) * line).sum(1, keepdim=True) / length2.clamp_min(1e-6)
+    projected = ((projected - ALPHA_FLOOR) / (1 - ALPHA_FLOOR)).clamp(0, 1)
+    trust = (length2.sqrt() / LINE_CONTRAST).clamp(0, 1)
+    # where the instance's colour is too close to the skin's for the projection, the
+    # evidence says where it is but not how opaque: it counts for part only
+    return torch.lerp(LOW_CONTRAST_ALPHA * evidence, projected, trust)
+
+
 def _saturation(colour: Tensor) -> Tensor:
     """``(max - min) / max`` over the channels of ``colour`` ``(N, 3, ...)``."""
     top = colour.amax(1, keepdim=True)
@@ -1008,22 +1020,10 @@ def extract_instance(
     evidence_hr = resample_box(evidence, box, (h, w))
     searched_hr = resample_box(searched, box, (h, w))
     region_hr = resample_box(region, box, (h, w))
-    line = fg_hr - skin_hr
-    length2 = line.square().sum(1, keepdim=True)
-    projected = ((pixels - skin_hr) * line).sum(1, keepdim=True) / length2.clamp_min(1e-6)
-    projected = ((projected - ALPHA_FLOOR) / (1 - ALPHA_FLOOR)).clamp(0, 1)
-    trust = (length2.sqrt() / LINE_CONTRAST).clamp(0, 1)
-    gate = (2 * F.max_pool2d(evidence_hr, 3, 1, 1)).clamp(max=1)
-    # where the instance's colour is too close to the skin's for the projection, the
-    # evidence says where it is but not how opaque: it counts for part only
-    alpha = torch.lerp(LOW_CONTRAST_ALPHA * evidence_hr, projected, trust) * gate * searched_hr
+    gate = (2 * F.max_pool2d(evidence_hr, 3, 1, 1)).clamp(max=1) * searched_hr
+    alpha = _line_alpha(pixels, skin_hr, fg_hr, evidence_hr) * gate
     if salt.any():
-        line = other_colour - skin_hr
-        length2 = line.square().sum(1, keepdim=True)
-        projected = ((pixels - skin_hr) * line).sum(1, keepdim=True) / length2.clamp_min(1e-6)
-        projected = ((projected - ALPHA_FLOOR) / (1 - ALPHA_FLOOR)).clamp(0, 1)
-        trust = (length2.sqrt() / LINE_CONTRAST).clamp(0, 1)
-        strands = torch.lerp(LOW_CONTRAST_ALPHA * evidence_hr, projected, trust) * gate * searched_hr
+        strands = _line_alpha(pixels, skin_hr, other_colour, evidence_hr) * gate
         light = salt & (strands > alpha)
         fg_hr = torch.where(light, other_colour.expand_as(fg_hr), fg_hr)
         alpha = torch.where(light, strands, alpha)
