@@ -33,7 +33,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .geometry import gaussian_blur, resize_image
-from .instance import LUMA, InstanceLayers, is_grayscale, luma, normalized_convolution
+from .instance import (
+    LUMA,
+    InstanceLayers,
+    is_grayscale,
+    luma,
+    normalized_convolution,
+    weighted_mean,
+)
 from .regions import ATTRIBUTE_SPECS, part_mask
 
 TINT = 0.75  # share of the skin's colour change that the instance takes (it keeps its own)
@@ -152,14 +159,10 @@ def relight(
     f, bs, be = (foreground + 1) / 2, (source_skin + 1) / 2, (exemplar_skin + 1) / 2
     ratio = (bs + 0.02) / (be + 0.02)
     weight = alpha + 1e-6
-
-    def mean(x: Tensor) -> Tensor:
-        return (x * weight).sum((2, 3), keepdim=True) / weight.sum((2, 3), keepdim=True)
-
-    overall = mean(ratio)
+    overall = weighted_mean(ratio, weight)
     # the exemplar's shading undone only in part left the lit half of a face lit from one
     # side with lighter hair: a two-tone mustache (real pair 2)
-    exemplar_shade = luma(be) / mean(luma(be))
+    exemplar_shade = luma(be) / weighted_mean(luma(be), weight)
     source_shade = (ratio * exemplar_shade / overall).clamp(*LOCAL_RANGE)
     gain = (
         source_shade**LOCAL_SHARE

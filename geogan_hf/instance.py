@@ -244,6 +244,14 @@ def luma(x: Tensor) -> Tensor:
     return (x * x.new_tensor(LUMA).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
 
 
+def weighted_mean(values: Tensor, weights: Tensor) -> Tensor:
+    """``(N, C, 1, 1)`` the mean of ``values`` ``(N, C, H, W)`` over each image, weighted by
+    ``weights`` ``(N, 1, H, W)`` (0 where the weights are all 0)."""
+    return (values * weights).sum((2, 3), keepdim=True) / weights.sum(
+        (2, 3), keepdim=True
+    ).clamp_min(1e-6)
+
+
 def normalized_convolution(values: Tensor, weights: Tensor, sigma: float) -> Tensor:
     """``blur(values * weights) / blur(weights)``, filled in from wider blurs where sparse.
 
@@ -893,9 +901,9 @@ def extract_instance(
     # the reference parts may hold a little hair (a beard reaching the cheeks, a mustache
     # wider than its region): only the pixels that look like the reference's typical
     # pixel count, and they seed the local skin field
-    colour = torch.cat([log_l, chroma], 1)
+    log_colour = torch.cat([log_l, chroma], 1)
     reference = reference * _likeness(
-        torch.cat([colour - shading_plane(colour, reference), texture], 1), reference
+        torch.cat([log_colour - shading_plane(log_colour, reference), texture], 1), reference
     )
     weights = reference.clone()
     allowed = 1 - excluded
@@ -957,9 +965,7 @@ def extract_instance(
         far = glasses * far_side(landmarks, work)
         if far.any():
             on_face = (evidence > CONFIDENT).to(small) * evidence * face * (1 - far)
-            colour = (small * on_face).sum((2, 3), keepdim=True) / on_face.sum(
-                (2, 3), keepdim=True
-            ).clamp_min(1e-6)
+            colour = weighted_mean(small, on_face)
             off_colour = (small - colour).square().sum(1, keepdim=True).sqrt()
             beyond = far * (1 - torch.exp(-0.5 * (off_colour / FRAME_MATCH) ** 2))
             allowed, evidence = allowed * (1 - beyond), evidence * (1 - beyond)
@@ -985,12 +991,8 @@ def extract_instance(
     # a white or grey beard is light strands and the shadows between them: the pixels on
     # the other side of the skin are strands too where they are many and nearly neutral
     # (a lit chin's pixels are as coloured as its skin)
-    other_colour = (small * other).sum((2, 3), keepdim=True) / other.sum(
-        (2, 3), keepdim=True
-    ).clamp_min(1e-6)
-    skin_colour = (skin * reference).sum((2, 3), keepdim=True) / reference.sum(
-        (2, 3), keepdim=True
-    ).clamp_min(1e-6)
+    other_colour = weighted_mean(small, other)
+    skin_colour = weighted_mean(skin, reference)
     share = other.sum((1, 2, 3)) / (other + confident * own_part).sum((1, 2, 3)).clamp_min(1e-6)
     salt = (
         torch.tensor(light_strands, device=image.device)

@@ -76,6 +76,7 @@ from .instance import (
     far_side,
     is_grayscale,
     lip_mask,
+    weighted_mean,
 )
 from .regions import ATTRIBUTE_SPECS, canonical_attribute, of_kind, part_mask
 
@@ -1042,10 +1043,8 @@ def recolour(
     """
 
     def ratio(layers: InstanceLayers, image: Tensor) -> Tensor:
-        w = layers.alpha
-        inside = ((image + 1) * w).sum((2, 3)) / w.sum((2, 3)).clamp_min(1e-6)
-        skin = ((layers.skin + 1) * w).sum((2, 3)) / w.sum((2, 3)).clamp_min(1e-6)
-        return (inside / skin.clamp_min(1e-3))[..., None, None]
+        inside = weighted_mean(image + 1, layers.alpha)
+        return inside / weighted_mean(layers.skin + 1, layers.alpha).clamp_min(1e-3)
 
     gain = ratio(exemplar, exemplar.foreground) / ratio(source, pixels)
     out = (pixels + 1) / 2 * gain * (exemplar_skin + 1.04) / (source.skin + 1.04)
