@@ -114,6 +114,7 @@ CLEAR_LENS = 0.5  # lenses that dim the skin by less than this are clear (eyelid
 # clear glass the sockets' shade and the eyes redden the skin, as shadows do), read this
 # far (iod) inside the lenses (a blue frame's inner edge is no blue lens)
 TINT_HUE, LENS_EDGE = 0.05, 0.03
+LENS_MIDLINE = 0.06  # iod: a lens ends at least this far from the nose's ridge (27-30)
 RIM_WIDTH = 0.09  # rimless glasses: the frame lies within this (iod) of a lens...
 ARM_BAND = 0.08  # ... or within this (iod) of the eyes' height (the arms)
 EXCLUDE_GROW = 0.05  # never-instance parts are grown by this (iod): lip borders, eyelids
@@ -620,6 +621,13 @@ def glasses_zones(
         labels, _ = ndimage.label(arms[i] | frame[i])
         joined = np.unique(labels[frame[i]])
         frame[i] = ndimage.binary_dilation(np.isin(labels, joined[joined > 0]) & ~lens[i])
+        # a lens never reaches over the nose's ridge, where a weak rim left its contour
+        # open (a tint over the bridge: aligned/stargan_189498's aviators)
+        ridge = pixels[i, 30] - pixels[i, 27]
+        ridge = ridge / max(np.linalg.norm(ridge), 1e-6)
+        offset = grid - pixels[i, 27]
+        across = np.abs(offset[..., 0] * ridge[1] - offset[..., 1] * ridge[0])
+        lens[i] &= across >= LENS_MIDLINE * iod
     to = score.new_tensor
     return to(lens[:, None].astype(np.float32)), to(frame[:, None].astype(np.float32))
 

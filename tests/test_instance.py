@@ -127,6 +127,13 @@ def test_a_coloured_lens_that_dims_little_passes_its_colour(name):
     red, green, blue = (seen[c][tinted_part].mean() for c in range(3))
     assert blue > red + 0.05 and blue > green + 0.05, (red, green, blue)
     assert blue > 0.95  # its colour, not the dimming that clear glass shows too
+    # never over the nose's ridge (27-30), where a weak rim can leave a lens's contour open
+    top, bottom = (torch.tensor(face.landmarks[k], dtype=torch.float32) for k in (27, 30))
+    ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    t = (((xs - top[0]) * (bottom[0] - top[0]) + (ys - top[1]) * (bottom[1] - top[1]))
+         / (bottom - top).square().sum()).clamp(0, 1)  # fmt: skip
+    on_ridge = (xs - top[0] - t * (bottom[0] - top[0])).hypot(ys - top[1] - t * (bottom[1] - top[1])) < 2
+    assert seen[:, on_ridge].amin() > 0.99, seen[:, on_ridge].amin()
 
 
 def test_large_frame_is_whole_over_the_nose_wings(faces):
