@@ -18,7 +18,7 @@ from geogan_hf.geometry import gaussian_blur, pixel_to_normalized, warp_points_b
 from geogan_hf.imageio import pil_to_tensor
 from geogan_hf.instance import extract_instance, is_grayscale, luma
 from geogan_hf.prior import sharpness_match
-from geogan_hf.regions import ATTRIBUTE_SPECS, part_mask, region_mask
+from geogan_hf.regions import ATTRIBUTE_SPECS, _segment_distance, part_mask, region_mask
 from geogan_hf.samples import load_sample
 from geogan_hf.synthetic import Instance, SyntheticGenerator, load_base_faces
 
@@ -128,11 +128,10 @@ def test_a_coloured_lens_that_dims_little_passes_its_colour(name):
     assert blue > red + 0.05 and blue > green + 0.05, (red, green, blue)
     assert blue > 0.95  # its colour, not the dimming that clear glass shows too
     # never over the nose's ridge (27-30), where a weak rim can leave a lens's contour open
-    top, bottom = (torch.tensor(face.landmarks[k], dtype=torch.float32) for k in (27, 30))
     ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    t = (((xs - top[0]) * (bottom[0] - top[0]) + (ys - top[1]) * (bottom[1] - top[1]))
-         / (bottom - top).square().sum()).clamp(0, 1)  # fmt: skip
-    on_ridge = (xs - top[0] - t * (bottom[0] - top[0])).hypot(ys - top[1] - t * (bottom[1] - top[1])) < 2
+    grid = torch.stack([xs, ys], -1).reshape(-1, 2).float()
+    ridge = torch.tensor(face.landmarks[[27, 30]], dtype=torch.float32)
+    on_ridge = (_segment_distance(grid, ridge[:1], ridge[1:])[:, 0] < 2).reshape(size, size)
     assert seen[:, on_ridge].amin() > 0.99, seen[:, on_ridge].amin()
 
 
