@@ -156,3 +156,31 @@ def test_masks_do_not_depend_on_the_resolution() -> None:
     big = region_mask("Eyeglasses", points, (128, 192))
     downsampled = torch.nn.functional.avg_pool2d(big, 2)
     assert (small - downsampled).abs().mean() < 0.01
+
+
+def test_the_coarse_pass_changes_no_pixel(face, monkeypatch) -> None:
+    """Big masks measure the distance to their edge pixel by pixel only in a band around
+    it (found on a coarse grid); every pixel is exactly what measuring all of them gives,
+    hard edges and shapes cut out (the lipstick's open mouth) included."""
+    from geogan_hf import regions
+
+    points = torch.tensor(pixel_to_normalized(face * 2, (2 * SIZE, 2 * SIZE)), dtype=torch.float32)
+    size = (2 * SIZE, 2 * SIZE)
+    cases = [(part, "part") for part in regions.FACE_PARTS] + [
+        (a, "region") for a in SUPPORTED_ATTRIBUTES
+    ]
+
+    def masks() -> list[torch.Tensor]:
+        out = []
+        for name, kind in cases:
+            for softness, grow in ((0.1, 0.0), (0.0, 0.0), (0.3, 0.08), (0.02, -0.01)):
+                make = regions.part_mask if kind == "part" else region_mask
+                out.append(make(name, points[None], size, softness, grow))
+        return out
+
+    coarse = masks()
+    # some masks are big enough for the coarse pass
+    assert max(int((m > 0).sum()) for m in coarse) >= regions.RASTER_COARSE_FROM
+    monkeypatch.setattr(regions, "RASTER_COARSE_FROM", 10**9)  # every pixel measured
+    for a, b in zip(coarse, masks(), strict=True):
+        assert torch.equal(a, b)
