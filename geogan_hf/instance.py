@@ -139,11 +139,13 @@ TURNED = 0.7  # nose-to-jaw asymmetry (0 frontal, 1 profile) from which a face's
 FRAME_MATCH = 0.12  # ... off the face is a frame only within this RGB distance of its colour
 EVIDENCE_RAMP = 3.0  # evidence rises from 0 to 1 over this many skin spreads
 BRIGHTER_WEIGHT = 0.5  # a pixel brighter than the skin counts this much (highlights)
+LIT_TEXTURE = 2.0  # ... and on lit skin as far as it is more textured by this many spreads
 CONFIDENT = 0.8  # evidence above which a pixel is taken as instance colour for ``F``
 LINE_CONTRAST = 0.12  # |F - B| (RGB, [0, 1]) above which the projection is trusted
 COLOUR_POWER = 2  # the instance colour leans on the pixels that differ most from the skin...
 FRAME_COLOUR_POWER = 6  # ... a frame's on its most distinct ones (see extract_instance)
 LIGHT_INSTANCE_SHARE = 0.7  # lighter confident pixels needed to call an instance light
+ALONE_SHARE = 0.05  # an own part with fewer confident pixels than this share of its joined's
 LOW_CONTRAST_ALPHA = 0.4  # alpha of full evidence where instance and skin colours agree
 ALPHA_FLOOR = 0.08  # projected alpha below this is skin noise
 UNMIX_FROM = 0.25  # alpha from which the foreground colour is unmixed per pixel
@@ -436,12 +438,16 @@ def _light_parts(lighter: Tensor, confident: Tensor, own_part: Tensor) -> Tensor
     """Whether the instance is light (its lighter confident pixels clearly dominate), per
     pixel, each part by itself (``own_part``: the attribute's own region; the rest: the
     region it joins): a goatee greys before its mustache, so a dark mustache may top a
-    light goatee, but a light part over a dark goatee is the lit skin of a bare upper lip."""
+    light goatee, but a light part over a dark goatee is the lit skin of a bare upper lip.
+    Where the own part shows next to nothing (:data:`ALONE_SHARE` of the joined part's
+    confident pixels: a mustache alone), the joined part is light by itself."""
     q = 1 - LIGHT_INSTANCE_SHARE
     own, joined = (
         _reference_quantile(lighter, confident * p, q) > 0.5 for p in (own_part, ~own_part)
     )
-    return torch.where(own_part, own, joined & own)
+    total = (confident * own_part).sum((1, 2, 3), keepdim=True)
+    alone = total < ALONE_SHARE * (confident * ~own_part).sum((1, 2, 3), keepdim=True)
+    return torch.where(own_part, own, joined & (own | alone))
 
 
 def _line_alpha(pixels: Tensor, skin: Tensor, colour: Tensor, evidence: Tensor) -> Tensor:
@@ -933,6 +939,9 @@ def extract_instance(
     )
     weights = reference.clone()
     allowed = 1 - excluded
+    lit_skin = torch.tensor(
+        [ATTRIBUTE_SPECS[a].lit_skin for a in attributes], device=image.device
+    ).view(-1, 1, 1, 1)
     for _ in range(SKIN_STEPS):
         skin_log_l, skin_chroma, skin_texture = normalized_convolution(
             features, weights, sigma
@@ -955,6 +964,16 @@ def extract_instance(
         weights = torch.maximum(reference, skin_like * allowed * (1 - core))
 
     threshold = _reference_quantile(distance, reference, SKIN_PERCENTILE).clamp(*THRESHOLD_RANGE)
+    # a lit patch of the face's skin (a chin in a spotlight) is lighter than the shaded skin
+    # around and of another hue, but as smooth: it counts as far as it is textured (light
+    # hair is); counted, it was pasted as a glowing patch (the breakingbad sample). It stays
+    # out of the skin field: there it lifted the field, and shadows beside it became hair.
+    smooth = (d_t / (LIT_TEXTURE * spread_t)).clamp(max=1)
+    lit = lit_skin & (d_l > 0)
+    colour_distance = torch.where(lit, colour_distance * smooth, colour_distance)
+    distance = torch.where(
+        lit, torch.sqrt(colour_distance**2 + (brighter * d_t / spread_t) ** 2), distance
+    )
     rise = ((distance - threshold) / EVIDENCE_RAMP).clamp(0, 1)
     rise = rise * rise * (3 - 2 * rise) * region
     skin = normalized_convolution(small, weights, sigma)

@@ -97,6 +97,9 @@ class AttributeSpec:
             region beyond its skin field (:func:`~geogan_hf.compose.unseen_shade`): a
             chin in shadow, the face's own stubble. Only for regions on the face's skin: a
             fringe's or sideburn's region holds the source's own hair, no shade.
+        lit_skin: the region lies on the face's skin, which the light brightens in patches:
+            a pixel lighter than the skin is the instance only as far as it is more
+            textured than the skin too (light hair; :data:`~geogan_hf.instance.LIT_TEXTURE`).
         symmetric: the instance is about symmetric: a side the exemplar shows faint is
             filled in from its mirror image.
         joins: the attribute whose region the instance reaches into, where the face has
@@ -124,6 +127,7 @@ class AttributeSpec:
     strands: tuple[int, float, float, float] | None = None
     stubble: bool = False
     shaded: bool = False
+    lit_skin: bool = False
     symmetric: bool = False
     joins: str | None = None
     experimental: bool = False
@@ -132,13 +136,14 @@ class AttributeSpec:
 ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     "Mustache": AttributeSpec(
         "hair", texture_parts=("mouth_corners", "folds"), absent=0.1, removal=(0.4, 0.6),
-        strands=(33, 0.4, 0.12, 0.3), stubble=True, shaded=True, symmetric=True,
-        experimental=True,
+        strands=(33, 0.4, 0.12, 0.3), stubble=True, shaded=True, lit_skin=True,
+        symmetric=True, experimental=True,
     ),
     "Goatee": AttributeSpec(
         "hair", shading_parts=("chin",), texture_parts=("mouth_corners", "folds"),
         face_margin=0.0, absent=0.15, removal=(0.6, 0.85), strands=(33, 0.4, 0.12, 0.3),
-        stubble=True, shaded=True, symmetric=True, joins="Mustache", experimental=True,
+        stubble=True, shaded=True, lit_skin=True, symmetric=True, joins="Mustache",
+        experimental=True,
     ),
     # the nostrils' region reaches the nose wings, where a large frame's bottom rims rest
     "Eyeglasses": AttributeSpec(

@@ -397,12 +397,39 @@ def test_a_goatee_brings_its_mustache_but_a_mustache_is_no_goatee(generator, fac
     for truth in (mustache, goatee[0]):
         hair = truth > 0.5
         assert hair.sum() > 30 and found[hair].mean() > 0.5, found[hair].mean()
-    # the mustache adds nothing to the goatee's coverage (lenna's lit chin alone, with
-    # nothing on it, covers 0.22: highlights read as light stubble, and they move by a few
-    # hundredths either way with what else the face wears: takeo's falls by 0.05)
+    # the mustache adds nothing to the goatee's coverage (a bare chin's highlights and
+    # shadows move by a few hundredths either way with what else the face wears)
     alone = extract_instance(moustached, points, "Goatee").coverage
     clean = extract_instance(face.image[None] * 2 - 1, points, "Goatee").coverage
     assert alone < clean + 0.03, (alone, clean)
+
+
+def _spotlight(image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """``image`` under a warm spotlight on the chin: its light 1.8 times brighter at the
+    centre, falling off smoothly over about a third of the eyes' distance."""
+    centre = points[0, 8] * 0.6 + points[0, 57] * 0.4
+    iod = float((points[0, 42:48].mean(0) - points[0, 36:42].mean(0)).norm())
+    y, x = torch.meshgrid(*[torch.linspace(-1, 1, n) for n in image.shape[-2:]], indexing="ij")
+    falloff = torch.exp(-((x - centre[0]) ** 2 + (y - centre[1]) ** 2) / (2 * (0.35 * iod) ** 2))
+    gain = 1 + 0.8 * falloff * torch.tensor([1.0, 0.95, 0.85]).view(3, 1, 1)
+    return ((((image + 1) / 2) ** 2.2 * gain).clamp(0, 1) ** (1 / 2.2)) * 2 - 1
+
+
+@pytest.mark.parametrize("name", ["lenna", "astronaut"])
+def test_a_lit_chin_is_no_goatee(faces, name):
+    """A chin in the light is lighter than the shaded skin around it and of another hue,
+    but as smooth as skin: no light goatee. Lenna's own lit chin read as one (coverage
+    0.22, above the goatee's ``absent``), under a spotlight 0.34 (astronaut 0.26), and the
+    breakingbad sample's lit chin was pasted onto the einstein sample as a glowing patch.
+    A lighter pixel on the face's skin now counts as far as it is textured too
+    (:data:`~geogan_hf.instance.LIT_TEXTURE`); light strands are
+    (``test_a_grey_beards_light_strands_are_the_beard``)."""
+    face = faces[name]
+    points = pixel_to_normalized(torch.tensor(face.landmarks, dtype=torch.float32), (SIZE, SIZE))
+    bare = face.image[None] * 2 - 1
+    for image in (bare, _spotlight(bare, points[None])):
+        coverage = float(extract_instance(image, points[None], "Goatee").coverage)
+        assert coverage < ATTRIBUTE_SPECS["Goatee"].absent, coverage
 
 
 def test_a_grey_beards_light_strands_are_the_beard(generator, faces):
