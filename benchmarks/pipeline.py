@@ -11,7 +11,7 @@ column reports calls on photos seen before ("warm": detections remembered).
 Also writes ``benchmarks/results/pipeline_<attribute>_<exemplar>.png`` grids:
 source | exemplar | source crop + landmarks | exemplar crop + landmarks | warped | mask |
 flow | result (face close-up), for astronaut + einstein (Mustache) and astronaut +
-breakingbad (Goatee, Eyeglasses).
+breakingbad (Mustache, Eyeglasses).
 
 Usage::
 
@@ -39,7 +39,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # the pipeline's stages in order; the geometry prior reports the model's own stages (flow,
 # instance extraction of both faces, compositing, conversions), paper mode one "model"
 STAGES = ("load", "detect", "align", "flow", "instance", "compose", "model", "outputs", "paste")
-GRID_PAIRS = (("einstein", "Mustache"), ("breakingbad", "Goatee"), ("breakingbad", "Eyeglasses"))
+# (the breakingbad sample's goatee does not show: light stubble on a chin in a spotlight)
+GRID_PAIRS = (("einstein", "Mustache"), ("breakingbad", "Mustache"), ("breakingbad", "Eyeglasses"))
 TILE = 256
 
 

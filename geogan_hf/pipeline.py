@@ -17,8 +17,10 @@
 4. The edited crop is pasted back into the source photo with a *paste weight*: where the
    model changed the crop (alpha and the removal of the source's own instance), dilated
    by the feather radius, times ``strength``, then feathered by
-   :func:`geogan_hf.align.paste_back`. Inside it the photo receives exactly the model's
-   result (scaled by ``strength``); pixels whose weight is 0 stay bit-identical.
+   :func:`geogan_hf.align.paste_back`. Inside it the photo receives the model's change
+   (scaled by ``strength``): where the model drew, its result; where it left the crop as
+   it was, the photo's own pixels (not blurred by the crop's two resamplings). Pixels
+   whose weight is 0 stay bit-identical.
 
 ``strength`` is the paste weight: 0 returns the source photo, 1 the model's edit, values in
 between interpolate linearly between the two.
@@ -522,7 +524,7 @@ class TransferPipeline:
 
         changed = (out.image != crop).any(1)[0].cpu().numpy()
         weight = _paste_weight(np.maximum(mask, changed), strength)
-        image = paste_back(photo, edited, src, weight, feather=FEATHER)
+        image = paste_back(photo, edited, src, weight, feather=FEATHER, unedited=tensor_to_pil(crop))
         lap("paste")
         if ATTRIBUTE_SPECS[name].experimental and self.model.geometry_prior:
             warnings.warn(  # after the transfer: bad input gets its error alone
@@ -562,10 +564,11 @@ class TransferPipeline:
         """Raise :class:`AttributeNotFoundError` when the exemplar shows no instance."""
         spec = ATTRIBUTE_SPECS[attribute]
         if spec.kind in ("hair", "accessory") and coverage < spec.absent:
+            # whole percents rounded down: 7.6 % read "8 %, at least 8 % expected"
             raise AttributeNotFoundError(
                 f"the exemplar does not seem to have {_described(attribute)}: what it shows "
-                f"covers {coverage:.0%} of the region, at least {spec.absent:.0%} expected; "
-                f"choose an exemplar photo where it is clearly visible"
+                f"covers {math.floor(100 * coverage)}% of the region, at least "
+                f"{spec.absent:.0%} expected; choose an exemplar photo where it is clearly visible"
             )
 
     def _run_model(

@@ -131,6 +131,43 @@ def test_round_trip_with_a_full_mask_reproduces_the_face(lenna, size) -> None:
     assert diff.mean() < 3.0 and np.percentile(diff, 99) < 20
 
 
+def test_pasting_the_unedited_crop_back_changes_no_pixel(lenna) -> None:
+    """The crop is the photo resampled, and pasting resamples it again (the test above: a
+    blur). Given the crop as it was, a paste of an unchanged crop leaves the photo as it
+    was, bit for bit, under a full mask."""
+    size = round(face_crop_size(lenna.landmarks))
+    aligned = align_face(lenna.image, lenna.landmarks, size=size)
+    mask = np.ones((size, size))
+    out = paste_back(lenna.image, aligned.image, aligned, mask, feather=0, unedited=aligned.image)
+    assert np.array_equal(np.asarray(out), np.asarray(lenna.image))
+
+
+def test_paste_back_keeps_the_photos_detail_only_where_the_edit_did_not_draw(lenna) -> None:
+    size = 128
+    aligned = align_face(lenna.image, lenna.landmarks, size=size)
+    edited = np.asarray(aligned.image).copy()
+    edited[40:80, 40:80] = (20, 200, 40)  # drawn: far from the photo's colours
+    edited[90:110, 40:80] = np.minimum(edited[90:110, 40:80], 253) + 2  # a faint relight
+    mask = np.ones((size, size))
+    kept = np.asarray(paste_back(lenna.image, edited, aligned, mask, feather=0, unedited=aligned.image))
+    plain = np.asarray(paste_back(lenna.image, edited, aligned, mask, feather=0))
+    photo = np.asarray(lenna.image).astype(int)
+
+    def to_photo(x: float, y: float) -> tuple[int, int]:
+        return tuple(np.rint(_to_photo(aligned.matrix, np.array([[x, y]]))[0]).astype(int))
+
+    x, y = to_photo(60, 60)  # the drawn patch: pasted as it is, with or without the photo's
+    np.testing.assert_array_equal(kept[y - 5 : y + 5, x - 5 : x + 5], plain[y - 5 : y + 5, x - 5 : x + 5])
+    x, y = to_photo(20, 20)  # untouched: the photo itself (plain: its blurred copy)
+    assert np.array_equal(kept[y - 5 : y + 5, x - 5 : x + 5], photo[y - 5 : y + 5, x - 5 : x + 5])
+    assert not np.array_equal(plain[y - 5 : y + 5, x - 5 : x + 5], photo[y - 5 : y + 5, x - 5 : x + 5])
+    x, y = to_photo(60, 100)  # nudged: the photo's pixels, nudged
+    change = kept[y - 3 : y + 3, x - 3 : x + 3].astype(int) - photo[y - 3 : y + 3, x - 3 : x + 3]
+    assert np.abs(change - 2).max() <= 1
+    with pytest.raises(ValueError, match="unedited"):
+        paste_back(lenna.image, edited, aligned, mask, unedited=edited[:64])
+
+
 def _random_mask(rng: np.random.Generator, size: int) -> np.ndarray:
     """Random rectangles of random weights (exact zeros around them)."""
     mask = np.zeros((size, size), np.float32)

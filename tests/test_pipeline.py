@@ -83,11 +83,7 @@ def quick() -> TransferPipeline:
 def acceptance(prior):
     """Results of the acceptance pairs on the full sample photos (computed once)."""
     source = sample("astronaut")
-    pairs = {
-        "Mustache": "einstein",
-        "Goatee": "breakingbad",
-        "Eyeglasses": "breakingbad",
-    }
+    pairs = {"Mustache": "einstein", "Eyeglasses": "breakingbad"}
     return source, {attr: prior(source, sample(ex), attr) for attr, ex in pairs.items()}
 
 
@@ -100,12 +96,9 @@ def test_prior_mode_and_describe(prior):
 
 
 # (lower, upper) bound of the visibly changed fraction of the dlib face box, and the
-# landmark span the changes must be centred in: (x0 index, x1 index, y0 index, y1 index);
-# a goatee brings its mustache (its region joins the mustache's), so it is centred
-# between the nose and the chin (on astronaut <- breakingbad, at the lower lip)
+# landmark span the changes must be centred in: (x0 index, x1 index, y0 index, y1 index)
 PLAUSIBLE = {
     "Mustache": ((0.01, 0.15), (48, 54, 33, 57)),
-    "Goatee": ((0.02, 0.30), (48, 54, 33, 8)),
     "Eyeglasses": ((0.03, 0.45), (36, 45, 19, 30)),
 }
 
@@ -147,6 +140,15 @@ def test_acceptance_on_real_faces(acceptance, attribute):
     lm = face.landmarks
     assert lm[i0, 0] < xs.mean() < lm[i1, 0]
     assert lm[j0, 1] < ys.mean() < lm[j1, 1]
+
+
+@pytest.mark.slow  # a full-size photo
+def test_a_goatee_lost_in_a_lit_chin_gets_the_clear_message(prior):
+    """The breakingbad sample's goatee is light stubble on a chin in a spotlight, as smooth
+    as skin: it does not show, and saying so beats pasting the lit chin (it came out as a
+    glowing patch, covering 53 % of the region; ``test_a_lit_chin_is_no_goatee``)."""
+    with pytest.raises(AttributeNotFoundError, match="does not seem to have a goatee"):
+        prior(sample("astronaut"), sample("breakingbad"), "Goatee")
 
 
 def test_intermediates_have_consistent_shapes(quick):
@@ -367,6 +369,7 @@ def test_pipeline_result_is_the_models_output_pasted_back(quick):
         result.aligned,
         result.paste_weight,
         feather=FEATHER,
+        unedited=result.source_crop,
     )
     assert np.array_equal(np.asarray(expected), np.asarray(result.image))
     assert result.coverage == pytest.approx(float(out.coverage[0]))
