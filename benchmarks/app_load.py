@@ -11,7 +11,6 @@ percentiles as a markdown table, one column per run, with the settings and machi
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import platform
 import sys
@@ -21,20 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from _common import cpu_name
+from _common import cpu_name, load_app
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_app():
-    spec = importlib.util.spec_from_file_location("geogan_app", ROOT / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _write_inputs(folder: Path, source: str, exemplar: str, size: int) -> tuple[Path, Path]:
@@ -157,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=1024, help="max long side of the uploads (px)")
     args = parser.parse_args(argv)
 
-    app = _load_app()
+    app = load_app()
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         source, exemplar = _write_inputs(Path(tmp), args.source, args.exemplar, args.size)

@@ -254,6 +254,19 @@ def test_examples_pair_exemplar_attribute_with_source_without(app, pipe):
             assert not isinstance(value, str) or Path(value).suffix in {".png", ".jpg"}
 
 
+@pytest.mark.slow  # five full-size pairs
+@pytest.mark.samples("lenna", "breakingbad", "grace_hopper")
+def test_every_example_transfers(app, pipe):
+    """The examples were chosen by looking at their results; none may fail, none is a no-op
+    (the breakingbad goatee, an example before, is now found not to show)."""
+    rows = app.example_rows(pipe.attributes)
+    assert [row[2] for row in rows] == [attribute for *_, attribute in app.EXAMPLES]
+    for source, exemplar, attribute in rows:
+        result = pipe(source, exemplar, attribute)
+        changed = np.abs(np.asarray(result.image, dtype=int) - np.asarray(result.source, dtype=int))
+        assert (changed.max(-1) > 8).sum() > 200, (source, exemplar, attribute)
+
+
 def test_demo_exposes_transfer_endpoint(app, pipe):
     demo = app.build_demo(pipe)
     info = demo.get_api_info()
@@ -553,23 +566,23 @@ def test_browser_first_screen_shows_examples_and_transfer(server, browser, shots
 
 
 @pytest.mark.slow
-@pytest.mark.samples("takeo", "breakingbad")
+@pytest.mark.samples("einstein", "breakingbad")
 def test_browser_grayscale_example_gives_grayscale_result(server, browser, shots):
     import httpx
 
     page = browser.new_page()
     page.set_viewport_size({"width": 1280, "height": 800})
     page.goto(server.url, wait_until="networkidle", timeout=60_000)
-    _click_example(page, 1)  # takeo (grayscale) <- breakingbad
+    _click_example(page, 1)  # einstein (grayscale) <- breakingbad's glasses
     page.locator("#transfer-button").click()
-    source = load_sample("takeo").image
+    source = load_sample("einstein").image
     assert _wait_for_result(page) == source.width
     src = page.locator("#result-image img").first.get_attribute("src")
     result = np.asarray(Image.open(io.BytesIO(httpx.get(src).content)).convert("RGB")).astype(int)
     edit = np.abs(result - np.asarray(source)).max(-1) > 0
-    assert edit.sum() > 100  # the mustache was drawn
+    assert edit.sum() > 100  # the glasses were drawn
     spread = result.max(-1) - result.min(-1)
-    assert spread[edit].max() <= 2  # grayscale inside the edit, not a brown mustache
+    assert spread[edit].max() <= 2  # grayscale inside the edit, not gold frames
     page.wait_for_timeout(500)
     page.screenshot(path=str(shots / "app_grayscale_example.png"))
     page.close()
@@ -580,7 +593,7 @@ def test_browser_grayscale_example_gives_grayscale_result(server, browser, shots
 def test_browser_face_selector_and_example(server, browser, images):
     page = browser.new_page()
     page.goto(server.url, wait_until="networkidle", timeout=60_000)
-    _click_example(page, 0)  # astronaut <- einstein, offline files
+    _click_example(page, 0)  # astronaut <- breakingbad, offline files
     page.locator("#transfer-button").click()
     assert _wait_for_result(page) == load_sample("astronaut").image.width
     # A photo with two people: the exemplar face selector appears; pick the second face.
