@@ -33,8 +33,9 @@ FLIP_PERMUTATION_68: tuple[int, ...] = (
 """Index permutation that relabels iBUG 68 landmarks after a horizontal flip."""
 
 REPLACED = 32
-"""A crop pixel the edit changed by this much (0-255, largest channel) is the edit's own:
-:func:`paste_back` keeps the photo's fine detail under less changed pixels, in proportion."""
+"""A pixel the edit changed by this much (0-255, largest channel; measured on the crops
+resampled into the photo) is the edit's own: :func:`paste_back` keeps the photo's fine
+detail under less changed pixels, in proportion."""
 
 
 @dataclass
@@ -273,10 +274,10 @@ def paste_back(
     pasted = to_box(crop_img)
     region = np.asarray(base.crop((int(x0), int(y0), int(x1), int(y1))))
     if unedited is not None:
-        change = np.abs(np.asarray(crop_img, dtype=np.float32) - unedited).max(-1)
-        replaced = to_box(Image.fromarray(np.minimum(change / REPLACED, 1), mode="F"))
+        before = to_box(Image.fromarray(unedited))
+        replaced = np.minimum(np.abs(pasted - before).max(-1, keepdims=True) / REPLACED, 1)
         # the photo's detail that resampling lost, where the edit did not replace the pixel
-        pasted += (1 - replaced[..., None]) * (region - to_box(Image.fromarray(unedited)))
+        pasted += (1 - replaced) * (region - before)
     blended = region + w[..., None] * (pasted - region)
     out = np.where(w[..., None] > 0, np.clip(np.rint(blended), 0, 255).astype(np.uint8), region)
     base.paste(Image.fromarray(out), (int(x0), int(y0)))
