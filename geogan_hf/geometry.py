@@ -240,9 +240,28 @@ def homography_flow(matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
     return (mapped - grid).reshape(-1, h, w, 2).permute(0, 3, 1, 2).contiguous()
 
 
+# The Middlebury colour wheel (Baker et al., ICCV 2007) as torchvision's flow_to_image builds
+# it: from red through yellow, green, cyan, blue and magenta back to red, in 15, 6, 4, 11, 13
+# and 6 steps. Written here because importing torchvision for it pulls in torch._dynamo and
+# sympy: 1.3-2.5 s on a process's first transfer (the demo's first visitor, every CLI run).
+_WHEEL_HUES = ((1, 0, 0), (1, 1, 0), (0, 1, 0), (0, 1, 1), (0, 0, 1), (1, 0, 1))
+_WHEEL_STEPS = (15, 6, 4, 11, 13, 6)
+
+
+def _colour_wheel() -> torch.Tensor:
+    """``(55, 3)`` the wheel's colours, 0-255 (as torchvision's ``_make_colorwheel``)."""
+    rows = []
+    for i, steps in enumerate(_WHEEL_STEPS):
+        start, end = (torch.tensor(_WHEEL_HUES[j % 6], dtype=torch.float32) for j in (i, i + 1))
+        ramp = torch.floor(255 * torch.arange(steps) / steps)[:, None]
+        rows.append(255 * start + (end - start) * ramp)
+    return torch.cat(rows)
+
+
 def flow_to_rgb(flow: torch.Tensor) -> torch.Tensor:
-    """Colour-code a flow for display with torchvision's ``flow_to_image`` (Middlebury
-    colour wheel: hue = direction, saturation = magnitude; the zero flow is white).
+    """Colour-code a flow for display, pixel for pixel as torchvision's ``flow_to_image``
+    (Middlebury colour wheel: hue = direction, saturation = magnitude; the zero flow is
+    white).
 
     The displacement is measured in pixels, so hue does not depend on the aspect ratio;
     each sample is scaled to its own maximum.
@@ -253,13 +272,21 @@ def flow_to_rgb(flow: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(N, 3, H, W)`` RGB image in ``[-1, 1]``, of ``flow``'s dtype.
     """
-    from torchvision.utils import flow_to_image
-
     _, _, h, w = flow.shape
     pixels = flow.float() * torch.tensor([w / 2, h / 2], device=flow.device).view(1, 2, 1, 1)
-    # one call per sample: flow_to_image scales the whole batch by its largest displacement
-    rgb = torch.stack([flow_to_image(sample) for sample in pixels])
-    return (rgb.float() / 127.5 - 1).to(flow.dtype)
+    largest = pixels.pow(2).sum(1).sqrt().flatten(1).amax(1).view(-1, 1, 1, 1)
+    unit = pixels / (largest + torch.finfo(torch.float32).eps)
+    wheel = _colour_wheel().to(flow.device)
+    position = (torch.atan2(-unit[:, 1], -unit[:, 0]) / torch.pi + 1) / 2 * (len(wheel) - 1)
+    k0 = torch.floor(position).to(torch.long)
+    k1 = torch.where(k0 + 1 == len(wheel), 0, k0 + 1)
+    f = (position - k0)[:, None]
+    colour = (1 - f) * (wheel[k0] / 255.0).permute(0, 3, 1, 2) + f * (
+        wheel[k1] / 255.0
+    ).permute(0, 3, 1, 2)
+    rgb = torch.floor(255 * (1 - unit.pow(2).sum(1, keepdim=True).sqrt() * (1 - colour)))
+    # at the largest displacement rounding can reach -1 (torchvision's uint8 wraps it to 255)
+    return (rgb.clamp(0, 255) / 127.5 - 1).to(flow.dtype)
 
 
 def flow_jacobian_determinant(flow: torch.Tensor) -> torch.Tensor:

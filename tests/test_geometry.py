@@ -188,6 +188,8 @@ def test_flow_to_rgb_is_torchvisions_flow_image_of_the_pixel_flow() -> None:
     flow = torch.randn(2, 2, 8, 12) * 0.1
     rgb = flow_to_rgb(flow)
     assert rgb.shape == (2, 3, 8, 12) and rgb.min() >= -1 and rgb.max() <= 1
+    for sample, coded in zip(flow * torch.tensor([6.0, 4.0]).view(1, 2, 1, 1), rgb):
+        assert torch.equal(coded, flow_to_image(sample).float() / 127.5 - 1)
     white = flow_to_rgb(identity_flow(1, 4, 4))
     assert torch.equal(white, torch.ones(1, 3, 4, 4))
     # normalized (0.2, 0.2) on a 4 x 8 image is (0.8, 0.4) pixels: not the diagonal's colour
