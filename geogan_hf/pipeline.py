@@ -504,7 +504,8 @@ class TransferPipeline:
 
         size = _work_size(face_crop_size(face.landmarks), self.image_size, self.work_size)
         src = align_face(photo, face.landmarks, size)
-        ex = align_face(ex_photo, ex_face.landmarks, size)
+        resample = Image.Resampling.BICUBIC if ATTRIBUTE_SPECS[name].bicubic else Image.Resampling.BILINEAR
+        ex = align_face(ex_photo, ex_face.landmarks, size, resample)
         lap("align")
 
         out, crop = self._run_model(src, ex, name)
@@ -524,7 +525,9 @@ class TransferPipeline:
 
         changed = (out.image != crop).any(1)[0].cpu().numpy()
         weight = _paste_weight(np.maximum(mask, changed), strength)
-        image = paste_back(photo, edited, src, weight, feather=FEATHER, unedited=tensor_to_pil(crop))
+        image = paste_back(
+            photo, edited, src, weight, FEATHER, unedited=tensor_to_pil(crop), resample=resample
+        )
         lap("paste")
         if ATTRIBUTE_SPECS[name].experimental and self.model.geometry_prior:
             warnings.warn(  # after the transfer: bad input gets its error alone

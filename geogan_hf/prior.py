@@ -768,7 +768,10 @@ def compose_transfer(
     y0, y1, x0, x1 = box
     ex_layers = torch.cat([ex.foreground * ex.alpha, ex.alpha, ex.skin, ex.transmission - 1], 1)
     ex_grid = _exemplar_box_grid(resample_box(flow, box, size), box, size, ex)
-    warped = _sample(ex_layers, ex_grid)
+    bicubic = torch.tensor(
+        [ATTRIBUTE_SPECS[a].bicubic for a in prior.attributes], device=source.device
+    ).view(-1, 1, 1, 1)
+    warped = _sample(ex_layers, ex_grid, bicubic)
     weight = resample_box(mirror[1], box, size)
     symmetric = torch.tensor(
         [ATTRIBUTE_SPECS[a].symmetric for a in prior.attributes], device=source.device
@@ -777,7 +780,7 @@ def compose_transfer(
     iod = float((points[:, 42:48].mean(1) - points[:, 36:42].mean(1)).norm(dim=-1).mean())
     if weight.amax() > 0 or symmetric.any():
         mirror_grid = _exemplar_box_grid(resample_box(mirror[0], box, size), box, size, ex)
-        mirrored = _sample(ex_layers, mirror_grid)
+        mirrored = _sample(ex_layers, mirror_grid, bicubic)
         warped = torch.lerp(warped, mirrored, weight)
         if symmetric.any():
             warped = _mirror_fill(warped, mirrored, symmetric, MIRROR_SCALE * iod)
@@ -1017,9 +1020,24 @@ def _mirror_fill(warped: Tensor, mirrored: Tensor, symmetric: Tensor, sigma: flo
     return torch.cat([torch.lerp(warped[:, :4], fill, weight), warped[:, 4:]], 1)
 
 
-def _sample(layers: Tensor, grid: Tensor) -> Tensor:
-    """Bilinear samples of the exemplar's box layers; zero (no instance) outside the box."""
-    return F.grid_sample(layers, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+def _sample(layers: Tensor, grid: Tensor, bicubic: Tensor) -> Tensor:
+    """Samples of the exemplar's box layers; zero (no instance) outside the box.
+
+    Bicubic where ``bicubic`` ``(N, 1, 1, 1)`` says so (:attr:`AttributeSpec.bicubic`),
+    its overshoot clamped: alpha to [0, 1], the premultiplied colour to within alpha
+    (unpremultiplied, a small alpha's overshoot was a black blot), the rest to their
+    ranges. Bilinear elsewhere.
+    """
+    def sample(mode: str) -> Tensor:
+        return F.grid_sample(layers, grid, mode=mode, padding_mode="zeros", align_corners=False)
+
+    if not bicubic.any():
+        return sample("bilinear")
+    sharp = sample("bicubic")
+    alpha = sharp[:, 3:4].clamp(0, 1)
+    colour = torch.maximum(torch.minimum(sharp[:, :3], alpha), -alpha)
+    sharp = torch.cat([colour, alpha, sharp[:, 4:7].clamp(-1, 1), sharp[:, 7:].clamp(-1, 0)], 1)
+    return sharp if bicubic.all() else torch.where(bicubic, sharp, sample("bilinear"))
 
 
 def _paste(part: Tensor, box: tuple[int, int, int, int], size: tuple[int, int]) -> Tensor:

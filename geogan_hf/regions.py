@@ -132,6 +132,14 @@ class AttributeSpec:
     joins: str | None = None
     experimental: bool = False
 
+    @property
+    def bicubic(self) -> bool:
+        """Whether the instance's pixels are resampled bicubically on their way to the photo
+        (the exemplar's alignment, the warp, the paste): hair's strands, which three bilinear
+        passes turned into a haze; not a frame's hard edges, along which bicubic rings (light
+        haloes in a blind review)."""
+        return self.kind == "hair"
+
 
 ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     "Mustache": AttributeSpec(

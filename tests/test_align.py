@@ -178,6 +178,27 @@ def _random_mask(rng: np.random.Generator, size: int) -> np.ndarray:
     return mask
 
 
+def _bicubic(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Bicubic samples of ``image (H, W, C)`` at pixel-centre coords whose 4x4
+    neighbourhoods lie inside it, ``(P, C)``: Keys' kernel with a = -1, as PIL's affine
+    transform has it."""
+
+    def kernel(t: np.ndarray) -> np.ndarray:
+        t = np.abs(t)
+        near = (t - 2) * t * t + 1
+        far = ((-t + 5) * t - 8) * t + 4
+        return np.where(t <= 1, near, np.where(t < 2, far, 0.0))
+
+    x, y = points[:, 0], points[:, 1]
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    value = np.zeros((len(points), image.shape[2]))
+    for j in range(-1, 3):
+        for i in range(-1, 3):
+            weight = kernel(x - (x0 + i)) * kernel(y - (y0 + j))
+            value += weight[:, None] * image[y0 + j, x0 + i]
+    return value
+
+
 def _bilinear(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bilinear samples of ``image (H, W, C)`` at pixel-centre coords (edge-clamped), ``(P, C)``,
     and the 2x2 neighbourhoods ``(P, 4, C)``."""
@@ -194,8 +215,9 @@ def _bilinear(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.nda
     return value, np.stack(corners, axis=1)
 
 
+@pytest.mark.parametrize("resample", [Image.Resampling.BILINEAR, Image.Resampling.BICUBIC])
 @pytest.mark.parametrize("seed", range(4))
-def test_paste_back_touches_only_the_mask(seed) -> None:
+def test_paste_back_touches_only_the_mask(seed, resample) -> None:
     rng = np.random.default_rng(seed)
     landmarks = load_sample("takeo").landmarks
     photo = Image.fromarray(rng.integers(0, 256, (225, 150, 3), dtype=np.uint8))
@@ -205,7 +227,7 @@ def test_paste_back_touches_only_the_mask(seed) -> None:
     crop = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
     mask = _random_mask(rng, size)
     feather = float(rng.choice([0.0, 0.02]))
-    out = np.asarray(paste_back(photo, crop, aligned, mask, feather=feather))
+    out = np.asarray(paste_back(photo, crop, aligned, mask, feather=feather, resample=resample))
     np.testing.assert_array_equal(np.asarray(photo), original)  # input untouched
 
     h, w = original.shape[:2]
@@ -219,9 +241,13 @@ def test_paste_back_touches_only_the_mask(seed) -> None:
         _, neighbours = _bilinear(mask[..., None], where)
         zero = ~inside | (neighbours.reshape(len(where), 4) == 0).all(axis=1)
         assert not changed[zero].any()
-        # Where all neighbours are 1 the output is the bilinearly warped crop.
-        full = inside & (neighbours.reshape(len(where), 4) == 1).all(axis=1)
-        expected, _ = _bilinear(crop.astype(float), where[full])
+        # Where all neighbours are 1 the output is the warped crop.
+        interior = ((where > 1) & (where < size - 2)).all(axis=1)
+        full = interior & (neighbours.reshape(len(where), 4) == 1).all(axis=1)
+        if resample == Image.Resampling.BICUBIC:
+            expected = np.clip(_bicubic(crop.astype(float), where[full]), 0, 255)
+        else:
+            expected, _ = _bilinear(crop.astype(float), where[full])
         got = out.reshape(-1, 3)[full].astype(float)
         assert np.abs(got - expected).max() <= 1.0
         assert full.sum() > 0

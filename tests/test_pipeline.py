@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy import ndimage
 
 from geogan_hf import GeoGAN, TransferPipeline, detect_faces
 from geogan_hf.align import paste_back
@@ -29,7 +30,7 @@ from geogan_hf.geometry import pixel_to_normalized, warp_points_backward
 from geogan_hf.imageio import pil_to_tensor, tensor_to_pil
 from geogan_hf.pipeline import FEATHER, MIN_FACE_SIZE, STAGES
 from geogan_hf.prior import RIGID_POINTS
-from geogan_hf.regions import EXPERIMENTAL_ATTRIBUTES, SUPPORTED_ATTRIBUTES
+from geogan_hf.regions import EXPERIMENTAL_ATTRIBUTES, SUPPORTED_ATTRIBUTES, AttributeSpec
 from geogan_hf.samples import load_sample
 
 VISIBLE = 8  # a pixel "changed" visibly when a channel moved by more than this
@@ -370,9 +371,31 @@ def test_pipeline_result_is_the_models_output_pasted_back(quick):
         result.paste_weight,
         feather=FEATHER,
         unedited=result.source_crop,
+        resample=Image.Resampling.BICUBIC,  # a mustache's strands (AttributeSpec.bicubic)
     )
     assert np.array_equal(np.asarray(expected), np.asarray(result.image))
     assert result.coverage == pytest.approx(float(out.coverage[0]))
+
+
+def _fine_change(result, source: Image.Image) -> float:
+    """RMS of the change's finest detail (above a 1 px Gaussian) inside the edited region."""
+    change = np.asarray(result.image.convert("L"), float) - np.asarray(source.convert("L"), float)
+    fine = change - ndimage.gaussian_filter(change, 1.0)
+    inside = ndimage.binary_erosion(result.edit_region(), iterations=3)
+    return float(np.sqrt(np.mean(fine[inside] ** 2)))
+
+
+def test_hair_is_resampled_sharply_and_frames_without_haloes(quick, monkeypatch):
+    """A hair instance is aligned, warped and pasted bicubically: three bilinear passes
+    turned a goatee's strands into a haze (real pair 14). Frames stay bilinear: bicubic
+    rang along their hard edges, light haloes a blind review saw on 8 of 12 pairs."""
+    source, exemplar = small_astronaut(), sample("breakingbad")
+    sharp = {a: quick(source, exemplar, a) for a in ("Mustache", "Eyeglasses")}
+    monkeypatch.setattr(AttributeSpec, "bicubic", property(lambda self: False))
+    soft = {a: quick(source, exemplar, a) for a in ("Mustache", "Eyeglasses")}
+    fine = [_fine_change(r["Mustache"], source) for r in (sharp, soft)]
+    assert fine[0] > 1.1 * fine[1], fine
+    assert np.array_equal(np.asarray(sharp["Eyeglasses"].image), np.asarray(soft["Eyeglasses"].image))
 
 
 def test_exemplar_without_the_attribute_is_refused(prior):
