@@ -490,7 +490,7 @@ def _upload_and_transfer(context, url: str, source: Path, exemplar: Path):
     page.goto(url, wait_until="networkidle", timeout=60_000)
     page.locator("#source-image input[type=file]").set_input_files(str(source))
     page.locator("#exemplar-image input[type=file]").set_input_files(str(exemplar))
-    page.locator("#exemplar-image img").first.wait_for(timeout=30_000)
+    page.locator("#exemplar-image img").first.wait_for(timeout=60_000)
     page.locator("#transfer-button").click()
     return page
 
@@ -533,7 +533,7 @@ def _click_example(page, row: int) -> None:
     """Clicks an example of the first table and waits until both photos are shown."""
     page.locator("#examples tbody tr").nth(row).click()
     for name in ("source", "exemplar"):
-        page.locator(f"#{name}-image img").first.wait_for(timeout=30_000)
+        page.locator(f"#{name}-image img").first.wait_for(timeout=60_000)
 
 
 def _in_view(page, selector: str) -> bool:
