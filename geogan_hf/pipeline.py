@@ -526,7 +526,7 @@ class TransferPipeline:
         changed = (out.image != crop).any(1)[0].cpu().numpy()
         weight = _paste_weight(np.maximum(mask, changed), strength)
         image = paste_back(
-            photo, edited, src, weight, FEATHER, unedited=tensor_to_pil(crop), resample=resample
+            photo, edited, src, weight, FEATHER, unedited=src.image, resample=resample
         )
         lap("paste")
         if ATTRIBUTE_SPECS[name].experimental and self.model.geometry_prior:
