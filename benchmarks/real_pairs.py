@@ -12,6 +12,11 @@ them or pictures made from them):
   zoom (3x the edited region, capped) | alpha matte (the model's mask on the source crop);
 - ``pairs/<NN>_<attribute>.png``: one file per pair, larger: source | exemplar | alpha over
   source zoom | result zoom | exemplar zoom (the exemplar's own region, for comparison);
+- ``native/<NN>_<attribute>.png``: source | result | exemplar around the edit, at the
+  photos' own pixels (enlarged by a whole factor only, never reduced; the exemplar's region
+  scaled to the source's): the sheets reduce a large face's zoom to fit a tile, which
+  hides what a viewer of the photo sees, a hazy goatee or a frame's ringing (seventeenth
+  session of ``benchmarks/results/real_pairs.md``);
 - a markdown skeleton of the score table on stdout (pair, files, time, instance coverage
   of the exemplar and of the source), to be
   filled in by someone who looked at every sheet (``benchmarks/results/real_pairs.md``).
@@ -42,6 +47,7 @@ DEFAULT_PAIRS = ROOT.parent / "shared" / "faces" / "pairs.jsonl"
 MORE_PAIRS = ROOT / "benchmarks" / "real_pairs_more.jsonl"
 DEFAULT_OUTPUT = ROOT / "outputs" / "real_pairs"
 ZOOM = 3
+NATIVE_SIDE = 400  # a native sheet's tiles are enlarged (whole factors) to at least this
 COLUMNS = ("source", "exemplar", "result", "source zoom", "result zoom", "alpha")
 
 
@@ -54,8 +60,8 @@ def fit(image: Image.Image, side: int, label: str) -> Image.Image:
     return tile
 
 
-def edit_box(result: TransferResult, side: int) -> tuple[int, int, int, int]:
-    """Photo box around the edited region, square, at most ``side / ZOOM``-ish padded."""
+def edit_box(result: TransferResult) -> tuple[int, int, int, int]:
+    """Photo box around the edited region (the face's box when none), square, padded."""
     region = result.edit_region()
     if not region.any():
         x0, y0, x1, y1 = result.source_faces[result.source_face].box
@@ -74,7 +80,7 @@ def zoom(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
 
 
 def sheet_row(result: TransferResult, side: int, title: str) -> Image.Image:
-    box = edit_box(result, side)
+    box = edit_box(result)
     tiles = [
         fit(result.source, side, "source"),
         fit(result.exemplar, side, "exemplar"),
@@ -90,28 +96,52 @@ def sheet_row(result: TransferResult, side: int, title: str) -> Image.Image:
     return row
 
 
-def pair_sheet(result: TransferResult, side: int, title: str) -> Image.Image:
-    """Two rows of three ``side`` tiles: the photos and alpha, then the zooms."""
-    box = edit_box(result, side)
+def exemplar_box(result: TransferResult, box: tuple[int, int, int, int]) -> tuple[int, ...]:
+    """The exemplar photo's box matching the source photo's ``box``: moved and scaled with
+    the two face boxes."""
     ex_face = result.exemplar_faces[result.exemplar_face].box
     src_face = result.source_faces[result.source_face].box
-    # the exemplar's box: the source's edit box moved and scaled with the face boxes
     scale = (ex_face[2] - ex_face[0]) / max(src_face[2] - src_face[0], 1)
-    ex_box = tuple(
-        round(ex_face[i % 2] + (box[i] - src_face[i % 2]) * scale) for i in range(4)
-    )
+    return tuple(round(ex_face[i % 2] + (box[i] - src_face[i % 2]) * scale) for i in range(4))
+
+
+def pair_sheet(result: TransferResult, side: int, title: str) -> Image.Image:
+    """Two rows of three ``side`` tiles: the photos and alpha, then the zooms."""
+    box = edit_box(result)
     tiles = [
         fit(result.source, side, "source"),
         fit(result.exemplar, side, "exemplar"),
         fit(result.mask, side, "alpha (source crop)"),
         fit(zoom(result.source, box), side, "source zoom"),
         fit(zoom(result.image, box), side, "result zoom"),
-        fit(zoom(result.exemplar, ex_box), side, "exemplar zoom"),
+        fit(zoom(result.exemplar, exemplar_box(result, box)), side, "exemplar zoom"),
     ]
     sheet = Image.new("RGB", (3 * side, 2 * side + 16), "white")
     ImageDraw.Draw(sheet).text((3, 2), title, fill="black")
     for i, t in enumerate(tiles):
         sheet.paste(t, ((i % 3) * side, 16 + (i // 3) * side))
+    return sheet
+
+
+def native_sheet(result: TransferResult, title: str) -> Image.Image:
+    """Source | result | exemplar around the edit, at the photos' own pixels (see the module
+    docstring); the exemplar's matching region is resized to the source's."""
+    box = edit_box(result)
+    side = box[2] - box[0]
+    factor = max(1, -(-NATIVE_SIDE // side))
+    crops = [
+        result.source.crop(box),
+        result.image.crop(box),
+        result.exemplar.crop(exemplar_box(result, box)).resize(
+            (side, side), Image.Resampling.LANCZOS
+        ),
+    ]
+    tile = side * factor
+    sheet = Image.new("RGB", (3 * tile + 8, tile + 16), "white")
+    ImageDraw.Draw(sheet).text((3, 2), f"{title} ({factor}x)", fill="black")
+    for i, crop in enumerate(crops):
+        enlarged = crop.resize((tile, tile), Image.Resampling.NEAREST)
+        sheet.paste(enlarged, (i * (tile + 4), 16))
     return sheet
 
 
@@ -151,7 +181,8 @@ def main() -> None:
         for s in path.read_text().splitlines()
         if s.strip()
     ]
-    (args.output / "pairs").mkdir(parents=True, exist_ok=True)
+    for folder in ("pairs", "native"):
+        (args.output / folder).mkdir(parents=True, exist_ok=True)
     pipe = TransferPipeline(device="cpu")
     rows: dict[str, list[Image.Image]] = {}
     table = []
@@ -178,6 +209,7 @@ def main() -> None:
         pair_sheet(result, 400, title).save(
             args.output / "pairs" / f"{number:02d}_{attribute}.png"
         )
+        native_sheet(result, title).save(args.output / "native" / f"{number:02d}_{attribute}.png")
         coverage = (  # (a model in paper mode reports none)
             "–" if getattr(result, "coverage", None) is None
             else f"{result.coverage:.2f} / {result.source_coverage:.2f}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -57,3 +58,36 @@ def test_targets_are_ratios_to_the_official_time():
     assert "about 133 ms" in met[0] and "about 198 ms" in met[1]
     missed = model_benchmark.target_lines(rows(0.70, 0.81, 16.1))
     assert [": missed" in line for line in missed] == [True] * 3
+
+
+def test_real_pairs_writes_sheets_at_the_photos_own_pixels(tmp_path):
+    """``benchmarks/real_pairs.py`` end to end on a pair of package sample faces: the sheets,
+    and a native sheet whose source tile is the photo's own pixels, enlarged, not resampled."""
+    import numpy as np
+    from PIL import Image
+
+    from geogan_hf.samples import load_sample
+
+    for name in ("einstein", "lenna"):
+        load_sample(name).image.save(tmp_path / f"{name}.png")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"source": "lenna.png", "exemplar": "einstein.png", "attribute": "Mustache"}\n')
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "real_pairs.py"
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--pairs", str(pairs), "--output", str(out), "--tile", "96"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "| 1 | Mustache | lenna.png | einstein.png |" in proc.stdout
+    assert (out / "Mustache.png").is_file() and (out / "pairs" / "01_Mustache.png").is_file()
+    sheet = np.asarray(Image.open(out / "native" / "01_Mustache.png").convert("RGB"))
+    tile = (sheet.shape[1] - 8) // 3
+    source, result = sheet[16:, :tile], sheet[16:, tile + 4 : 2 * tile + 4]
+    assert tile >= 400 and source.shape[0] == tile
+    # the photo's own pixel values only (a resampled crop mixes neighbours into new ones);
+    # black where the box reaches past the photo's edge
+    photo = np.asarray(Image.open(tmp_path / "lenna.png").convert("RGB"))
+    own = {tuple(c) for c in photo.reshape(-1, 3)} | {(0, 0, 0)}
+    assert {tuple(c) for c in source.reshape(-1, 3)} <= own
+    assert (source != result).any(axis=-1).mean() > 0.01  # the mustache is there
