@@ -7,8 +7,9 @@ source. Then, all at the source crop's resolution:
 
 1. **relight**: ``F'`` takes the change of lighting between the two faces, read from their
    skin: the ratio of the source's local skin field to the exemplar's (both smooth, so the
-   ratio is the shading and exposure change, not texture), on luminance fully and on
-   colour partly (the instance keeps its own colour: a grey mustache stays grey), and,
+   ratio is the shading and exposure change, not texture, but also the two skin tones),
+   in part (:func:`relight`: hair on a darker skin keeps its contrast to it) and on colour
+   less (the instance keeps its own colour: a grey mustache stays grey), and,
    for facial hair, the shade the source's own pixels show over the region beyond its
    skin field (:func:`unseen_shade`). A grayscale source gets a grayscale instance.
    Before, hair's hue is made steady (its own brightness, the local mean chromaticity:
@@ -135,15 +136,21 @@ def relight(
     gray: Tensor,
     white_ratio: Tensor | None = None,
     shade: Tensor | None = None,
+    keep_contrast: Tensor | None = None,
 ) -> Tensor:
     """The instance colour under the source's light (see the module docstring).
 
     The lighting ratio ``source skin / exemplar skin`` mixes two things: the shading across
     the region (where the light comes from), and one overall gain (exposure, but also the
     two people's skin tones, which the instance must not take), of which it takes the share
-    :data:`GLOBAL_SHARE`. Of the shading, the exemplar's own is undone fully (the instance
-    was seen under it) and the source's taken in the share :data:`LOCAL_SHARE`. A
-    ``shade`` the skin field misses (:func:`unseen_shade`) darkens it fully.
+    :data:`GLOBAL_SHARE`: black hair stays dark on paler skin. Hair (``keep_contrast``) on
+    a darker source skin takes all of the gain's luminance: it stays as much darker or
+    lighter than the skin it lands on as it was on its own (half of it left a grey goatee
+    lighter than a dimly lit chin, a chalk-white patch; blind review, real pairs 16 and
+    22); teeth and frames are as light on any skin.
+    Of the shading, the exemplar's own is undone fully (the instance was seen under it) and
+    the source's taken in the share :data:`LOCAL_SHARE`. A ``shade`` the skin field misses
+    (:func:`unseen_shade`) darkens it fully.
 
     Args:
         foreground: ``(N, 3, h, w)`` warped instance colour in [-1, 1].
@@ -155,6 +162,8 @@ def relight(
             (:func:`eye_white`): the change of colour cast, which the instance takes fully;
             where NaN (eyes not seen), the skin's colour change is taken in part instead.
         shade: ``(N, 1, h, w)`` in (0, 1], or ``None`` (none).
+        keep_contrast: ``(N,)`` bool: the instance keeps its contrast to a darker source
+            skin (see above); ``None``: none does.
     """
     f, bs, be = (foreground + 1) / 2, (source_skin + 1) / 2, (exemplar_skin + 1) / 2
     ratio = (bs + 0.02) / (be + 0.02)
@@ -164,11 +173,12 @@ def relight(
     # side with lighter hair: a two-tone mustache (real pair 2)
     exemplar_shade = luma(be) / weighted_mean(luma(be), weight)
     source_shade = (ratio * exemplar_shade / overall).clamp(*LOCAL_RANGE)
-    gain = (
-        source_shade**LOCAL_SHARE
-        / exemplar_shade.clamp(*LOCAL_RANGE)
-        * overall.clamp(*GAIN_RANGE) ** GLOBAL_SHARE
-    )
+    overall = overall.clamp(*GAIN_RANGE)
+    gain = source_shade**LOCAL_SHARE / exemplar_shade.clamp(*LOCAL_RANGE) * overall**GLOBAL_SHARE
+    if keep_contrast is not None:
+        # a darker source: the rest of the luminance gain too (its colour stays in part)
+        darker = luma(overall).clamp(max=1) ** (1 - GLOBAL_SHARE)
+        gain = gain * torch.where(keep_contrast.view(-1, 1, 1, 1), darker, 1.0)
     # the colour part of the gain (white balance, skin hue) only partly: the instance
     # keeps its own colour
     gain_l = luma(gain)

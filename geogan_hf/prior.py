@@ -818,6 +818,7 @@ def compose_transfer(
         is_grayscale(source),
         prior.white_ratio,
         _shade(clean, src, prior, box, iod),
+        hair.view(-1),
     )
     foreground = torch.where(hair, natural_hair(foreground), foreground)
     head_hair = torch.tensor(

@@ -682,6 +682,29 @@ def test_the_exemplars_own_shading_is_undone_and_the_sources_taken_in_part():
     assert 1.05 < left / right < 1.5 ** compose.LOCAL_SHARE + 0.02, (left, right)
 
 
+def test_hair_keeps_its_contrast_to_a_darker_skin_only():
+    """On a darker source skin, hair stays as much lighter or darker than the skin as on its
+    own (half the gain left a grey goatee lighter than a dim chin, a chalk-white patch:
+    real pairs 16 and 22); on a lighter one it takes only part of the gain (black hair
+    stays dark on paler skin), and other instances (teeth) take part of it either way."""
+    alpha, no = torch.ones(1, 1, 8, 8), torch.tensor([False])
+    hair = torch.tensor([0.55, 0.5, 0.48]).view(1, 3, 1, 1).expand(1, 3, 8, 8)  # grey
+    lit_skin = torch.full((1, 3, 8, 8), 0.7)
+    for source_skin in (0.35, 0.9):
+        skin = torch.full((1, 3, 8, 8), source_skin)
+        ratio = (source_skin + 0.02) / (0.7 + 0.02)  # the skin fields' overall gain
+        for keep in (True, False):
+            lit = compose.relight(
+                hair * 2 - 1, alpha, skin * 2 - 1, lit_skin * 2 - 1, no,
+                keep_contrast=torch.tensor([keep]),
+            )  # fmt: skip
+            gain = float(luma((lit + 1) / 2).mean() / luma(hair).mean())
+            share = 1.0 if keep and ratio < 1 else compose.GLOBAL_SHARE
+            assert abs(gain / ratio**share - 1) < 0.01, (source_skin, keep, gain)
+            if ratio < 1:  # the grey, darker than its own skin, is lighter than the dim one's
+                assert (gain * float(luma(hair).mean()) < source_skin) == keep
+
+
 def test_instance_is_blurred_to_a_blurry_sources_detail(faces):
     """A source photographed softer than the exemplar gets the blur that brings the
     exemplar's fine detail down to its own; an equally sharp or sharper one gets none."""
