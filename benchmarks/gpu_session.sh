@@ -4,10 +4,12 @@
 #   2. a short real paper-mode training run on the synthetic benchmark's training split
 #      (128 px, batch 4, the settings of benchmarks/quality.py), exporting the generator;
 #   3. benchmarks/model.py on the machine's CPU with 2 threads (a second CPU to compare);
-#   4. the compiled NCHW variant of 1 (last: compiling takes ~1 min on 16 cores).
+#   4. the compiled NCHW variant of 1 (last: compiling takes ~1 min on 16 cores);
+#   0. first, where PIPELINE (a `benchmarks/cuda_pipeline.py prepare` folder, made on a
+#      machine with dlib) is set: the pipeline's results on the GPU against the CPU's (~20 s).
 # Needs: DATA (a geogan-synth folder) and OUT (results folder); WHEELS (optional) holds
 # wheels for packages the machine lacks (datasets, huggingface_hub 2.x, menpo, ...).
-# Usage: DATA=path/to/synth OUT=/tmp/gpu STEPS=3000 bash benchmarks/gpu_session.sh
+# Usage: DATA=path/to/synth OUT=/tmp/gpu STEPS=3000 [PIPELINE=path/to/prepared] bash benchmarks/gpu_session.sh
 #
 # Preparing a lent machine of this workplace (its image has torch, accelerate, safetensors,
 # but not our datasets / huggingface_hub 2.x / menpo): in the repo root, ignored folders
@@ -34,6 +36,12 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, accelerate, datasets, huggingface_hub as h; print('torch', torch.__version__, 'accelerate', accelerate.__version__, 'datasets', datasets.__version__, 'hub', h.__version__)" || exit 1
+
+if [ -n "${PIPELINE:-}" ]; then
+  echo "== the pipeline on the GPU against the CPU"
+  timeout 150 python3 benchmarks/cuda_pipeline.py check "$PIPELINE" 2>>"$OUT/errors.log" \
+    | tee "$OUT/cuda_pipeline.md"
+fi
 
 echo "== throughput"
 BENCH=(python3 benchmarks/train.py --gpu-only --steps 10 --repeats 5 --threads 8)

@@ -359,7 +359,9 @@ def frame_ends(alpha: Tensor, landmarks: Tensor) -> Tensor:
     h, w = alpha.shape[-2:]
     iso = isotropic_scale(h, w, landmarks.to(torch.float64))
     frame = _eye_frame(landmarks.to(torch.float64) * iso)
-    ends = torch.full((len(landmarks), 2, 2), float("nan"), dtype=torch.float64)
+    ends = torch.full(
+        (len(landmarks), 2, 2), float("nan"), dtype=torch.float64, device=landmarks.device
+    )
     for i, crop in enumerate(alpha[:, 0]):
         ys, xs = torch.nonzero(crop > 0.5, as_tuple=True)
         if len(xs) < 16:
@@ -445,8 +447,8 @@ def temple_arms(
         line = apply_homography(frame, points[i : i + 1].double())[0]
         iod = float(line[42:48, 0].mean() - line[36:42, 0].mean())
         # the frame seen along its eye line, one sample per pixel
-        along = torch.arange(-2.5 * iod, 2.5 * iod, dtype=torch.float64)
-        across = torch.arange(-0.8 * iod, 0.8 * iod, dtype=torch.float64)
+        along = torch.arange(-2.5 * iod, 2.5 * iod, dtype=torch.float64, device=alpha.device)
+        across = torch.arange(-0.8 * iod, 0.8 * iod, dtype=torch.float64, device=alpha.device)
         seen = torch.stack(torch.meshgrid(along, across, indexing="xy"), -1)
         pixels = apply_homography(to_image, seen.reshape(1, -1, 2))
         grid = torch.stack(
@@ -488,7 +490,8 @@ def temple_arms(
             if len(joined):
                 tip = float(along[joined[-1] if sign > 0 else joined[0]])
             ends = torch.tensor([[[tip - sign * ARM_OVERLAP * iod, hinge],
-                                  [room + sign * ARM_BEYOND * iod, hinge]]], dtype=torch.float64)  # fmt: skip
+                                  [room + sign * ARM_BEYOND * iod, hinge]]],
+                                dtype=torch.float64, device=alpha.device)  # fmt: skip
             start, stop = apply_homography(to_image, ends)[0].to(alpha)
             margin = thickness + 3 * soft + 2
             lo = (torch.minimum(start, stop) - margin).floor().clamp_min(0).int().tolist()

@@ -91,3 +91,37 @@ def test_real_pairs_writes_sheets_at_the_photos_own_pixels(tmp_path):
     own = {tuple(c) for c in photo.reshape(-1, 3)} | {(0, 0, 0)}
     assert {tuple(c) for c in source.reshape(-1, 3)} <= own
     assert (source != result).any(axis=-1).mean() > 0.01  # the mustache is there
+
+
+def test_cuda_check_runs_every_transfer_on_the_recorded_detections(tmp_path):
+    """``benchmarks/cuda_pipeline.py``: ``prepare`` records the detections and results,
+    ``check`` (here on the CPU, with dlib hidden as on the GPU machine) runs every transfer
+    again from the recorded detections alone and finds the same results and refusals."""
+    import os
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "cuda_pipeline.py"
+    data = tmp_path / "data"
+    hidden = tmp_path / "no_dlib"
+    hidden.mkdir()
+    (hidden / "dlib.py").write_text('raise ImportError("no dlib on the GPU machine")\n')
+
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(script), *args], capture_output=True, text=True, timeout=300,
+            check=False, env=env,
+        )  # fmt: skip
+
+    prepared = run("prepare", str(data), "--side", "256")
+    assert prepared.returncode == 0, prepared.stderr
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hidden), *sys.path])}
+    checked = run("check", str(data), "--device", "cpu", "--runs", "1", env=env)
+    assert checked.returncode == 0, checked.stderr
+    rows = [line for line in checked.stdout.splitlines() if line.startswith("| astronaut |")]
+    rows += [line for line in checked.stdout.splitlines() if line.startswith("| einstein |")]
+    assert len(rows) == 11
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[3] == cells[4], row  # the same refusal, or ran on both
+        if cells[3] == "ran":
+            assert cells[5] == "0", row
+    assert "| geometry prior | astronaut + breakingbad, Mustache |" in checked.stdout
