@@ -159,6 +159,9 @@ OPENING_GROW = 0.03  # iod: a smile's teeth reach this far beyond its inner lip 
 OPENING_SOFTNESS = 0.02  # ... with a soft edge this wide
 LIP_FULL = 0.25  # share of the way from the skin's chromaticity to the lips' that is all lip
 LIP_CONTRAST = 0.01  # lips this close to the skin in chromaticity: the outline alone
+FRINGE_REACH = 0.45  # iod above the brows: hair over a brow that reaches this high is a fringe
+FRINGE_FALL = 0.15  # iod: below the brows' band, what has a fringe's colour this close under it
+FRINGE_EDGE = 0.015  # iod: the softness of the fringe's edge
 LUMA = (0.299, 0.587, 0.114)
 SALT_SHARE = 0.2  # a share of the confident pixels on the other side of the skin ...
 SALT_SATURATION = 0.4  # ... this much less saturated than the skin: grey or white strands
@@ -1122,3 +1125,49 @@ def extract_instance(
         coverage=coverage,
         joined_coverage=joined_coverage,
     )
+
+
+def head_hair_in_front(image: Tensor, landmarks: Tensor) -> Tensor:
+    """``(N, 1, H, W)`` in [0, 1]: the head's hair that falls over the brows of the upright
+    face crops ``image`` ``(N, 3, H, W)`` in [-1, 1], with ``landmarks`` (normalized).
+
+    The hair is a fringe's (``"Bangs"``) instance. Its pieces outside the brows' own band
+    that reach :data:`FRINGE_REACH` above the brows are the head's hair: a brow reaches
+    nowhere near that high. Within :data:`FRINGE_FALL` under them (the strands go on over
+    the brow), what has their colour is too; a brow of the hair's colour under them is
+    taken with them, as behind the hair it is hidden. Its edges are softened by
+    :data:`FRINGE_EDGE`.
+    """
+    n, _, h, w = image.shape
+    alpha = extract_instance(image, landmarks, ["Bangs"] * n, light_strands=False).full("alpha")
+    band = part_mask("brows", landmarks.to(alpha), (h, w), softness=0.0, grow=0.03) > 0.5
+    pixels = ((image.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
+    hair = (alpha[:, 0] > 0.5).cpu().numpy()
+    points = (landmarks.double().cpu() + 1) * torch.tensor([w, h], dtype=torch.float64) / 2
+    front = torch.zeros_like(alpha)
+    for i in range(n):
+        iod = float((points[i, 42:48].mean(0) - points[i, 36:42].mean(0)).norm())
+        up = points[i, 27] - points[i, 8]
+        up = (up / up.norm()).numpy()
+        ys, xs = np.mgrid[0:h, 0:w] + 0.5
+        brows = float((points[i, 17:27].numpy() @ up).mean())
+        height = (xs * up[0] + ys * up[1] - brows) / iod
+        pieces, count = ndimage.label(hair[i] & ~band[i, 0].cpu().numpy())
+        if not count:
+            continue
+        top = ndimage.maximum(height, pieces, index=np.arange(1, count + 1))
+        fringe = np.isin(pieces, 1 + np.flatnonzero(top >= FRINGE_REACH))
+        if not fringe.any():
+            continue
+        colour = np.median(pixels[i][fringe], 0)
+        spread = np.maximum(1.4826 * np.median(np.abs(pixels[i][fringe] - colour), 0), 0.03)
+        alike = np.exp(-0.5 * (((pixels[i] - colour) / (2 * spread)) ** 2).sum(-1))
+        under = np.zeros_like(fringe)
+        for step in range(1, max(1, round(FRINGE_FALL * iod)) + 1):  # the crop is upright
+            under[step:] |= fringe[:-step]
+        seen = torch.from_numpy(fringe | (under & (alike > 0.5))).to(alpha)
+        # over the brows the fringe's own alpha fades with its region's edge: there the
+        # strands are as opaque as they are like its colour
+        opacity = torch.maximum(alpha[i, 0], torch.from_numpy(alike).to(alpha))
+        front[i, 0] = opacity * gaussian_blur(seen[None, None], FRINGE_EDGE * iod)[0, 0]
+    return front

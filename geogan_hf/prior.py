@@ -74,6 +74,7 @@ from .instance import (
     InstanceLayers,
     extract_instance,
     far_side,
+    head_hair_in_front,
     is_grayscale,
     lip_mask,
     weighted_mean,
@@ -186,6 +187,10 @@ class GeometricPrior:
         source_flow: ``(N, 2, h, w)`` the flow that moves the source's own face to
             ``target_landmarks`` (zero where they are the source's); ``None`` without any
             expression.
+        in_front: ``(N, 1, H, W)`` the source's head hair over the region, at the source's
+            resolution, for the attributes under it
+            (:attr:`~geogan_hf.regions.AttributeSpec.under_head_hair`; 0 for the others);
+            ``None`` without any.
     """
 
     flow: Tensor
@@ -202,6 +207,7 @@ class GeometricPrior:
     white_ratio: Tensor
     target_landmarks: Tensor
     source_flow: Tensor | None
+    in_front: Tensor | None
 
 
 def _eyes(image: Tensor, landmarks: Tensor) -> tuple[Tensor, float]:
@@ -726,6 +732,12 @@ def geometric_prior(
     warped = warp_exemplar(resize_image(exemplar, size), flow, mirror)
     end_flow = time.perf_counter()
     source_layers = extract_instance(source, source_landmarks, attributes, light_strands=False)
+    in_front = None
+    under = torch.tensor(
+        [ATTRIBUTE_SPECS[a].under_head_hair for a in attributes], device=source.device
+    ).view(-1, 1, 1, 1)
+    if under.any():
+        in_front = head_hair_in_front(source, source_landmarks) * under
     blur, missing = sharpness_match(source, exemplar, source_landmarks, exemplar_landmarks)
     hair_length = hair_lengths(exemplar, exemplar_layers, exemplar_landmarks, attributes, missing)
     white_ratio = eye_white(source, source_landmarks) / eye_white(exemplar, exemplar_landmarks)
@@ -738,7 +750,7 @@ def geometric_prior(
     }
     return GeometricPrior(
         flow, mirror, warped, exemplar_layers, source_layers, attributes, timings, blur,
-        missing, hair_length, source_landmarks, white_ratio, targets, source_flow,
+        missing, hair_length, source_landmarks, white_ratio, targets, source_flow, in_front,
     )  # fmt: skip
 
 
@@ -852,6 +864,11 @@ def compose_transfer(
     alpha = prior_alpha
     if alpha_correction is not None:
         alpha = (alpha + resample_box(alpha_correction, box, size) * src.region).clamp(0, 1)
+    if prior.in_front is not None:
+        # under a fringe the source stays as it is
+        front = prior.in_front[..., y0:y1, x0:x1]
+        clean = torch.lerp(clean, pixels, front)
+        alpha, prior_alpha = alpha * (1 - front), prior_alpha * (1 - front)
     # behind tinted lenses the source is seen through the tint
     clean = (clean + 1) * (1 + warped[:, 7:10] * src.region) - 1
     blended = source.clone()

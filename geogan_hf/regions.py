@@ -83,6 +83,10 @@ class AttributeSpec:
         head_hair: the instance is the hair of the head and takes the colour of the
             source's own hair in the region, where the source shows some: a fringe of
             another colour than the rest of the hair reads as a wig.
+        under_head_hair: the instance lies under the source's head hair: where a fringe
+            falls over the region (:func:`~geogan_hf.instance.head_hair_in_front`) the
+            source is kept as it is, neither its instance removed nor the new one drawn
+            (brows: removed, a fringe's strands over them became skin-coloured patches).
         strands: ``(landmark, height, length, curl)``: hair strands radiate from the
             point ``height`` inter-ocular distances above that landmark, are at most
             ``length`` long (as long as the exemplar's look,
@@ -124,6 +128,7 @@ class AttributeSpec:
     absent: float = 0.1
     removal: tuple[float, float] | None = (0.35, 0.6)
     head_hair: bool = False
+    under_head_hair: bool = False
     strands: tuple[int, float, float, float] | None = None
     stubble: bool = False
     shaded: bool = False
@@ -168,7 +173,8 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     ),
     "Bushy_Eyebrows": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose", "forehead"), excluded_parts=("eyes",),
-        lookalike_parts=(), strands=(29, 0.0, 0.08, 0.15), experimental=True,
+        lookalike_parts=(), strands=(29, 0.0, 0.08, 0.15), under_head_hair=True,
+        experimental=True,
     ),
     "Sideburns": AttributeSpec(
         "hair", excluded_parts=("eyes",), lookalike_parts=(), face_margin=0.15, removal=None,

@@ -624,6 +624,45 @@ def test_shifted_exemplar_gives_the_same_composite(generator, faces, shift, seed
         assert composite_change < bound * exemplar_change, (seed, composite_change, exemplar_change)
 
 
+def test_a_fringe_over_a_brow_stays_in_front_of_the_new_one(faces, monkeypatch):
+    """Strands falling from the hair over one brow are the head's hair in front of it
+    (:func:`instance.head_hair_in_front`), not the other brow; a brow transfer keeps them
+    (``under_head_hair``): they change less than half as much as with the new brow drawn
+    over them (removed with the old brow, a fringe became skin-coloured patches on real
+    photos, blind review)."""
+    face, exemplar = faces["takeo"], faces["lenna"]
+    lm = torch.tensor(face.landmarks, dtype=torch.float32)
+    iod = float((lm[42:48].mean(0) - lm[36:42].mean(0)).norm())
+    ys, xs = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+    left, right = lm[17:22], lm[22:27]
+    x0, x1, y = float(left[:, 0].min()), float(left[:, 0].max()), float(left[:, 1].mean())
+    strands = (xs >= x0) & (xs <= x1) & (xs % 5 < 3) & (ys <= y + 0.08 * iod)
+    over = strands & (ys >= y - 0.1 * iod)
+    other = (xs >= float(right[:, 0].min())) & (xs <= float(right[:, 0].max()))
+    other &= (ys - float(right[:, 1].mean())).abs() <= 0.1 * iod
+    image = face.image[None].clone() * 2 - 1
+    image[0][:, strands] = torch.tensor([-0.6, -0.75, -0.85])[:, None]  # dark brown
+    points = pixel_to_normalized(lm, (SIZE, SIZE))[None]
+    front = instance.head_hair_in_front(image, points)[0, 0]
+    assert front[over].mean() > 0.6 and front[other].max() < 0.05
+
+    ex_points = pixel_to_normalized(torch.tensor(exemplar.landmarks, dtype=torch.float32), (SIZE, SIZE))
+    model = GeoGAN(geometry_prior=True, image_size=SIZE, attributes=("Bushy_Eyebrows",)).eval()
+
+    def change() -> tuple[float, float]:
+        with torch.no_grad():
+            out = model(image, exemplar.image[None] * 2 - 1, points, ex_points[None])
+        moved = (out.image - image).abs().amax(1)[0]
+        return float(moved[over].mean()), float(moved[other].mean())
+
+    kept, elsewhere = change()
+    spec = dataclasses.replace(ATTRIBUTE_SPECS["Bushy_Eyebrows"], under_head_hair=False)
+    monkeypatch.setitem(ATTRIBUTE_SPECS, "Bushy_Eyebrows", spec)
+    drawn, _ = change()
+    assert elsewhere > 0.3  # the new brow is there
+    assert kept < 0.5 * drawn, (kept, drawn)
+
+
 def test_the_eye_whites_are_not_read_behind_glasses(faces):
     """An exemplar wearing glasses shows lens glare where its eye whites are: the colour
     cast comes from the skin for glasses (glare made dark frames red-brown), from the eye
