@@ -190,7 +190,7 @@ def draw_landmarks(image: Image.Image, landmarks: np.ndarray) -> Image.Image:
 
 
 def attribute_label(name: str) -> str:
-    """The attribute as the dropdown shows it: ``"Bangs"``, ``"Bushy Eyebrows (experimental)"``."""
+    """The attribute as the dropdown shows it: ``"Bangs"``, ``"Sideburns (experimental)"``."""
     label = name.replace("_", " ")
     return f"{label} (experimental)" if name in EXPERIMENTAL_ATTRIBUTES else label
 

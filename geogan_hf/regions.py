@@ -174,7 +174,6 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     "Bushy_Eyebrows": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose", "forehead"), excluded_parts=("eyes",),
         lookalike_parts=(), strands=(29, 0.0, 0.08, 0.15), under_head_hair=True,
-        experimental=True,
     ),
     "Sideburns": AttributeSpec(
         "hair", excluded_parts=("eyes",), lookalike_parts=(), face_margin=0.15, removal=None,
@@ -189,7 +188,7 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
 
 The bar on the real photo pairs is a median score of 4 for mustache, goatee and glasses and
 3 for the others (the scores are in ``benchmarks/results/real_pairs.md``): glasses, bangs,
-lipstick and smiling reach it, every other attribute is experimental for now."""
+bushy eyebrows, lipstick and smiling reach it, every other attribute is experimental for now."""
 
 EXPERIMENTAL_ATTRIBUTES: tuple[str, ...] = tuple(
     name for name, spec in ATTRIBUTE_SPECS.items() if spec.experimental
