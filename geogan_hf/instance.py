@@ -1144,12 +1144,12 @@ def head_hair_in_front(image: Tensor, landmarks: Tensor) -> Tensor:
     pixels = ((image.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
     hair = (alpha[:, 0] > 0.5).cpu().numpy()
     points = (landmarks.double().cpu() + 1) * torch.tensor([w, h], dtype=torch.float64) / 2
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
     front = torch.zeros_like(alpha)
     for i in range(n):
         iod = float((points[i, 42:48].mean(0) - points[i, 36:42].mean(0)).norm())
         up = points[i, 27] - points[i, 8]
         up = (up / up.norm()).numpy()
-        ys, xs = np.mgrid[0:h, 0:w] + 0.5
         brows = float((points[i, 17:27].numpy() @ up).mean())
         height = (xs * up[0] + ys * up[1] - brows) / iod
         pieces, count = ndimage.label(hair[i] & ~band[i, 0].cpu().numpy())
