@@ -1135,8 +1135,9 @@ def head_hair_in_front(image: Tensor, landmarks: Tensor) -> Tensor:
     that reach :data:`FRINGE_REACH` above the brows are the head's hair: a brow reaches
     nowhere near that high. Within :data:`FRINGE_FALL` under them (the strands go on over
     the brow), what has their colour is too; a brow of the hair's colour under them is
-    taken with them, as behind the hair it is hidden. Its edges are softened by
-    :data:`FRINGE_EDGE`.
+    taken with them, as behind the hair it is hidden. It is 1 there, not the fringe's
+    alpha (which fades over the brows with its region's edge), only its edges softened by
+    :data:`FRINGE_EDGE`: where hair is kept, it is kept whole.
     """
     n, _, h, w = image.shape
     alpha = extract_instance(image, landmarks, ["Bangs"] * n, light_strands=False).full("alpha")
@@ -1166,8 +1167,5 @@ def head_hair_in_front(image: Tensor, landmarks: Tensor) -> Tensor:
         for step in range(1, max(1, round(FRINGE_FALL * iod)) + 1):  # the crop is upright
             under[step:] |= fringe[:-step]
         seen = torch.from_numpy(fringe | (under & (alike > 0.5))).to(alpha)
-        # over the brows the fringe's own alpha fades with its region's edge: there the
-        # strands are as opaque as they are like its colour
-        opacity = torch.maximum(alpha[i, 0], torch.from_numpy(alike).to(alpha))
-        front[i, 0] = opacity * gaussian_blur(seen[None, None], FRINGE_EDGE * iod)[0, 0]
+        front[i, 0] = gaussian_blur(seen[None, None], FRINGE_EDGE * iod)[0, 0]
     return front
