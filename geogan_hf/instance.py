@@ -771,15 +771,17 @@ def mouth_opening(
     return inner * (1 - lips)
 
 
-def _likeness(features: Tensor, part: Tensor) -> Tensor:
+def _likeness(
+    features: Tensor, part: Tensor, floors: Sequence[float] = (0.08, 0.01, 0.01, 0.01)
+) -> Tensor:
     """How much each pixel looks like the typical pixel of ``part`` (log-luminance, chroma
-    and, when given, texture).
+    and, when given, texture; or any channels, with their spreads' ``floors``).
 
     ``exp(-d^2 / 2)`` with ``d`` the distance to the part's median in units of its own
     robust spread (doubled: the part varies, and a look-alike need not be typical).
     """
     distance = torch.zeros_like(features[:, :1])
-    for channel, floor in zip(features.split(1, dim=1), (0.08, 0.01, 0.01, 0.01)):
+    for channel, floor in zip(features.split(1, dim=1), floors):
         median = _reference_quantile(channel, part, 0.5)
         spread = _robust_spread(channel - median, part, floor)
         distance = distance + ((channel - median) / (2 * spread)) ** 2
@@ -1142,13 +1144,13 @@ def head_hair_in_front(image: Tensor, landmarks: Tensor) -> Tensor:
     n, _, h, w = image.shape
     alpha = extract_instance(image, landmarks, ["Bangs"] * n, light_strands=False).full("alpha")
     band = part_mask("brows", landmarks.to(alpha), (h, w), softness=0.0, grow=0.03) > 0.5
-    pixels = ((image.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
+    rgb = (image.clamp(-1, 1) + 1) / 2
     hair = (alpha[:, 0] > 0.5).cpu().numpy()
     points = (landmarks.double().cpu() + 1) * torch.tensor([w, h], dtype=torch.float64) / 2
+    iods = _iod_pixels(landmarks, h).tolist()  # the crops are square
     ys, xs = np.mgrid[0:h, 0:w] + 0.5
     front = torch.zeros_like(alpha)
-    for i in range(n):
-        iod = float((points[i, 42:48].mean(0) - points[i, 36:42].mean(0)).norm())
+    for i, iod in enumerate(iods):
         up = points[i, 27] - points[i, 8]
         up = (up / up.norm()).numpy()
         brows = float((points[i, 17:27].numpy() @ up).mean())
@@ -1160,9 +1162,8 @@ def head_hair_in_front(image: Tensor, landmarks: Tensor) -> Tensor:
         fringe = np.isin(pieces, 1 + np.flatnonzero(top >= FRINGE_REACH))
         if not fringe.any():
             continue
-        colour = np.median(pixels[i][fringe], 0)
-        spread = np.maximum(1.4826 * np.median(np.abs(pixels[i][fringe] - colour), 0), 0.03)
-        alike = np.exp(-0.5 * (((pixels[i] - colour) / (2 * spread)) ** 2).sum(-1))
+        part = torch.from_numpy(fringe).to(rgb)[None, None]
+        alike = _likeness(rgb[i : i + 1], part, floors=(0.03,) * 3)[0, 0].cpu().numpy()
         under = np.zeros_like(fringe)
         for step in range(1, max(1, round(FRINGE_FALL * iod)) + 1):  # the crop is upright
             under[step:] |= fringe[:-step]
