@@ -8,6 +8,8 @@ import platform
 from pathlib import Path
 from types import ModuleType
 
+from PIL import Image
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,3 +28,11 @@ def load_app() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def breakingbad_face() -> Image.Image:
+    """The breakingbad sample, cut to the square around its right-hand face (own size)."""
+    from geogan_hf.samples import load_sample  # only where used: the other scripts' start-up
+
+    photo = load_sample("breakingbad").image
+    return photo.crop((photo.width - photo.height, 0, photo.width, photo.height))

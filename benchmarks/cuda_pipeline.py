@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import cpu_name
+from _common import breakingbad_face, cpu_name
 from PIL import Image
 
 import geogan_hf.pipeline
@@ -51,8 +51,7 @@ TIMED = (("breakingbad", "Mustache"), ("breakingbad", "Bangs"), ("breakingbad_na
 def photos(side: int) -> dict[str, Image.Image]:
     """The photos: astronaut and breakingbad's right-hand face at ``side`` px, that face at
     its own size too (its glasses are refused at 1024 px), and einstein."""
-    bb = load_sample("breakingbad").image
-    face = bb.crop((bb.width - bb.height, 0, bb.width, bb.height))
+    face = breakingbad_face()
     source = load_sample("astronaut").image
     return {
         "astronaut": source.resize((side, side), Image.Resampling.BICUBIC),

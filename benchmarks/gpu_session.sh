@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # GPU checks in one call on a lent CUDA machine (see docs/DESIGN.md, "Benchmarks"):
+#   0. where PIPELINE (a `benchmarks/cuda_pipeline.py prepare` folder, made on a machine
+#      with dlib) is set: the pipeline's results on the GPU against the CPU's (~20 s);
 #   1. benchmarks/train.py at 256 px, batch 24, bf16 (NCHW, channels_last) + kernel table;
 #   2. a short real paper-mode training run on the synthetic benchmark's training split
 #      (128 px, batch 4, the settings of benchmarks/quality.py), exporting the generator;
 #   3. benchmarks/model.py on the machine's CPU with 2 threads (a second CPU to compare);
-#   4. the compiled NCHW variant of 1 (last: compiling takes ~1 min on 16 cores);
-#   0. first, where PIPELINE (a `benchmarks/cuda_pipeline.py prepare` folder, made on a
-#      machine with dlib) is set: the pipeline's results on the GPU against the CPU's (~20 s).
+#   4. the compiled NCHW variant of 1 (last: compiling takes ~1 min on 16 cores).
 # Needs: DATA (a geogan-synth folder) and OUT (results folder); WHEELS (optional) holds
 # wheels for packages the machine lacks (datasets, huggingface_hub 2.x, menpo, ...).
 # Usage: DATA=path/to/synth OUT=/tmp/gpu STEPS=3000 [PIPELINE=path/to/prepared] bash benchmarks/gpu_session.sh

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import cpu_name
+from _common import breakingbad_face, cpu_name
 from PIL import Image, ImageDraw, ImageOps
 
 from geogan_hf import GeoGAN, TransferPipeline, TransferResult
@@ -47,9 +47,7 @@ TILE = 256
 def square_pair(side: int) -> tuple[Image.Image, Image.Image]:
     """Source (astronaut) and exemplar (breakingbad, square around the right-hand face) at ``side``."""
     source = load_sample("astronaut").image.resize((side, side), Image.Resampling.BICUBIC)
-    bb = load_sample("breakingbad").image
-    exemplar = bb.crop((bb.width - bb.height, 0, bb.width, bb.height))
-    return source, exemplar.resize((side, side), Image.Resampling.BICUBIC)
+    return source, breakingbad_face().resize((side, side), Image.Resampling.BICUBIC)
 
 
 def time_pipeline(
