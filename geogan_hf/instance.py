@@ -118,6 +118,7 @@ LENS_MIDLINE = 0.06  # iod: a lens ends at least this far from the nose's ridge 
 RIM_WIDTH = 0.09  # rimless glasses: the frame lies within this (iod) of a lens...
 ARM_BAND = 0.08  # ... or within this (iod) of the eyes' height (the arms)
 EXCLUDE_GROW = 0.05  # never-instance parts are grown by this (iod): lip borders, eyelids
+OUTLINE_SOFTNESS = 0.15  # the face's outline, where an instance may reach past it (face_margin)
 HAIR_FINE_SIGMA = 0.5  # hair's fine texture: derivatives at this scale (pixels of the crop)...
 CONTOUR_SIGMA = 0.02  # ... along and across the contours of the luminance at this scale (iod),
 CONTOUR_MIN = 1.0  # ... and at least this (working pixels)
@@ -873,7 +874,7 @@ def _spec_masks(attributes: Sequence[str], landmarks: Tensor, size: tuple[int, i
         for part in spec.texture_parts:
             strict[i : i + 1] = torch.maximum(strict[i : i + 1], part_mask(part, lm, size))
         if spec.face_margin is not None:
-            face = part_mask("face", lm, size, softness=0.15, grow=spec.face_margin)
+            face = part_mask("face", lm, size, OUTLINE_SOFTNESS, spec.face_margin)
             excluded[i : i + 1] = torch.maximum(excluded[i : i + 1], 1 - face)
     reference = reference * (1 - region) * (1 - excluded)
     masks = (region, own_region, core, own, reference, excluded, torch.maximum(shading, strict))

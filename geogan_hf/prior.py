@@ -71,6 +71,7 @@ from .geometry import (
 )
 from .instance import (
     FIELD_SIGMA,
+    OUTLINE_SOFTNESS,
     InstanceLayers,
     extract_instance,
     far_side,
@@ -846,6 +847,7 @@ def compose_transfer(
         )
         foreground = torch.where(head_hair, matched, foreground)
     foreground, prior_alpha = _grain(foreground, prior_alpha, prior, points, iod, box)
+    prior_alpha = prior_alpha * _within_outline(prior, box, size)
     lipped = torch.tensor(
         [k == "hair" and "lips" in ATTRIBUTE_SPECS[a].lookalike_parts
          for k, a in zip(kinds, prior.attributes, strict=True)],
@@ -881,6 +883,23 @@ def compose_transfer(
         blended = composite(blended, colour, arms)
         alpha, prior_alpha = torch.maximum(alpha, arms), torch.maximum(prior_alpha, arms)
     return blended, alpha, prior_alpha
+
+
+def _within_outline(
+    prior: GeometricPrior, box: tuple[int, int, int, int], size: tuple[int, int]
+) -> Tensor:
+    """``(N, 1, h, w)`` on ``box``: where the source may take the instance, for attributes
+    :attr:`~geogan_hf.regions.AttributeSpec.within_outline`: its face's outline grown by
+    ``face_margin``, as the exemplar's instance was found; 1 for the others."""
+    masks = []
+    for name, lm in zip(prior.attributes, prior.source_landmarks, strict=True):
+        spec = ATTRIBUTE_SPECS[name]
+        if spec.within_outline and spec.face_margin is not None:
+            face = part_mask("face", lm[None], FACE_SIZE, OUTLINE_SOFTNESS, spec.face_margin)
+            masks.append(face)
+        else:
+            masks.append(lm.new_ones(1, 1, *FACE_SIZE))
+    return resample_box(torch.cat(masks), box, size)
 
 
 def _expression(

@@ -19,8 +19,8 @@ exactly 0 beyond half the width outside. The regions:
 - ``Smiling``: the mouth and the nasolabial / cheek area around it, from the nose wings
   to just below the lower lip.
 - ``Bushy_Eyebrows``: each brow (17-21, 22-26) as a thick line, dilated by 0.12 iod.
-- ``Sideburns``: strips in front of the ears along the jaw 0-3 and 13-16, from 0.5 iod
-  above points 0 / 16 (temples) down to points 3 / 13.
+- ``Sideburns``: strips in front of the ears along the jaw 0-3 and 13-16, from 0.25 iod
+  above points 0 / 16 down to points 3 / 13, clear of the eyes' outer corners.
 - ``Wearing_Lipstick``: the lips, outer contour 48-59 minus the inner mouth 60-67.
 """
 
@@ -104,6 +104,9 @@ class AttributeSpec:
         lit_skin: the region lies on the face's skin, which the light brightens in patches:
             a pixel lighter than the skin is the instance only as far as it is more
             textured than the skin too (light hair; :data:`~geogan_hf.instance.LIT_TEXTURE`).
+        within_outline: the instance lies along the face's outline (sideburns): on the source
+            too it reaches no further past the outline than ``face_margin``; warped from the
+            exemplar's outline, it stood out past a narrower face into the background.
         symmetric: the instance is about symmetric: a side the exemplar shows faint is
             filled in from its mirror image.
         joins: the attribute whose region the instance reaches into, where the face has
@@ -133,6 +136,7 @@ class AttributeSpec:
     stubble: bool = False
     shaded: bool = False
     lit_skin: bool = False
+    within_outline: bool = False
     symmetric: bool = False
     joins: str | None = None
     experimental: bool = False
@@ -176,8 +180,8 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
         lookalike_parts=(), strands=(29, 0.0, 0.08, 0.15), under_head_hair=True,
     ),
     "Sideburns": AttributeSpec(
-        "hair", excluded_parts=("eyes",), lookalike_parts=(), face_margin=0.15, removal=None,
-        strands=(27, 3.0, 0.2, 0.15), experimental=True,
+        "hair", excluded_parts=("eyes", "brows"), lookalike_parts=(), face_margin=0.06, removal=None,
+        strands=(27, 3.0, 0.2, 0.15), within_outline=True, symmetric=True, experimental=True,
     ),
     # a colour replaces the lips' own (recoloured, not removed first)
     "Wearing_Lipstick": AttributeSpec(
@@ -337,11 +341,13 @@ def _own_shapes(attribute: str, lm: torch.Tensor) -> tuple[list[_Shape], list[_S
         tails = lines(0.06, (at(range(17, 20), 0.0, 0.04),), (at(range(24, 27), 0.0, 0.04),))
         return heads + tails, []
     if attribute == "Sideburns":
+        # clear of the eye corners, which on the far side of a turned face lie next to the
+        # jaw line
         return lines(
             0.1,
-            (at(0, 0.08, -0.5), at(range(4), 0.08)),
-            (at(16, -0.08, -0.5), at(range(16, 12, -1), -0.08)),
-        ), []
+            (at(0, 0.02, -0.25), at(range(4), 0.08)),
+            (at(16, -0.02, -0.25), at(range(16, 12, -1), -0.08)),
+        ), lines(0.22, (at(36), at(36)), (at(45), at(45)))
     if attribute == "Wearing_Lipstick":
         return poly(lm[48:60]), poly(lm[60:68])
     return _part_shapes(attribute, at, poly, lines)

@@ -663,6 +663,44 @@ def test_a_fringe_over_a_brow_stays_in_front_of_the_new_one(faces, monkeypatch):
     assert kept < 0.5 * drawn, (kept, drawn)
 
 
+@pytest.mark.parametrize(("source", "exemplar"), [("takeo", "lenna"), ("lenna", "astronaut")])
+def test_sideburns_stay_within_the_source_s_outline(faces, monkeypatch, source, exemplar):
+    """Sideburns lie along the face's outline (``within_outline``): warped from the
+    exemplar's outline they stood out past the source's into the background (real pairs 48,
+    80). Beyond the source's outline grown by ``face_margin`` (and the mask's soft edge) no
+    pixel changes; without the limit some do, on these pairs."""
+    src, ex = faces[source], faces[exemplar]
+    lm = torch.tensor(ex.landmarks, dtype=torch.float32)
+    iod = float((lm[42:48].mean(0) - lm[36:42].mean(0)).norm())
+    ys, xs = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+    pixels = torch.stack([xs.flatten(), ys.flatten()], 1).float()
+    jaw = torch.minimum(
+        _segment_distance(pixels, lm[0:2], lm[1:3]).amin(1),
+        _segment_distance(pixels, lm[14:16], lm[15:17]).amin(1),
+    ).view(SIZE, SIZE)
+    ex_image = ex.image[None].clone() * 2 - 1
+    ex_image[0][:, jaw < 0.12 * iod] = torch.tensor([-0.8, -0.85, -0.9])[:, None]  # dark hair
+    image = src.image[None] * 2 - 1
+    points = pixel_to_normalized(torch.tensor(src.landmarks, dtype=torch.float32), (SIZE, SIZE))
+    ex_points = pixel_to_normalized(lm, (SIZE, SIZE))
+    spec = ATTRIBUTE_SPECS["Sideburns"]
+    beyond = part_mask("face", points[None], (SIZE, SIZE), 0.01, spec.face_margin + 0.08)[0, 0]
+    model = GeoGAN(geometry_prior=True, image_size=SIZE, attributes=("Sideburns",)).eval()
+
+    def moved() -> torch.Tensor:
+        with torch.no_grad():
+            out = model(image, ex_image, points[None], ex_points[None])
+        return (out.image - image).abs().amax(1)[0]
+
+    within = moved()
+    assert (within > 0.3).sum() > 50  # the sideburns are there
+    assert within[beyond < 0.5].max() == 0
+    monkeypatch.setitem(
+        ATTRIBUTE_SPECS, "Sideburns", dataclasses.replace(spec, within_outline=False)
+    )
+    assert (moved()[beyond < 0.5] > 0.02).sum() > 10
+
+
 def test_the_eye_whites_are_not_read_behind_glasses(faces):
     """An exemplar wearing glasses shows lens glare where its eye whites are: the colour
     cast comes from the skin for glasses (glare made dark frames red-brown), from the eye

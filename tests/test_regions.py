@@ -113,6 +113,19 @@ def test_masks_sit_where_the_attribute_is(face) -> None:
     assert _at(lipstick, lm[30]) == 0
 
 
+def test_sideburns_keep_clear_of_a_turned_face_s_eye_corner() -> None:
+    """On the far side of a turned face the jaw line runs next to the eye's outer corner:
+    a sideburn's region there took in the corner and the brow's tail, and on real photos
+    they came out as a dark streak beside the other face's eye (pair 47)."""
+    lm = align_face(load_sample("takeo").image, load_sample("takeo").landmarks, size=SIZE).landmarks
+    iod = np.hypot(*(lm[42:48].mean(0) - lm[36:42].mean(0)))
+    turned = lm.copy()
+    turned[0:3, 0] = lm[36, 0] - 0.1 * iod  # the far jaw line beside the eye corner
+    sideburns = _mask("Sideburns", turned)
+    assert _at(sideburns, lm[36] - np.array([0.05 * iod, 0.0])) == 0
+    assert _at(sideburns, turned[2]) > 0.5  # lower down, the sideburn is there
+
+
 def test_lipstick_excludes_the_open_mouth() -> None:
     sample = load_sample("einstein")  # mouth open
     lm = align_face(sample.image, sample.landmarks, size=SIZE).landmarks
