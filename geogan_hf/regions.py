@@ -345,8 +345,10 @@ def _own_shapes(attribute: str, lm: torch.Tensor) -> tuple[list[_Shape], list[_S
         # jaw line
         return lines(
             0.1,
-            (at(0, 0.02, -0.25), at(range(4), 0.08)),
-            (at(16, -0.02, -0.25), at(range(16, 12, -1), -0.08)),
+            (at(0, 0.02, -0.25), at(range(3), 0.08)),
+            (at(16, -0.02, -0.25), at(range(16, 13, -1), -0.08)),
+        ) + lines(
+            0.05, (at(range(2, 4), 0.08),), (at(range(14, 12, -1), -0.08),)
         ), lines(0.22, (at(36), at(36)), (at(45), at(45)))
     if attribute == "Wearing_Lipstick":
         return poly(lm[48:60]), poly(lm[60:68])

@@ -1065,7 +1065,7 @@ def test_a_fringe_or_sideburn_leaves_the_sources_own_hair(faces, monkeypatch, at
     image = face.image[None] * 2 - 1
     points = pixel_to_normalized(torch.tensor(face.landmarks, dtype=torch.float32), (SIZE, SIZE))
     layers = extract_instance(image, points[None], attribute)
-    assert layers.coverage > 0.5  # her hair, above her forehead and in front of her ears
+    assert layers.coverage > 0.4  # her hair, above her forehead and in front of her ears
     y0, y1, x0, x1 = layers.box
     image = image[:, :, y0:y1, x0:x1]
     assert torch.equal(compose.remove_instance(image, layers, [attribute], layers), image)
