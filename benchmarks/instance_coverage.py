@@ -6,8 +6,9 @@ the attribute's ``absent`` coverage and removes a source's own instance over its
 ``removal`` range (:data:`geogan_hf.regions.ATTRIBUTE_SPECS`). This script measures the
 coverage on every photo of a labelled photo set (``manifest.csv`` with 0/1 columns
 ``Mustache``, ``Goatee``, ``Beard``, ``Eyeglasses``; a full beard counts as wearing a
-mustache and a goatee) and prints, per attribute, the ROC AUC and the quantiles of the
-two groups that those thresholds were read from. No picture is written.
+mustache and a goatee) and prints, per attribute, the ROC AUC, the quantiles of the two
+groups that those thresholds were read from and the share of each group (and of the women
+without the attribute) that the ``absent`` check refuses. No picture is written.
 
 Usage::
 
@@ -77,21 +78,26 @@ def main() -> None:
         f"machine: {cpu_name()}, {os.cpu_count()} cores; {len(crops)} of {len(rows)} photos "
         f"with a detected face, {args.size} px crops\n"
     )
-    print("| attribute | with / without | AUC | with: min, 10 %, median | without: median, 90 %, max | absent | removal |")
-    print("|---|---|---:|---|---|---:|---|")
+    print(
+        "| attribute | with / without | AUC | with: min, 10 %, median | without: median, 90 %, max "
+        "| absent | refused: with, without, women without | removal |"
+    )
+    print("|---|---|---:|---|---|---:|---|---|")
     for attribute in ATTRIBUTES:
         with torch.no_grad():
             coverage = np.array(
                 [float(extract_instance(t, p, attribute).coverage[0]) for _, t, p in crops]
             )
         labels = np.array([wears(row, attribute) for row, _, _ in crops])
+        women = np.array([row.get("Male") == "0" for row, _, _ in crops]) & ~labels
         pos, neg = coverage[labels], coverage[~labels]
         spec = ATTRIBUTE_SPECS[attribute]
+        refused = [f"{np.mean(c < spec.absent):.0%}" for c in (pos, neg, coverage[women])]
         print(
             f"| {attribute} | {len(pos)} / {len(neg)} | {auc(pos, neg):.3f} | "
             f"{pos.min():.3f}, {np.quantile(pos, 0.1):.3f}, {np.median(pos):.3f} | "
             f"{np.median(neg):.3f}, {np.quantile(neg, 0.9):.3f}, {neg.max():.3f} | "
-            f"{spec.absent} | {spec.removal[0]}–{spec.removal[1]} |"
+            f"{spec.absent} | {', '.join(refused)} | {spec.removal[0]}–{spec.removal[1]} |"
         )
 
 

@@ -152,7 +152,7 @@ class AttributeSpec:
 
 ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     "Mustache": AttributeSpec(
-        "hair", texture_parts=("mouth_corners", "folds"), absent=0.1, removal=(0.4, 0.6),
+        "hair", texture_parts=("mouth_corners", "folds"), absent=0.15, removal=(0.4, 0.6),
         strands=(33, 0.4, 0.12, 0.3), stubble=True, shaded=True, lit_skin=True,
         symmetric=True, experimental=True,
     ),

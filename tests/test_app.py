@@ -216,7 +216,7 @@ def test_outputs_are_sized_to_the_page(app, pipe, images, tmp_path, monkeypatch)
     source = tmp_path / "big.png"
     Image.open(images["einstein"]).resize((1634, 2048)).save(source)
     result, (before, after), *inside, _ = app.transfer(
-        pipe, str(source), str(images["astronaut"]), "Mustache", 1.0
+        pipe, str(source), str(images["einstein"]), "Mustache", 1.0
     )
     assert Image.open(result).size == (1634, 2048)  # the full resolution, once
     assert Image.open(before).size == Image.open(after).size == (817, 1024)
@@ -445,7 +445,7 @@ def test_cache_is_cleaned_and_outputs_are_sized_to_the_page(app, images, tmp_pat
     with app.serve_subprocess(["--cache-age", "10"], env={"GRADIO_TEMP_DIR": str(cache)}) as run:
         examples = files()  # copied at start-up; they stay
         client = Client(run.url, verbose=False, analytics_enabled=False)
-        args = (handle_file(str(source)), handle_file(str(images["astronaut"])), "Mustache", 1.0)
+        args = (handle_file(str(source)), handle_file(str(images["einstein"])), "Mustache", 1.0)
         result = client.predict(*args, api_name="/transfer")
         outputs = [path for path in files() - examples if app.OUTPUT_FOLDER in path.parts]
         sizes = sorted(max(Image.open(path).size) for path in outputs)

@@ -398,9 +398,14 @@ def test_hair_is_resampled_sharply_and_frames_without_haloes(quick, monkeypatch)
     assert np.array_equal(np.asarray(sharp["Eyeglasses"].image), np.asarray(soft["Eyeglasses"].image))
 
 
-def test_exemplar_without_the_attribute_is_refused(prior):
+@pytest.mark.parametrize("exemplar", ["takeo", "lenna", "astronaut"])
+def test_exemplar_without_the_attribute_is_refused(prior, exemplar):
+    """A bare upper lip is refused. The shading under a woman's nose covers 11-12 % of the
+    region (lenna, astronaut) and passed at 10 %: a brownish smudge was pasted as her
+    "mustache"; of 136 labelled photos of women, half passed then, a third now
+    (``benchmarks/results/instance_coverage.md``)."""
     with pytest.raises(AttributeNotFoundError, match="does not seem to have a mustache"):
-        prior(small_astronaut(), sample("takeo"), "Mustache")
+        prior(small_einstein(), sample(exemplar), "Mustache")
 
 
 def test_untrained_and_experimental_are_said(quick):
