@@ -20,7 +20,8 @@ exactly 0 beyond half the width outside. The regions:
   to just below the lower lip.
 - ``Bushy_Eyebrows``: each brow (17-21, 22-26) as a thick line, dilated by 0.12 iod.
 - ``Sideburns``: strips in front of the ears along the jaw 0-3 and 13-16, from 0.25 iod
-  above points 0 / 16 down to points 3 / 13, clear of the eyes' outer corners.
+  above points 0 / 16 down to points 3 / 13 (half as wide below 2 / 14), clear of the
+  eyes' outer corners.
 - ``Wearing_Lipstick``: the lips, outer contour 48-59 minus the inner mouth 60-67.
 """
 
@@ -180,8 +181,9 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
         lookalike_parts=(), strands=(29, 0.0, 0.08, 0.15), under_head_hair=True,
     ),
     "Sideburns": AttributeSpec(
-        "hair", excluded_parts=("eyes", "brows"), lookalike_parts=(), face_margin=0.06, removal=None,
-        strands=(27, 3.0, 0.2, 0.15), within_outline=True, symmetric=True, experimental=True,
+        "hair", excluded_parts=("eyes", "brows"), lookalike_parts=(), face_margin=0.06,
+        removal=None, strands=(27, 3.0, 0.2, 0.15), within_outline=True, symmetric=True,
+        experimental=True,
     ),
     # a colour replaces the lips' own (recoloured, not removed first)
     "Wearing_Lipstick": AttributeSpec(
@@ -342,7 +344,7 @@ def _own_shapes(attribute: str, lm: torch.Tensor) -> tuple[list[_Shape], list[_S
         return heads + tails, []
     if attribute == "Sideburns":
         # clear of the eye corners, which on the far side of a turned face lie next to the
-        # jaw line
+        # jaw line; narrowing over 2-3 (full width to 3, they ended in a blunt dark block)
         return lines(
             0.1,
             (at(0, 0.02, -0.25), at(range(3), 0.08)),

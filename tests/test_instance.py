@@ -684,7 +684,8 @@ def test_sideburns_stay_within_the_source_s_outline(faces, monkeypatch, source, 
     points = pixel_to_normalized(torch.tensor(src.landmarks, dtype=torch.float32), (SIZE, SIZE))
     ex_points = pixel_to_normalized(lm, (SIZE, SIZE))
     spec = ATTRIBUTE_SPECS["Sideburns"]
-    beyond = part_mask("face", points[None], (SIZE, SIZE), 0.01, spec.face_margin + 0.08)[0, 0]
+    reach = spec.face_margin + instance.OUTLINE_SOFTNESS / 2 + 0.005  # the soft edge's end
+    beyond = part_mask("face", points[None], (SIZE, SIZE), 0.01, reach)[0, 0]
     model = GeoGAN(geometry_prior=True, image_size=SIZE, attributes=("Sideburns",)).eval()
 
     def moved() -> torch.Tensor:
