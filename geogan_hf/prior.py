@@ -847,7 +847,8 @@ def compose_transfer(
         )
         foreground = torch.where(head_hair, matched, foreground)
     foreground, prior_alpha = _grain(foreground, prior_alpha, prior, points, iod, box)
-    prior_alpha = prior_alpha * _within_outline(prior, box, size)
+    if any(ATTRIBUTE_SPECS[a].within_outline for a in prior.attributes):
+        prior_alpha = prior_alpha * _within_outline(prior, box, size)
     lipped = torch.tensor(
         [k == "hair" and "lips" in ATTRIBUTE_SPECS[a].lookalike_parts
          for k, a in zip(kinds, prior.attributes, strict=True)],
