@@ -736,9 +736,11 @@ def geometric_prior(
     in_front = None
     under = torch.tensor(
         [ATTRIBUTE_SPECS[a].under_head_hair for a in attributes], device=source.device
-    ).view(-1, 1, 1, 1)
-    if under.any():
-        in_front = head_hair_in_front(source, source_landmarks) * under
+    )
+    if under.any():  # the fringe is extracted for those samples only
+        index = under.nonzero()[:, 0]
+        in_front = source.new_zeros(source.shape[0], 1, *source.shape[-2:])
+        in_front[index] = head_hair_in_front(source[index], source_landmarks[index])
     blur, missing = sharpness_match(source, exemplar, source_landmarks, exemplar_landmarks)
     hair_length = hair_lengths(exemplar, exemplar_layers, exemplar_landmarks, attributes, missing)
     white_ratio = eye_white(source, source_landmarks) / eye_white(exemplar, exemplar_landmarks)
