@@ -8,7 +8,11 @@ coverage on every photo of a labelled photo set (``manifest.csv`` with 0/1 colum
 ``Mustache``, ``Goatee``, ``Beard``, ``Eyeglasses``; a full beard counts as wearing a
 mustache and a goatee) and prints, per attribute, the ROC AUC, the quantiles of the two
 groups that those thresholds were read from and the share of each group (and of the women
-without the attribute) that the ``absent`` check refuses. No picture is written.
+without the attribute) that the pipeline's check refuses (``absent``; for glasses also
+``enclosed``, how much of the way round the eyes a frame must enclose). Few photos wear
+glasses, so frames are also drawn on every glasses-free face
+(:func:`geogan_hf.synthetic.draw_eyeglasses`, thin metal to thick acetate) and the share
+of those refused is printed. No picture is written.
 
 Usage::
 
@@ -25,18 +29,22 @@ from pathlib import Path
 import numpy as np
 import torch
 from _common import cpu_name
+from PIL import Image
 
 from geogan_hf.align import align_face
 from geogan_hf.errors import GeoGANError
-from geogan_hf.geometry import pixel_to_normalized
+from geogan_hf.geometry import normalized_to_pixel, pixel_to_normalized
 from geogan_hf.imageio import load_image, pil_to_tensor
 from geogan_hf.instance import extract_instance
 from geogan_hf.landmarks import detect_faces
 from geogan_hf.regions import ATTRIBUTE_SPECS
 from geogan_hf.runtime import configure_cpu_runtime
+from geogan_hf.synthetic import draw_eyeglasses
 
 ROOT = Path(__file__).resolve().parent.parent
 ATTRIBUTES = ("Mustache", "Goatee", "Eyeglasses")
+DRAWN_THICKNESS = (0.03, 0.2)  # drawn rims, a share of a lens's half width
+THIN = 0.08  # drawn rims thinner than this are thin (the synthetic benchmark's start here)
 
 
 def wears(row: dict[str, str], attribute: str) -> bool:
@@ -49,6 +57,29 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
     greater = (positive[:, None] > negative[None, :]).mean()
     ties = (positive[:, None] == negative[None, :]).mean()
     return float(greater + ties / 2)
+
+
+def refused(image: torch.Tensor, points: torch.Tensor, attribute: str) -> tuple[float, bool]:
+    """The face's coverage of ``attribute`` and whether the pipeline refuses it as exemplar."""
+    with torch.no_grad():
+        layers = extract_instance(image, points, attribute)
+    spec = ATTRIBUTE_SPECS[attribute]
+    coverage, enclosure = float(layers.coverage[0]), float(layers.enclosure[0])
+    return coverage, coverage < spec.absent or enclosure < spec.enclosed
+
+
+def wearing_drawn_glasses(
+    image: torch.Tensor, points: torch.Tensor, thickness: float, rng: np.random.Generator
+) -> torch.Tensor:
+    """``image`` (``(1, 3, S, S)``, [-1, 1]) wearing drawn glasses with rims this thick,
+    drawn at 4x and reduced (drawn at the crop's size, a rim under a pixel thick broke
+    into dashes)."""
+    side = image.shape[-1]
+    pixels = normalized_to_pixel(points[0], (4 * side, 4 * side)).numpy()
+    canvas = draw_eyeglasses(pixels, 4 * side, rng, (thickness, thickness))
+    canvas = canvas.resize((side, side), Image.Resampling.BOX)
+    rgba = torch.from_numpy(np.asarray(canvas, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    return torch.lerp(image, rgba[:, :3] * 2 - 1, rgba[:, 3:])
 
 
 def main() -> None:
@@ -84,21 +115,38 @@ def main() -> None:
     )
     print("|---|---|---:|---|---|---:|---|---|")
     for attribute in ATTRIBUTES:
-        with torch.no_grad():
-            coverage = np.array(
-                [float(extract_instance(t, p, attribute).coverage[0]) for _, t, p in crops]
-            )
+        coverage, refusal = np.array([refused(t, p, attribute) for _, t, p in crops]).T
+        refusal = refusal.astype(bool)
         labels = np.array([wears(row, attribute) for row, _, _ in crops])
         women = np.array([row.get("Male") == "0" for row, _, _ in crops]) & ~labels
         pos, neg = coverage[labels], coverage[~labels]
         spec = ATTRIBUTE_SPECS[attribute]
-        refused = [f"{np.mean(c < spec.absent):.0%}" for c in (pos, neg, coverage[women])]
+        shares = [f"{np.mean(r):.0%}" for r in (refusal[labels], refusal[~labels], refusal[women])]
+        enclosed = f"; rims {spec.enclosed:.0%} round" if spec.enclosed else ""
         print(
             f"| {attribute} | {len(pos)} / {len(neg)} | {auc(pos, neg):.3f} | "
             f"{pos.min():.3f}, {np.quantile(pos, 0.1):.3f}, {np.median(pos):.3f} | "
             f"{np.median(neg):.3f}, {np.quantile(neg, 0.9):.3f}, {neg.max():.3f} | "
-            f"{spec.absent} | {', '.join(refused)} | {spec.removal[0]}–{spec.removal[1]} |"
+            f"{spec.absent}{enclosed} | {', '.join(shares)} | {spec.removal[0]}–{spec.removal[1]} |"
         )
+
+    rng = np.random.default_rng(0)
+    bare = [(t, p) for row, t, p in crops if not wears(row, "Eyeglasses")]
+    drawn = []
+    for image, points in bare:
+        thickness = rng.uniform(*DRAWN_THICKNESS)
+        wearing = wearing_drawn_glasses(image, points, thickness, rng)
+        drawn.append((thickness, *refused(wearing, points, "Eyeglasses")))
+    thickness, coverage, refusal = np.array(drawn).T
+    by_coverage = coverage < ATTRIBUTE_SPECS["Eyeglasses"].absent
+    thin = thickness < THIN
+    print(
+        f"\nGlasses drawn on the {len(bare)} glasses-free faces (rims {DRAWN_THICKNESS[0]}–"
+        f"{DRAWN_THICKNESS[1]} of a lens's half width), refused (by coverage alone): all "
+        f"{np.mean(refusal):.0%} ({np.mean(by_coverage):.0%}); thin, under {THIN} "
+        f"({thin.sum()}), {np.mean(refusal[thin]):.0%} ({np.mean(by_coverage[thin]):.0%}); "
+        f"thicker ({(~thin).sum()}) {np.mean(refusal[~thin]):.0%} ({np.mean(by_coverage[~thin]):.0%})"
+    )
 
 
 if __name__ == "__main__":

@@ -103,6 +103,10 @@ RIM_EVENNESS = 1.5  # a rim is at most this many times its typical thickness any
 RIM_TYPICAL = 0.3  # ... this quantile over the angles (brows lying on a top rim thicken it)
 RIM_SMOOTHING = 9  # angles of the median filter that smooths a rim's contour
 RIM_MIN_SCORE = 1.0  # mean rim score below which no rim encloses the eye (rimless)
+# a frame is clearly there where its rim's score reaches this (colour distances of 3 evidence
+# thresholds): a frame of any thickness does all round its eyes, a glasses-free face's
+# brows, lids and shadows only on parts of the way (AttributeSpec.enclosed)
+RIM_CLEAR = 2.0
 # the rims' smoothed contours bite notches into a frame where its parts meet at a sharp
 # corner: a nose-side rim and the bridge (real pairs 26, 29, 33: the rim came loose there),
 # the bridge's top between the lenses (25, 32, 36: a pinched bridge). What a closing of the
@@ -193,6 +197,8 @@ class InstanceLayers:
             region it joins): how much of the region the instance covers (near 0: the
             face has no such instance).
         joined_coverage: ``(N,)`` the same over the region it joins (0 where none).
+        enclosure: ``(N,)`` glasses: the share of the way round the less enclosed eye that a
+            rim clearly encloses (:func:`glasses_zones`); 0 for other attributes.
     """
 
     alpha: Tensor
@@ -205,6 +211,7 @@ class InstanceLayers:
     size: tuple[int, int]
     coverage: Tensor
     joined_coverage: Tensor
+    enclosure: Tensor
 
     def full(self, name: str, fill: float = 0.0) -> Tensor:
         """The map ``name`` (``"alpha"``, ``"foreground"``...) pasted into a crop-sized tensor."""
@@ -240,6 +247,7 @@ def _stack(layers: Sequence[InstanceLayers]) -> InstanceLayers:
         size=layers[0].size,
         coverage=torch.cat([one.coverage for one in layers]),
         joined_coverage=torch.cat([one.joined_coverage for one in layers]),
+        enclosure=torch.cat([one.enclosure for one in layers]),
     )
 
 
@@ -524,8 +532,8 @@ def _rim(
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """One lens's rim in ``score (h, w)``, in the eye's elliptic polar frame.
 
-    Returns ``(inner, outer, strength)``: the rim's inner and outer scale per angle of
-    ``LENS_ANGLES`` and its mean score (low: no rim encloses the eye).
+    Returns ``(inner, outer, peak)``: the rim's inner and outer scale and its score per
+    angle of ``LENS_ANGLES`` (low on average: no rim encloses the eye).
     """
     scales = np.linspace(*LENS_SCALES, LENS_STEPS)
     offsets = np.stack([np.cos(_THETAS), np.sin(_THETAS)], -1)[:, None] * scales[None, :, None]
@@ -563,13 +571,15 @@ def _rim(
     smooth = ndimage.median_filter(scales[ridge], RIM_SMOOTHING, mode="wrap")
     inner = ndimage.median_filter(inner * step, RIM_SMOOTHING, mode="wrap")
     outer = ndimage.median_filter(outer * step, RIM_SMOOTHING, mode="wrap")
-    return smooth - inner, smooth + outer, float(peak.mean())
+    return smooth - inner, smooth + outer, peak
 
 
 def glasses_zones(
     score: Tensor, landmarks: Tensor, iod: float, face: Tensor
-) -> tuple[Tensor, Tensor]:
-    """``(lens, frame)`` maps ``(N, 1, h, w)``: inside the lenses, and where a frame can be.
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(lens, frame)`` maps ``(N, 1, h, w)``: inside the lenses, and where a frame can be;
+    and the ``(N,)`` enclosure: the share of the way round the less enclosed eye where its
+    rim's score reaches :data:`RIM_CLEAR`.
 
     Each rim is the strongest closed ridge of ``score`` (instance evidence, unsaturated)
     around an eye, the innermost one preferred (rims, not eyebrows): found by dynamic
@@ -589,17 +599,19 @@ def glasses_zones(
     grid = np.stack(np.mgrid[:h, :w][::-1], -1).astype(np.float64)  # (h, w, 2) x, y
     values = score.detach().cpu().numpy()[:, 0].astype(np.float64)
     inside_face = face.detach().cpu().numpy()[:, 0] > 0.5
+    enclosure = np.zeros(n)
     rim_width = RIM_WIDTH * iod
     for i in range(n):
         eyes = pixels[i, 36:42].mean(0), pixels[i, 42:48].mean(0)
         right = (eyes[1] - eyes[0]) / max(np.linalg.norm(eyes[1] - eyes[0]), 1e-6)
         down = np.array([-right[1], right[0]])
-        insides, strengths = [], []
+        insides, strengths, clear = [], [], []
         for eye, centre in zip((slice(36, 42), slice(42, 48)), eyes):
             corners = pixels[i, eye][[0, 3]]
             width = max(np.linalg.norm(corners[1] - corners[0]), 1.0)
             axes = np.stack([LENS_SHAPE[0] * width * right, LENS_SHAPE[1] * width * down])
-            inner, outer, strength = _rim(values[i], centre, axes)
+            inner, outer, peak = _rim(values[i], centre, axes)
+            strength = float(peak.mean())
             local = (grid - centre) @ np.linalg.inv(axes)  # elliptic coordinates of each pixel
             scale = np.hypot(local[..., 0], local[..., 1])
             angle = np.arctan2(local[..., 1], local[..., 0]) % (2 * np.pi)
@@ -610,9 +622,11 @@ def glasses_zones(
             insides.append(scale < np.interp(angle, _THETAS, inner, period=2 * np.pi))
             frame[i] |= scale <= np.interp(angle, _THETAS, outer, period=2 * np.pi)
             strengths.append(strength)
+            clear.append(float(np.mean(peak >= RIM_CLEAR)))
             # the arms: what is about as distinct from the skin as the rims, at their height
             band = np.abs((grid - centre) @ down) <= ARM_BAND * iod
             arms[i] |= band & inside_face[i] & (values[i] >= RIM_EDGE * strength)
+        enclosure[i] = min(clear)
         rims = frame[i] & ~(insides[0] | insides[1])
         if min(strengths) >= RIM_MIN_SCORE and rims.any():
             r = max(1, round(LENS_NOTCH * iod))
@@ -639,7 +653,10 @@ def glasses_zones(
         across = np.abs(offset[..., 0] * ridge[1] - offset[..., 1] * ridge[0])
         lens[i] &= across >= LENS_MIDLINE * iod
     to = score.new_tensor
-    return to(lens[:, None].astype(np.float32)), to(frame[:, None].astype(np.float32))
+    return (
+        to(lens[:, None].astype(np.float32)), to(frame[:, None].astype(np.float32)),
+        to(enclosure.astype(np.float32)),
+    )  # fmt: skip
 
 
 def _lens_tint(image: Tensor, skin: Tensor, lens: Tensor, iod: float) -> Tensor:
@@ -993,11 +1010,12 @@ def extract_instance(
         doubt = torch.maximum(SHADING_DOUBT * shading, strict)
         rise = rise * (1 - doubt * (1 - hair))
     evidence = rise * allowed
-    lens = torch.zeros_like(evidence)
+    lens, enclosure = torch.zeros_like(evidence), glasses.new_zeros(n)
     if glasses.any():
-        glasses = glasses.view(-1, 1, 1, 1)
         score = (colour_distance / threshold - 1).clamp_min(0) * region * allowed
-        lens, frame = glasses_zones(score, landmarks, iod, face)
+        lens, frame, enclosure = glasses_zones(score, landmarks, iod, face)
+        enclosure = enclosure * glasses
+        glasses = glasses.view(-1, 1, 1, 1)
         frame = gaussian_blur(frame, 0.5)
         # a soft dark frame's edges, its colour mixed with the skin's, have the colour of
         # brows: look-alike pixels this close to the frame's own pixels are its edges
@@ -1127,6 +1145,7 @@ def extract_instance(
         size=(h, w),
         coverage=coverage,
         joined_coverage=joined_coverage,
+        enclosure=enclosure,
     )
 
 

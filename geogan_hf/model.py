@@ -591,6 +591,7 @@ class GeoGAN(nn.Module, _HubMixin):
             prior_mask=prior_mask,
             coverage=prior.exemplar.coverage,
             source_coverage=prior.source.coverage,
+            enclosure=prior.exemplar.enclosure,
             timings=timings,
         )
 

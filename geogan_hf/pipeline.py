@@ -510,7 +510,7 @@ class TransferPipeline:
 
         out, crop = self._run_model(src, ex, name)
         if out.coverage is not None and self.model.is_pure_prior:
-            self._check_coverage(float(out.coverage[0]), name)
+            self._check_exemplar(float(out.coverage[0]), float(out.enclosure[0]), name)
         mask = out.mask[0, 0].float().cpu().numpy()
         edited = tensor_to_pil(out.image)
         warped = tensor_to_pil(out.warped)
@@ -563,16 +563,23 @@ class TransferPipeline:
             source_coverage=None if out.source_coverage is None else float(out.source_coverage[0]),
         )
 
-    def _check_coverage(self, coverage: float, attribute: str) -> None:
+    def _check_exemplar(self, coverage: float, enclosure: float, attribute: str) -> None:
         """Raise :class:`AttributeNotFoundError` when the exemplar shows no instance."""
         spec = ATTRIBUTE_SPECS[attribute]
-        if spec.kind in ("hair", "accessory") and coverage < spec.absent:
-            # whole percents rounded down: 7.6 % read "8 %, at least 8 % expected"
-            raise AttributeNotFoundError(
-                f"the exemplar does not seem to have {_described(attribute)}: what it shows "
-                f"covers {math.floor(100 * coverage)}% of the region, at least "
-                f"{spec.absent:.0%} expected; choose an exemplar photo where it is clearly visible"
+        # whole percents rounded down: 7.6 % read "8 %, at least 8 % expected"
+        if enclosure < spec.enclosed:
+            shown = (
+                f"encloses an eye on {math.floor(100 * enclosure)}% of the way round, "
+                f"at least {spec.enclosed:.0%}"
             )
+        elif spec.kind in ("hair", "accessory") and coverage < spec.absent:
+            shown = f"covers {math.floor(100 * coverage)}% of the region, at least {spec.absent:.0%}"
+        else:
+            return
+        raise AttributeNotFoundError(
+            f"the exemplar does not seem to have {_described(attribute)}: what it shows "
+            f"{shown} expected; choose an exemplar photo where it is clearly visible"
+        )
 
     def _run_model(
         self, src: AlignedFace, ex: AlignedFace, attribute: str

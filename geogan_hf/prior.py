@@ -137,6 +137,8 @@ class TransferOutput:
         coverage: ``(N,)`` how much of the attribute's region the exemplar's instance
             covers (prior only; near 0: the exemplar does not show the attribute).
         source_coverage: ``(N,)`` the same for the source's own instance (prior only).
+        enclosure: ``(N,)`` glasses: how much of the way round its eyes the exemplar's
+            frame encloses (prior only; ``InstanceLayers.enclosure``).
         timings: seconds per stage of the model (``flow``, ``instance``, ``compose``,
             ``networks``), those it ran.
     """
@@ -151,6 +153,7 @@ class TransferOutput:
     prior_mask: Tensor | None = None
     coverage: Tensor | None = None
     source_coverage: Tensor | None = None
+    enclosure: Tensor | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     def exemplar_mask(self) -> Tensor:

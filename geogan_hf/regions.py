@@ -75,6 +75,10 @@ class AttributeSpec:
             the neck's shadow, the collar and the background.
         absent: instance coverage (:class:`~geogan_hf.instance.InstanceLayers`) below which
             an exemplar does not show the attribute.
+        enclosed: accessories: the share of the way round each eye that a frame must
+            clearly enclose (``InstanceLayers.enclosure``) for an exemplar to show the
+            attribute (brows, lids and shadows cover as much as a thin frame does, but only
+            on parts of the way round).
         removal: ``(from, full)`` coverages between which a source's own instance is
             removed not at all to fully: above what shadows and stubble reach.
             Both measured on the labelled real photos (``benchmarks/instance_coverage.py``).
@@ -130,6 +134,7 @@ class AttributeSpec:
     texture_parts: tuple[str, ...] = ()
     face_margin: float | None = 0.05
     absent: float = 0.1
+    enclosed: float = 0.0
     removal: tuple[float, float] | None = (0.35, 0.6)
     head_hair: bool = False
     under_head_hair: bool = False
@@ -166,7 +171,8 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     # the nostrils' region reaches the nose wings, where a large frame's bottom rims rest
     "Eyeglasses": AttributeSpec(
         "accessory", skin_parts=("cheeks", "nose", "forehead"), excluded_parts=("eyes", "mouth"),
-        lookalike_parts=("lips", "brows"), face_margin=0.3, absent=0.08, removal=(0.3, 0.45),
+        lookalike_parts=("lips", "brows"), face_margin=0.3, absent=0.08, enclosed=0.7,
+        removal=(0.3, 0.45),
     ),
     "Bangs": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose"), excluded_parts=("eyes",), lookalike_parts=(),

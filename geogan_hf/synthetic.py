@@ -84,6 +84,7 @@ __all__ = [
     "Instance",
     "SyntheticGenerator",
     "build_parser",
+    "draw_eyeglasses",
     "generate_synthetic_dataset",
     "load_base_faces",
     "run",
@@ -716,14 +717,19 @@ def _superellipse(centre, u, v, a: float, b: float, n: float) -> list[tuple[floa
     return _polygon(centre, u, v, x, y)
 
 
-def _draw_eyeglasses(t: np.ndarray, side: int, rng: np.random.Generator) -> Image.Image:
+def draw_eyeglasses(
+    t: np.ndarray, side: int, rng: np.random.Generator, thickness: tuple[float, float] = (0.08, 0.2)
+) -> Image.Image:
+    """A random pair of glasses for the face with landmarks ``t`` (``(68, 2)`` pixels) on a
+    transparent ``side`` x ``side`` canvas; the rims' ``thickness`` is drawn from this range
+    (a share of a lens's half width: thin metal frames from about 0.03)."""
     right, left = t[36:42].mean(0), t[42:48].mean(0)
     u, v = _frame(right, left)
     distance = np.linalg.norm(left - right)
     a = rng.uniform(0.3, 0.44) * distance
     b = a * rng.uniform(0.55, 0.9)
     n = rng.uniform(2, 6)
-    thick = rng.uniform(0.08, 0.2) * a
+    thick = rng.uniform(*thickness) * a
     drop = rng.uniform(-0.05, 0.25) * b
     spread = rng.uniform(-0.03, 0.05) * distance
     centres = (right - spread * u + drop * v, left + spread * u + drop * v)
@@ -752,7 +758,7 @@ def _draw_eyeglasses(t: np.ndarray, side: int, rng: np.random.Generator) -> Imag
     return _mottle(canvas, rng, rng.uniform(0, 0.25))
 
 
-_DRAWERS = {"Mustache": _draw_mustache, "Goatee": _draw_goatee, "Eyeglasses": _draw_eyeglasses}
+_DRAWERS = {"Mustache": _draw_mustache, "Goatee": _draw_goatee, "Eyeglasses": draw_eyeglasses}
 
 
 # -- helpers -------------------------------------------------------------------------------

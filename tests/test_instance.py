@@ -83,6 +83,7 @@ def test_a_crops_instance_does_not_depend_on_its_batch(generator, faces):
         for layer, fill in (("alpha", 0), ("foreground", 0), ("skin", 0), ("transmission", 1)):
             torch.testing.assert_close(batch.full(layer, fill)[i : i + 1], alone.full(layer, fill))
         assert torch.equal(batch.coverage[i : i + 1], alone.coverage)
+        assert torch.equal(batch.enclosure[i : i + 1], alone.enclosure)
         assert batch.full("alpha")[i, 0].amax() > 0.5
 
 
@@ -96,6 +97,21 @@ def test_glasses_frame_is_found_whole(generator, faces):
             alpha = extract_instance(image, points, "Eyeglasses").full("alpha")[0, 0]
             scores.append(iou(alpha, truth))
     assert sum(scores) / len(scores) > 0.5, scores
+
+
+def test_a_frame_encloses_the_eyes_all_round_where_a_bare_face_does_not(generator, faces):
+    """Coverage does not tell a frame from brows, lids and shadows (a bare astronaut covers
+    little, a bare lenna more than these frames); only a frame encloses the eyes all round."""
+    enclosed = ATTRIBUTE_SPECS["Eyeglasses"].enclosed
+    for name in ("lenna", "takeo", "astronaut"):
+        for seed in (0, 2):
+            image, _, points = wearing(generator, faces[name], "Eyeglasses", seed)
+            assert extract_instance(image, points, "Eyeglasses").enclosure >= enclosed
+    bare = faces["astronaut"]
+    points = pixel_to_normalized(torch.tensor(bare.landmarks, dtype=torch.float32), (SIZE, SIZE))
+    layers = extract_instance(bare.image[None] * 2 - 1, points[None], "Eyeglasses")
+    assert layers.enclosure < enclosed / 2
+    assert extract_instance(bare.image[None] * 2 - 1, points[None], "Mustache").enclosure == 0
 
 
 @pytest.mark.parametrize("name", ["lenna", "takeo", "astronaut"])
@@ -229,7 +245,7 @@ def test_a_nose_side_rim_stays_joined_to_a_strong_bridge(faces):
         between = (xs > nose_sides[0]) & (xs < nose_sides[1]) & (ys > top + 2 * thick)
         rims[1] = bridge & (ys >= top) & (ys <= top + 0.12 * iod) & ~between
         score = torch.from_numpy(rims[0] * 10.0 + rims[1] * 25.0).float()[None, None]
-        lens, _ = instance.glasses_zones(score, points[None], iod, torch.ones_like(score))
+        lens, _, _ = instance.glasses_zones(score, points[None], iod, torch.ones_like(score))
         inside = lens[0, 0].numpy() > 0.5
         junctions = np.zeros((work, work), bool)
         for x in nose_sides:
