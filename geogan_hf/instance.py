@@ -529,7 +529,7 @@ def _closed_ridge(gain: np.ndarray, slope: int = CONTOUR_SLOPE) -> np.ndarray:
 
 def _rim(
     score: np.ndarray, centre: np.ndarray, axes: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One lens's rim in ``score (h, w)``, in the eye's elliptic polar frame.
 
     Returns ``(inner, outer, peak)``: the rim's inner and outer scale and its score per
