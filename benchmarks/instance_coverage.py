@@ -11,7 +11,7 @@ groups that those thresholds were read from and the share of each group (and of 
 without the attribute) that the pipeline's check refuses (``absent``; for glasses also
 ``enclosed``, how much of the way round the eyes a frame must enclose). Few photos wear
 glasses, so frames are also drawn on every glasses-free face
-(:func:`geogan_hf.synthetic.draw_eyeglasses`, thin metal to thick acetate) and the share
+(:func:`geogan_hf.synthetic.wear_drawn_eyeglasses`, thin metal to thick acetate) and the share
 of those refused is printed. No picture is written.
 
 Usage::
@@ -29,17 +29,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from _common import cpu_name
-from PIL import Image
 
 from geogan_hf.align import align_face
 from geogan_hf.errors import GeoGANError
-from geogan_hf.geometry import normalized_to_pixel, pixel_to_normalized
+from geogan_hf.geometry import pixel_to_normalized
 from geogan_hf.imageio import load_image, pil_to_tensor
 from geogan_hf.instance import extract_instance
 from geogan_hf.landmarks import detect_faces
 from geogan_hf.regions import ATTRIBUTE_SPECS
 from geogan_hf.runtime import configure_cpu_runtime
-from geogan_hf.synthetic import draw_eyeglasses
+from geogan_hf.synthetic import wear_drawn_eyeglasses
 
 ROOT = Path(__file__).resolve().parent.parent
 ATTRIBUTES = ("Mustache", "Goatee", "Eyeglasses")
@@ -68,20 +67,6 @@ def refused(image: torch.Tensor, points: torch.Tensor, attribute: str) -> tuple[
     return coverage, coverage < spec.absent or enclosure < spec.enclosed
 
 
-def wearing_drawn_glasses(
-    image: torch.Tensor, points: torch.Tensor, thickness: float, rng: np.random.Generator
-) -> torch.Tensor:
-    """``image`` (``(1, 3, S, S)``, [-1, 1]) wearing drawn glasses with rims this thick,
-    drawn at 4x and reduced (drawn at the crop's size, a rim under a pixel thick broke
-    into dashes)."""
-    side = image.shape[-1]
-    pixels = normalized_to_pixel(points[0], (4 * side, 4 * side)).numpy()
-    canvas = draw_eyeglasses(pixels, 4 * side, rng, (thickness, thickness))
-    canvas = canvas.resize((side, side), Image.Resampling.BOX)
-    rgba = torch.from_numpy(np.asarray(canvas, dtype=np.float32) / 255).permute(2, 0, 1)[None]
-    return torch.lerp(image, rgba[:, :3] * 2 - 1, rgba[:, 3:])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--faces", type=Path, default=ROOT.parent / "shared" / "faces")
@@ -103,7 +88,7 @@ def main() -> None:
         aligned = align_face(photo, faces[0].landmarks, args.size)
         points = torch.tensor(aligned.landmarks, dtype=torch.float32)
         points = pixel_to_normalized(points, (args.size, args.size))[None]
-        crops.append((row, pil_to_tensor(aligned.image), points))
+        crops.append((row, aligned, points))
 
     print(
         f"machine: {cpu_name()}, {os.cpu_count()} cores; {len(crops)} of {len(rows)} photos "
@@ -115,7 +100,9 @@ def main() -> None:
     )
     print("|---|---|---:|---|---|---:|---|---|")
     for attribute in ATTRIBUTES:
-        coverage, refusal = np.array([refused(t, p, attribute) for _, t, p in crops]).T
+        coverage, refusal = np.array(
+            [refused(pil_to_tensor(a.image), p, attribute) for _, a, p in crops]
+        ).T
         refusal = refusal.astype(bool)
         labels = np.array([wears(row, attribute) for row, _, _ in crops])
         women = np.array([row.get("Male") == "0" for row, _, _ in crops]) & ~labels
@@ -131,12 +118,12 @@ def main() -> None:
         )
 
     rng = np.random.default_rng(0)
-    bare = [(t, p) for row, t, p in crops if not wears(row, "Eyeglasses")]
+    bare = [(a, p) for row, a, p in crops if not wears(row, "Eyeglasses")]
     drawn = []
-    for image, points in bare:
+    for aligned, points in bare:
         thickness = rng.uniform(*DRAWN_THICKNESS)
-        wearing = wearing_drawn_glasses(image, points, thickness, rng)
-        drawn.append((thickness, *refused(wearing, points, "Eyeglasses")))
+        wearing = wear_drawn_eyeglasses(aligned.image, aligned.landmarks, rng, (thickness,) * 2)
+        drawn.append((thickness, *refused(pil_to_tensor(wearing), points, "Eyeglasses")))
     thickness, coverage, refusal = np.array(drawn).T
     by_coverage = coverage < ATTRIBUTE_SPECS["Eyeglasses"].absent
     thin = thickness < THIN

@@ -88,6 +88,7 @@ __all__ = [
     "generate_synthetic_dataset",
     "load_base_faces",
     "run",
+    "wear_drawn_eyeglasses",
     "wear_instance",
 ]
 
@@ -756,6 +757,25 @@ def draw_eyeglasses(
     for c in centres:
         draw.polygon(_superellipse(c, u, v, a - thick / 2, b - thick / 2, n), fill=lens)
     return _mottle(canvas, rng, rng.uniform(0, 0.25))
+
+
+def wear_drawn_eyeglasses(
+    photo: Image.Image,
+    landmarks: np.ndarray,
+    rng: np.random.Generator,
+    thickness: tuple[float, float] = (0.03, 0.2),
+    oversample: int = 4,
+) -> Image.Image:
+    """``photo`` wearing :func:`draw_eyeglasses` glasses fitted to its ``landmarks``
+    (``(68, 2)`` pixels), drawn at ``oversample`` times its size and reduced: drawn at the
+    photo's own size, a rim under a pixel thick broke into dashes."""
+    width, height = photo.size
+    points = np.asarray(landmarks, dtype=np.float64) * oversample + (oversample - 1) / 2
+    canvas = draw_eyeglasses(points, oversample * max(width, height), rng, thickness)
+    canvas = canvas.crop((0, 0, oversample * width, oversample * height))
+    worn = photo.convert("RGBA")
+    worn.alpha_composite(canvas.resize((width, height), Image.Resampling.BOX))
+    return worn.convert("RGB")
 
 
 _DRAWERS = {"Mustache": _draw_mustache, "Goatee": _draw_goatee, "Eyeglasses": draw_eyeglasses}

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy import ndimage
 
 from geogan_hf.data import PairedAttributeDataset, load_face_dataset
 from geogan_hf.errors import DatasetError
+from geogan_hf.imageio import tensor_to_pil
 from geogan_hf.synthetic import (
     SYNTHETIC_ATTRIBUTES,
     Instance,
@@ -20,6 +22,7 @@ from geogan_hf.synthetic import (
     generate_synthetic_dataset,
     load_base_faces,
     run,
+    wear_drawn_eyeglasses,
 )
 
 SIZE = 64
@@ -169,3 +172,22 @@ def test_cli_writes_the_dataset_and_rejects_bad_input(tmp_path, capsys):
         run(build_parser().parse_args(["--output", str(tmp_path / "x"), "--faces", "nobody"]))
     with pytest.raises(DatasetError, match="Bangs"):
         run(build_parser().parse_args(["--output", str(tmp_path / "x"), "--attributes", "bangs"]))
+
+
+@pytest.mark.parametrize("oversample", [1, 4])
+def test_drawn_thin_rims_enclose_the_eyes_only_when_oversampled(oversample):
+    """A thin metal frame (rims 0.03 of a lens's half width, a third of a pixel at 128 px)
+    drawn at the photo's own size breaks into dashes; drawn at 4x and reduced, each rim is a
+    closed faint line round its eye. Nothing below the nose changes."""
+    face = load_base_faces(128, ["lenna"])[0]
+    photo = tensor_to_pil(face.image[None] * 2 - 1)
+    for seed in range(2):
+        rng = np.random.default_rng(seed)
+        worn = wear_drawn_eyeglasses(photo, face.landmarks, rng, (0.03, 0.03), oversample)
+        change = np.abs(np.asarray(worn, dtype=int) - np.asarray(photo, dtype=int)).max(2)
+        regions, _ = ndimage.label(change < 4)
+        edge = np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]])
+        for eye in (slice(36, 42), slice(42, 48)):
+            x, y = np.round(face.landmarks[eye].mean(0)).astype(int)
+            assert (regions[y, x] not in edge) == (oversample == 4)
+        assert change[round(face.landmarks[33, 1]) + 4 :].max() == 0
