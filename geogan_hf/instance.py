@@ -43,6 +43,8 @@ lighting or exposure for the attribute):
    the rest, mixed with the skin (a dark frame turned red-brown on warm skin), neither
    makes its colour nor reaches alpha 1 in that colour; and it is one colour all round
    (:data:`FRAME_COLOUR_SIGMA`), so a thin rim, mixed all across, takes the thick ones'.
+   Where the rims enclose the eyes (:data:`FRAME_ENCLOSED`) that colour is read from the
+   rims' cores alone, not from the brows or hair touching them (:data:`FRAME_PURE`).
 
 Images are float NCHW in [-1, 1]; landmarks normalized ``(N, 68, 2)`` (see
 :mod:`geogan_hf.geometry`). Everything here is computed without gradients: it depends on
@@ -107,6 +109,8 @@ RIM_MIN_SCORE = 1.0  # mean rim score below which no rim encloses the eye (rimle
 # thresholds): a frame of any thickness does all round its eyes, a glasses-free face's
 # brows, lids and shadows only on parts of the way (AttributeSpec.enclosed)
 RIM_CLEAR = 2.0
+FRAME_ENCLOSED = 0.5  # enclosure from which a frame's colour is read from its rims' cores...
+FRAME_PURE = 0.25  # ... its lightness from this quantile of theirs, toward the far side
 # the rims' smoothed contours bite notches into a frame where its parts meet at a sharp
 # corner: a nose-side rim and the bridge (real pairs 26, 29, 33: the rim came loose there),
 # the bridge's top between the lenses (25, 32, 36: a pinched bridge). What a closing of the
@@ -529,11 +533,12 @@ def _closed_ridge(gain: np.ndarray, slope: int = CONTOUR_SLOPE) -> np.ndarray:
 
 def _rim(
     score: np.ndarray, centre: np.ndarray, axes: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One lens's rim in ``score (h, w)``, in the eye's elliptic polar frame.
 
-    Returns ``(inner, outer, peak)``: the rim's inner and outer scale and its score per
-    angle of ``LENS_ANGLES`` (low on average: no rim encloses the eye).
+    Returns ``(inner, outer, peak, ridge)``: the rim's inner and outer scale, its score and
+    the scale of its ridge per angle of ``LENS_ANGLES`` (low scores on average: no rim
+    encloses the eye).
     """
     scales = np.linspace(*LENS_SCALES, LENS_STEPS)
     offsets = np.stack([np.cos(_THETAS), np.sin(_THETAS)], -1)[:, None] * scales[None, :, None]
@@ -571,15 +576,16 @@ def _rim(
     smooth = ndimage.median_filter(scales[ridge], RIM_SMOOTHING, mode="wrap")
     inner = ndimage.median_filter(inner * step, RIM_SMOOTHING, mode="wrap")
     outer = ndimage.median_filter(outer * step, RIM_SMOOTHING, mode="wrap")
-    return smooth - inner, smooth + outer, peak
+    return smooth - inner, smooth + outer, peak, scales[ridge]
 
 
 def glasses_zones(
     score: Tensor, landmarks: Tensor, iod: float, face: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(lens, frame)`` maps ``(N, 1, h, w)``: inside the lenses, and where a frame can be;
-    and the ``(N,)`` enclosure: the share of the way round the less enclosed eye where its
-    rim's score reaches :data:`RIM_CLEAR`.
+    the ``(N,)`` enclosure: the share of the way round the less enclosed eye where its
+    rim's score reaches :data:`RIM_CLEAR`; and the ``(N, 1, h, w)`` rims' cores there (the
+    most distinct pixel beside the ridge at each such angle).
 
     Each rim is the strongest closed ridge of ``score`` (instance evidence, unsaturated)
     around an eye, the innermost one preferred (rims, not eyebrows): found by dynamic
@@ -600,6 +606,7 @@ def glasses_zones(
     values = score.detach().cpu().numpy()[:, 0].astype(np.float64)
     inside_face = face.detach().cpu().numpy()[:, 0] > 0.5
     enclosure = np.zeros(n)
+    cores = np.zeros((n, h, w), dtype=bool)
     rim_width = RIM_WIDTH * iod
     for i in range(n):
         eyes = pixels[i, 36:42].mean(0), pixels[i, 42:48].mean(0)
@@ -610,8 +617,16 @@ def glasses_zones(
             corners = pixels[i, eye][[0, 3]]
             width = max(np.linalg.norm(corners[1] - corners[0]), 1.0)
             axes = np.stack([LENS_SHAPE[0] * width * right, LENS_SHAPE[1] * width * down])
-            inner, outer, peak = _rim(values[i], centre, axes)
+            inner, outer, peak, ridge = _rim(values[i], centre, axes)
             strength = float(peak.mean())
+            # the rim's core: the most distinct pixel beside its ridge, where it is clear
+            unit = np.stack([np.cos(_THETAS), np.sin(_THETAS)], -1) * ridge[:, None]
+            for x, y in np.round((centre + unit @ axes)[peak >= RIM_CLEAR]).astype(int):
+                y0, x0 = max(y - 1, 0), max(x - 1, 0)
+                near = values[i, y0 : y + 2, x0 : x + 2]
+                if near.size:
+                    dy, dx = np.unravel_index(near.argmax(), near.shape)
+                    cores[i, y0 + dy, x0 + dx] = True
             local = (grid - centre) @ np.linalg.inv(axes)  # elliptic coordinates of each pixel
             scale = np.hypot(local[..., 0], local[..., 1])
             angle = np.arctan2(local[..., 1], local[..., 0]) % (2 * np.pi)
@@ -655,7 +670,7 @@ def glasses_zones(
     to = score.new_tensor
     return (
         to(lens[:, None].astype(np.float32)), to(frame[:, None].astype(np.float32)),
-        to(enclosure.astype(np.float32)),
+        to(enclosure.astype(np.float32)), to(cores[:, None].astype(np.float32)),
     )  # fmt: skip
 
 
@@ -1013,7 +1028,7 @@ def extract_instance(
     lens, enclosure = torch.zeros_like(evidence), glasses.new_zeros(n)
     if glasses.any():
         score = (colour_distance / threshold - 1).clamp_min(0) * region * allowed
-        lens, frame, enclosure = glasses_zones(score, landmarks, iod, face)
+        lens, frame, enclosure, cores = glasses_zones(score, landmarks, iod, face)
         enclosure = enclosure * glasses
         glasses = glasses.view(-1, 1, 1, 1)
         frame = gaussian_blur(frame, 0.5)
@@ -1076,6 +1091,21 @@ def extract_instance(
         frame_colour = normalized_convolution(
             small, confident + 1e-4 * evidence, FRAME_COLOUR_SIGMA * iod
         )
+        # where the rims are clear most of the way round, their cores' median colour, as
+        # dark (light) as their darker (lighter) quarter, the purest: the brows, lashes or
+        # hair touching a rim had made a light frame dark brown and one lens of a brown
+        # frame black (drawn_glasses.md), and the median alone a real frame's thin rims,
+        # mixed with the skin at the working size, see-through (blind A/B)
+        core = torch.cat([_reference_quantile(c, cores, 0.5) for c in small.split(1, 1)], 1)
+        core_luma, core_skin = luma(core), _reference_quantile(luma(skin), cores, 0.5)
+        purest = torch.where(core_luma < core_skin, FRAME_PURE, 1 - FRAME_PURE)
+        target = torch.stack(
+            [torch.quantile(v[r > 0.5], q) if (r > 0.5).sum() >= 16 else v.new_tensor(0.0)
+             for v, r, q in zip(luma(small), cores, purest.flatten())]
+        ).view(-1, 1, 1, 1)  # fmt: skip
+        core = (core * target / core_luma.clamp_min(1e-3)).clamp(0, 1)
+        ridged = (enclosure >= FRAME_ENCLOSED).view(-1, 1, 1, 1)
+        frame_colour = torch.where(ridged, core, frame_colour)
         foreground = torch.lerp(foreground, frame_colour, glasses)
 
     # full resolution, inside the region's box: project each pixel on its colour line
