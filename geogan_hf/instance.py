@@ -581,7 +581,7 @@ def _rim(
 
 def glasses_zones(
     score: Tensor, landmarks: Tensor, iod: float, face: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(lens, frame)`` maps ``(N, 1, h, w)``: inside the lenses, and where a frame can be;
     the ``(N,)`` enclosure: the share of the way round the less enclosed eye where its
     rim's score reaches :data:`RIM_CLEAR`; and the ``(N, 1, h, w)`` rims' cores there (the
@@ -1093,9 +1093,9 @@ def extract_instance(
         )
         # where the rims are clear most of the way round, their cores' median colour, as
         # dark (light) as their darker (lighter) quarter, the purest: the brows, lashes or
-        # hair touching a rim had made a light frame dark brown and one lens of a brown
-        # frame black (drawn_glasses.md), and the median alone a real frame's thin rims,
-        # mixed with the skin at the working size, see-through (blind A/B)
+        # hair touching a rim had made one lens of a brown or red frame black
+        # (drawn_glasses.md), and the median alone a real frame's thin rims, mixed with the
+        # skin at the working size, see-through (blind A/B)
         core = torch.cat([_reference_quantile(c, cores, 0.5) for c in small.split(1, 1)], 1)
         core_luma, core_skin = luma(core), _reference_quantile(luma(skin), cores, 0.5)
         purest = torch.where(core_luma < core_skin, FRAME_PURE, 1 - FRAME_PURE)
