@@ -1098,11 +1098,10 @@ def extract_instance(
         # skin at the working size, see-through (blind A/B)
         core = torch.cat([_reference_quantile(c, cores, 0.5) for c in small.split(1, 1)], 1)
         core_luma, core_skin = luma(core), _reference_quantile(luma(skin), cores, 0.5)
-        purest = torch.where(core_luma < core_skin, FRAME_PURE, 1 - FRAME_PURE)
-        target = torch.stack(
-            [torch.quantile(v[r > 0.5], q) if (r > 0.5).sum() >= 16 else v.new_tensor(0.0)
-             for v, r, q in zip(luma(small), cores, purest.flatten())]
-        ).view(-1, 1, 1, 1)  # fmt: skip
+        darker, lighter = (
+            _reference_quantile(luma(small), cores, q) for q in (FRAME_PURE, 1 - FRAME_PURE)
+        )
+        target = torch.where(core_luma < core_skin, darker, lighter)
         core = (core * target / core_luma.clamp_min(1e-3)).clamp(0, 1)
         ridged = (enclosure >= FRAME_ENCLOSED).view(-1, 1, 1, 1)
         frame_colour = torch.where(ridged, core, frame_colour)
