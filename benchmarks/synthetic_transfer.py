@@ -8,7 +8,10 @@ Generates the synthetic benchmark (``geogan_hf.synthetic``) with both lightings,
 - the prior of a reference commit (default ``0fe4d21``, the last one before the instance
   extraction), run from a temporary ``git worktree`` of that commit in a subprocess, its
   outputs saved and scored here with today's metrics,
-- the prior of this checkout.
+- the prior of this checkout,
+- the same prior given the exemplar's true matte (``exemplar_mask`` of the synthetic rows):
+  an oracle, what a perfect extraction would reach; the rest of its error is the warp,
+  the relighting and the compositing.
 
 Prints one markdown table per lighting and split, and the relative change of region L1 and
 skin leakage against the reference. Tune on ``--split validation`` (the training people),
@@ -23,6 +26,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -32,8 +36,10 @@ from pathlib import Path
 import torch
 from _common import cpu_name
 
+from geogan_hf import GeoGAN
 from geogan_hf.evaluation import (
     METRICS,
+    EvalPairs,
     MethodOutput,
     evaluate,
     format_table,
@@ -42,6 +48,9 @@ from geogan_hf.evaluation import (
     naive_paste,
     summarize,
 )
+from geogan_hf.instance import UNMIX_FROM
+from geogan_hf.prior import compose_transfer, geometric_prior, upsample, work_size
+from geogan_hf.regions import SUPPORTED_ATTRIBUTES
 from geogan_hf.runtime import configure_cpu_runtime
 from geogan_hf.synthetic import generate_synthetic_dataset
 
@@ -98,6 +107,37 @@ def reference_outputs(pairs, reference: str, workdir: Path) -> dict[str, torch.T
     return torch.load(outputs)
 
 
+def true_matte_prior(pairs: EvalPairs):
+    """The prior-mode :class:`GeoGAN` path (:func:`geometric_prior`, then
+    :func:`compose_transfer`) with the exemplar's extracted alpha replaced by its true matte
+    (``pairs.exemplar_mask``) and the colour unmixed under it as the extraction does: an
+    oracle for the extraction. The flows and the frame's ends are the extraction's own."""
+    model = GeoGAN(geometry_prior=True, attributes=SUPPORTED_ATTRIBUTES)
+    position = {"next": 0}
+
+    def method(source, exemplar, source_landmarks, exemplar_landmarks, attributes):
+        taken = slice(position["next"], position["next"] + len(attributes))
+        position["next"] += len(attributes)
+        size = work_size(*source.shape[-2:], model.image_size, model.stride)
+        prior = geometric_prior(
+            source, exemplar, source_landmarks, exemplar_landmarks, list(attributes), size
+        )
+        found = prior.exemplar
+        y0, y1, x0, x1 = found.box
+        alpha = pairs.exemplar_mask[taken, :, y0:y1, x0:x1].to(found.alpha)
+        pixels = exemplar[:, :, y0:y1, x0:x1]
+        unmixed = (found.skin + (pixels - found.skin) / alpha.clamp_min(1e-3)).clamp(-1, 1)
+        take = ((alpha - UNMIX_FROM) / (1 - UNMIX_FROM)).clamp(0, 1)
+        truth = dataclasses.replace(
+            found, alpha=alpha, foreground=torch.lerp(found.foreground, unmixed, take)
+        )
+        prior = dataclasses.replace(prior, exemplar=truth)
+        blended, mask, _ = compose_transfer(source, prior, prior.flow, prior.mirror)
+        return MethodOutput(blended.clamp(-1, 1), mask, upsample(prior.flow, source.shape[-2:]))
+
+    return method
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reference", default="0fe4d21", help="commit of the earlier prior")
@@ -139,6 +179,7 @@ def main() -> None:
                     "naive paste": naive_paste,
                     f"prior at {args.reference}": reference,
                     "prior (this checkout)": geometry_prior_method,
+                    "prior, exemplar's true matte (oracle)": true_matte_prior(pairs),
                 }
                 rows = {}
                 for name, method in methods.items():
@@ -152,9 +193,14 @@ def main() -> None:
                 print()
                 print(format_table({k: v for k, v in rows.items() if ":" in k}, "method: attribute"))
                 before, after = rows[f"prior at {args.reference}"], rows["prior (this checkout)"]
+                oracle = rows["prior, exemplar's true matte (oracle)"]
                 for metric in ("region_l1", "skin_leakage"):
                     change = (after[metric] - before[metric]) / before[metric]
-                    print(f"\n{metric}: {before[metric]:.4f} -> {after[metric]:.4f} ({change:+.0%})")
+                    bound = (oracle[metric] - before[metric]) / before[metric]
+                    print(
+                        f"\n{metric}: {before[metric]:.4f} -> {after[metric]:.4f} ({change:+.0%}); "
+                        f"with the true matte {oracle[metric]:.4f} ({bound:+.0%})"
+                    )
                 worse = [
                     m for m in SHOWN
                     if (after[m] < before[m]) == METRICS[m] and abs(after[m] - before[m]) > 1e-9

@@ -326,8 +326,10 @@ def load_method(spec: str) -> TransferMethod:
 class EvalPairs:
     """Aligned evaluation pairs; images ``(N, 3, S, S)`` in [-1, 1], landmarks normalized.
 
-    Synthetic quadruples carry the ground truth and its mask; real photo pairs
-    (:func:`load_photo_pairs`) have ``None`` there and get the metrics that need none.
+    Synthetic quadruples carry the ground truth and its mask, and the instance's mask on
+    the exemplar (``exemplar_mask``, ``(N, 1, S, S)`` in [0, 1]: the matte an extraction
+    should find there); real photo pairs (:func:`load_photo_pairs`) have ``None`` there and
+    get the metrics that need none.
     """
 
     source: Tensor
@@ -337,6 +339,7 @@ class EvalPairs:
     attributes: list[str]
     ground_truth: Tensor | None = None
     ground_truth_mask: Tensor | None = None
+    exemplar_mask: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.attributes)
@@ -414,6 +417,8 @@ def load_eval_pairs(
         raise DatasetError("no evaluation pairs to use")
 
     fields: dict[str, list] = {f.name: [] for f in dataclasses.fields(EvalPairs)}
+    # (synthetic data saved before the exemplar's mask was added has none)
+    with_exemplar_mask = "exemplar_mask" in data.column_names
     for row in rows:
         source = align_face(row["source"], row["source_landmarks"], size)
         exemplar = align_face(row["exemplar"], row["exemplar_landmarks"], size)
@@ -423,11 +428,14 @@ def load_eval_pairs(
         fields["exemplar"].append(pil_to_tensor(exemplar.image))
         fields["ground_truth"].append(pil_to_tensor(truth.image))
         fields["ground_truth_mask"].append((pil_to_tensor(mask.image)[:, :1] + 1) / 2)
+        if with_exemplar_mask:
+            worn = align_face(row["exemplar_mask"].convert("RGB"), row["exemplar_landmarks"], size)
+            fields["exemplar_mask"].append((pil_to_tensor(worn.image)[:, :1] + 1) / 2)
         for key, aligned in (("source_landmarks", source), ("exemplar_landmarks", exemplar)):
             points = torch.as_tensor(aligned.landmarks, dtype=torch.float32)
             fields[key].append(pixel_to_normalized(points, (size, size))[None])
         fields["attributes"].append(row["attribute"])
-    tensors = {k: torch.cat(v) for k, v in fields.items() if k != "attributes"}
+    tensors = {k: torch.cat(v) if v else None for k, v in fields.items() if k != "attributes"}
     return EvalPairs(**tensors, attributes=fields["attributes"])
 
 

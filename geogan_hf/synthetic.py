@@ -40,9 +40,10 @@ the ``train`` split like a Hub dataset):
   name), one bool column per attribute of :data:`SYNTHETIC_ATTRIBUTES` (real or drawn),
   ``synthetic`` (names of the drawn attributes).
 - ``eval``: ``source``, ``exemplar``, ``ground_truth`` (RGB PNG), ``ground_truth_mask``
-  (L PNG, alpha x 255), ``source_landmarks``, ``exemplar_landmarks``, ``attribute``,
-  ``source_face``, ``exemplar_face``, ``instance_seed``. The ground truth shares the
-  source's landmarks.
+  (L PNG, alpha x 255), ``exemplar_mask`` (the same instance's alpha on the exemplar: the
+  matte an extraction should find there), ``source_landmarks``, ``exemplar_landmarks``,
+  ``attribute``, ``source_face``, ``exemplar_face``, ``instance_seed``. The ground truth
+  shares the source's landmarks.
 - ``validation`` (only when asked for): the columns of ``eval``, training faces.
 
 Every row is a pure function of ``(seed, split, index)``: the same arguments give the
@@ -336,7 +337,7 @@ class SyntheticGenerator:
         truth, alpha = self.draw(
             source_image, instance, self.template_flow(source_landmarks, attribute)
         )
-        worn, _ = self.draw(
+        worn, worn_alpha = self.draw(
             exemplar_image, instance, self.template_flow(exemplar_landmarks, attribute)
         )
         return {
@@ -344,6 +345,7 @@ class SyntheticGenerator:
             "exemplar": _to_png(exemplar_light(worn)),
             "ground_truth": _to_png(source_light(truth)),
             "ground_truth_mask": _to_png(alpha),
+            "exemplar_mask": _to_png(worn_alpha),
             "source_landmarks": source_landmarks.astype(np.float32).tolist(),
             "exemplar_landmarks": exemplar_landmarks.astype(np.float32).tolist(),
             "attribute": attribute,
@@ -469,6 +471,7 @@ def generate_synthetic_dataset(
         {
             **{k: datasets.Image() for k in ("source", "exemplar", "ground_truth")},
             "ground_truth_mask": datasets.Image(),
+            "exemplar_mask": datasets.Image(),
             "source_landmarks": points,
             "exemplar_landmarks": points,
             "attribute": datasets.Value("string"),

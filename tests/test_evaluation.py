@@ -134,6 +134,12 @@ def test_prior_beats_naive_paste_on_ground_truth(data_dir):
     pairs = load_eval_pairs(str(data_dir), SIZE)
     assert len(pairs) == 6 and pairs.source.shape == (6, 3, SIZE, SIZE)
     assert 0 < pairs.region.mean() < 0.2
+    # the instance's matte on the exemplar, aligned with it: about as much of it as of the
+    # ground truth on the source (both crops show their face at the same scale; a goatee's
+    # chin is deformed with the face's shape, up to twice as large)
+    assert pairs.exemplar_mask.shape == (6, 1, SIZE, SIZE)
+    ratio = pairs.exemplar_mask.sum((1, 2, 3)) / pairs.ground_truth_mask.sum((1, 2, 3))
+    assert ((ratio > 0.4) & (ratio < 2.5)).all(), ratio
     naive = summarize(evaluate(naive_paste, pairs))
     prior = summarize(evaluate(geometry_prior_method, pairs))
     assert naive["foldover"] == 0 and naive["landmark_nme"] > 0.01

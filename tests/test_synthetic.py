@@ -116,6 +116,28 @@ def test_ground_truth_differs_from_source_only_inside_its_mask(dataset_dir):
         assert np.abs(source[~outside].astype(int) - truth[~outside]).max() > 30
 
 
+def test_the_exemplar_mask_is_the_same_instance_on_the_exemplar(dataset_dir):
+    test = load_face_dataset(str(dataset_dir), split="eval")
+    # (a goatee's chin bends beyond an affine map of the inner face: mustaches and glasses)
+    for row in (r for r in test if r["attribute"] != "Goatee"):
+        source, exemplar = (np.asarray(row[k]) for k in ("source_landmarks", "exemplar_landmarks"))
+        # the affine map that best carries the exemplar's inner face onto the source's
+        design = np.c_[exemplar[27:], np.ones(len(exemplar) - 27)]
+        affine = np.linalg.lstsq(design, source[27:], rcond=None)[0]
+        centres, areas = [], []
+        for key in ("ground_truth_mask", "exemplar_mask"):
+            mask = _pixels(row[key]).astype(float)
+            ys, xs = np.nonzero(mask)
+            weights = mask[ys, xs] / mask.sum()
+            centres.append(np.array([(xs * weights).sum(), (ys * weights).sum()]))
+            areas.append(mask.sum())
+        moved = np.r_[centres[1], 1.0] @ affine
+        iod = np.linalg.norm(source[42:48].mean(0) - source[36:42].mean(0))
+        assert np.linalg.norm(moved - centres[0]) < 0.3 * iod, row["attribute"]
+        scale = abs(np.linalg.det(affine[:2]))  # the exemplar's area on the source
+        assert 0.5 < areas[0] / (areas[1] * scale) < 2.0, row["attribute"]
+
+
 def test_faces_wearing_an_attribute_are_never_its_source(generator):
     faces = [f for f in generator.faces if f.name in ("einstein", "astronaut")]
     if len(faces) < 2:
