@@ -13,6 +13,9 @@ Generates the synthetic benchmark (``geogan_hf.synthetic``) with both lightings,
   an oracle, what a perfect extraction would reach; the rest of its error is the warp,
   the relighting and the compositing.
 
+A last table scores the extraction on the exemplars themselves, against their true matte:
+the matte's own error, before any warp.
+
 Prints one markdown table per lighting and split, and the relative change of region L1 and
 skin leakage against the reference. Tune on ``--split validation`` (the training people),
 report ``--split eval`` (held-out people).
@@ -41,14 +44,16 @@ from geogan_hf.evaluation import (
     METRICS,
     EvalPairs,
     MethodOutput,
+    alpha_sad,
     evaluate,
     format_table,
     geometry_prior_method,
     load_eval_pairs,
+    mask_iou,
     naive_paste,
     summarize,
 )
-from geogan_hf.instance import UNMIX_FROM
+from geogan_hf.instance import UNMIX_FROM, extract_instance
 from geogan_hf.prior import compose_transfer, geometric_prior, upsample, work_size
 from geogan_hf.regions import SUPPORTED_ATTRIBUTES
 from geogan_hf.runtime import configure_cpu_runtime
@@ -138,6 +143,25 @@ def true_matte_prior(pairs: EvalPairs):
     return method
 
 
+def exemplar_matte(pairs: EvalPairs, batch: int = 16) -> dict[str, dict[str, float]]:
+    """The extraction's alpha on each exemplar against its true matte: mean ``alpha_sad``
+    and ``mask_iou`` per attribute (and over all)."""
+    found = torch.cat([
+        extract_instance(
+            pairs.exemplar[i : i + batch],
+            pairs.exemplar_landmarks[i : i + batch],
+            pairs.attributes[i : i + batch],
+        ).full("alpha")
+        for i in range(0, len(pairs), batch)
+    ])  # fmt: skip
+    sad, iou = alpha_sad(found, pairs.exemplar_mask), mask_iou(found, pairs.exemplar_mask)
+    table = {}
+    for name in ["all", *sorted(set(pairs.attributes))]:
+        chosen = [i for i, a in enumerate(pairs.attributes) if name in ("all", a)]
+        table[name] = {"alpha_sad": float(sad[chosen].mean()), "mask_iou": float(iou[chosen].mean())}
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reference", default="0fe4d21", help="commit of the earlier prior")
@@ -206,6 +230,8 @@ def main() -> None:
                     if (after[m] < before[m]) == METRICS[m] and abs(after[m] - before[m]) > 1e-9
                 ]  # fmt: skip
                 print(f"metrics worse than the reference: {', '.join(worse) or 'none'}\n")
+                print("the extraction on the exemplars, against their true matte:\n")
+                print(format_table(exemplar_matte(pairs), "attribute") + "\n")
         finally:
             subprocess.run(
                 ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(workdir / "reference")],
