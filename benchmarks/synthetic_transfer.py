@@ -161,8 +161,8 @@ def exemplar_matte(pairs: EvalPairs, batch: int = 16) -> dict[str, dict[str, flo
         )
         for i in range(0, len(pairs), batch)
     ]
-    found = torch.cat([found.full("alpha") for found in layers])
-    searched = torch.cat([found.full("region") for found in layers]) > 0.5
+    found = torch.cat([layer.full("alpha") for layer in layers])
+    searched = torch.cat([layer.full("region") for layer in layers]) > 0.5
     truth = pairs.exemplar_mask
     glasses = torch.tensor(
         [ATTRIBUTE_SPECS[a].kind == "accessory" for a in pairs.attributes]
