@@ -5,9 +5,9 @@ unchanged as a Space. Without ``--model`` (or ``GEOGAN_MODEL``) the demo uses th
 prior, which needs no download. The model and the landmark predictor load once at start-up.
 
 The page calls one named endpoint, ``/transfer``: (source image, exemplar image, attribute,
-strength[, source face, exemplar face]) -> (result image, before/after, inside-the-model
-pictures..., model and timings). ``gradio_client`` may call it with the first four
-arguments; face indices are checked against the faces found on the server.
+strength[, source face, exemplar face, hair colour]) -> (result image, before/after,
+inside-the-model pictures..., model and timings). ``gradio_client`` may call it with the
+first four arguments; face indices are checked against the faces found on the server.
 Inputs reach the handlers unprocessed by Gradio (``preprocess=False``): photos as the bytes
 of the uploaded file or ``data:`` URL, size-checked before anything is decoded, and every
 other value is checked by the pipeline, so each error a user can cause gets its message.
@@ -43,7 +43,7 @@ from geogan_hf.errors import GeoGANError, InvalidImageError
 from geogan_hf.imageio import ImageInput, load_image, read_upload
 from geogan_hf.model import PAPER_URL, code_url
 from geogan_hf.pipeline import MODE_UNTRAINED, ProgressCallback, TransferPipeline, TransferResult
-from geogan_hf.regions import EXPERIMENTAL_ATTRIBUTES
+from geogan_hf.regions import DEFAULT_HAIR_COLOUR, EXPERIMENTAL_ATTRIBUTES
 from geogan_hf.runtime import configure_cpu_runtime
 from geogan_hf.samples import Sample, available_samples, load_sample
 
@@ -104,8 +104,12 @@ OUTPUTS_DOC = (
 )
 FACE_DOC = (
     "source_face and exemplar_face take any face index (0 = the largest face; the page lists "
-    "only the faces it found), checked against the faces found in each photo"
+    "only the faces it found), checked against the faces found in each photo; hair_colour is "
+    "'auto' (a fringe in the source's hair colours, a mustache or goatee in the exemplar's), "
+    "'own' (a mustache or goatee in the colours of the source's own beard or brows too) or "
+    "'exemplar'"
 )
+HAIR_COLOUR_CHOICES = [("Auto", "auto"), ("Yours", "own"), ("The exemplar's", "exemplar")]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -287,6 +291,7 @@ def transfer(
     strength: Any = 1.0,
     source_face: Any = 0,
     exemplar_face: Any = 0,
+    hair_colour: Any = DEFAULT_HAIR_COLOUR,
     progress: ProgressCallback | None = None,
 ) -> tuple[Any, ...]:
     """Runs one transfer and returns the values of the page's output components.
@@ -312,6 +317,7 @@ def transfer(
                 strength=strength,
                 source_face=source_face,
                 exemplar_face=exemplar_face,
+                hair_colour=hair_colour,
                 progress=progress,
             )
     except GeoGANError as err:
@@ -415,7 +421,14 @@ def build_demo(
     """
 
     def run_transfer(
-        source, exemplar, attribute, strength, source_face, exemplar_face, progress=gr.Progress()
+        source,
+        exemplar,
+        attribute,
+        strength,
+        source_face,
+        exemplar_face,
+        hair_colour=DEFAULT_HAIR_COLOUR,
+        progress=gr.Progress(),
     ):
         """Transfers the attribute from the exemplar face onto the source face."""
         try:
@@ -423,8 +436,9 @@ def build_demo(
         except GeoGANError as err:
             raise user_error(err) from err
         return transfer(
-            pipe, *photos, attribute, strength, source_face, exemplar_face, progress=progress
-        )
+            pipe, *photos, attribute, strength, source_face, exemplar_face, hair_colour,
+            progress=progress,
+        )  # fmt: skip
 
     if spaces is not None:
         run_transfer = spaces.GPU(run_transfer)
@@ -462,6 +476,13 @@ def build_demo(
                     )
                     strength = gr.Slider(
                         0.0, 1.0, value=1.0, step=0.05, label="Strength", elem_id="strength"
+                    )
+                    hair_colour = gr.Dropdown(
+                        HAIR_COLOUR_CHOICES,
+                        value=DEFAULT_HAIR_COLOUR,
+                        label="Hair colour",
+                        min_width=160,
+                        elem_id="hair-colour",
                     )
                 button = gr.Button("Transfer", variant="primary", elem_id="transfer-button")
                 rows = example_rows(attributes)
@@ -513,7 +534,7 @@ def build_demo(
             image.change(select_face, image, selector, api_visibility="private", **model_events)
         button.click(
             run_transfer,
-            inputs=[source, exemplar, attribute, strength, source_face, exemplar_face],
+            inputs=[source, exemplar, attribute, strength, source_face, exemplar_face, hair_colour],
             outputs=[result, before_after, *inside, panel],
             api_name="transfer",
             api_description=f"Attribute transfer; {FACE_DOC}. Returns: {OUTPUTS_DOC}.",

@@ -3,7 +3,8 @@
 Prints a markdown table: median end-to-end latency and its per-stage breakdown (the
 geometry prior's own stages: ``flow``, ``instance`` extraction on both faces, ``compose``), for a
 512 x 512 and a ~1024 x 1024 photo pair, in geometry-prior mode and learned mode (a
-randomly initialised paper-mode GeoGAN, i.e. the cost of the networks), on 2 CPU threads.
+randomly initialised paper-mode GeoGAN, i.e. the cost of the networks), on 2 CPU threads;
+the geometry prior also with ``hair_colour="own"`` (the source's brows extracted too).
 The pipeline (model and landmark predictor) is built once per mode; each timed call
 starts with an empty face-detection cache ("cold": both photos detected), and a second
 column reports calls on photos seen before ("warm": detections remembered).
@@ -51,18 +52,23 @@ def square_pair(side: int) -> tuple[Image.Image, Image.Image]:
 
 
 def time_pipeline(
-    pipe: TransferPipeline, source: Image.Image, exemplar: Image.Image, runs: int, cold: bool
+    pipe: TransferPipeline,
+    source: Image.Image,
+    exemplar: Image.Image,
+    runs: int,
+    cold: bool,
+    hair_colour: str = "auto",
 ) -> dict[str, float]:
     """Median seconds per stage and end to end over ``runs`` calls (after one warm-up).
 
     ``"best"`` is the fastest end-to-end call, the least disturbed by other processes.
     """
-    pipe(source, exemplar, "Mustache")
+    pipe(source, exemplar, "Mustache", hair_colour=hair_colour)
     records = []
     for _ in range(runs):
         if cold:
             pipe.clear_cache()
-        result = pipe(source, exemplar, "Mustache")
+        result = pipe(source, exemplar, "Mustache", hair_colour=hair_colour)
         records.append({**result.timings, "total": result.total_time})
     keys = [key for key in (*STAGES, "total") if key in records[0]]
     medians = {key: statistics.median(r[key] for r in records) for key in keys}
@@ -141,12 +147,18 @@ def main() -> None:
             GeoGAN(attributes=SUPPORTED_ATTRIBUTES), device="cpu"
         ),
     }
+    # (mode label, pipeline, hair colour)
+    modes = [
+        ("geometry prior", pipes["geometry prior"], "auto"),
+        ('geometry prior, hair_colour="own"', pipes["geometry prior"], "own"),
+        ("paper mode (random weights)", pipes["paper mode (random weights)"], "auto"),
+    ]
     rows = []
     for side in (512, 1024):
         source, exemplar = square_pair(side)
-        for mode, pipe in pipes.items():
+        for mode, pipe, colour in modes:
             for cold in (True, False):
-                t = time_pipeline(pipe, source, exemplar, args.runs, cold)
+                t = time_pipeline(pipe, source, exemplar, args.runs, cold, colour)
                 rows.append((side, mode, "cold" if cold else "warm", t))
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -24,6 +24,7 @@ them or pictures made from them):
 Usage::
 
     python benchmarks/real_pairs.py [--pairs PATH...] [--output DIR] [--attribute NAME] [--tile 256]
+        [--hair-colour auto|own|exemplar]
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from _common import cpu_name
 from PIL import Image, ImageDraw, ImageOps
 
 from geogan_hf import GeoGANError, TransferPipeline, TransferResult
+from geogan_hf.regions import DEFAULT_HAIR_COLOUR, HAIR_COLOURS
 from geogan_hf.runtime import configure_cpu_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,6 +173,10 @@ def main() -> None:
     parser.add_argument("--only", type=int, nargs="*", default=None, help="pair numbers (1-based)")
     parser.add_argument("--tile", type=int, default=256, help="tile side of the sheets")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--hair-colour", choices=HAIR_COLOURS, default=DEFAULT_HAIR_COLOUR,
+        help="whose colours hair takes (TransferPipeline's hair_colour)",
+    )  # fmt: skip
     args = parser.parse_args()
     configure_cpu_runtime(args.threads)
     torch.manual_seed(0)
@@ -197,7 +203,10 @@ def main() -> None:
             title += f" ({pair['note']})"
         start = time.perf_counter()
         try:
-            result = pipe(base / pair["source"], base / pair["exemplar"], attribute)
+            result = pipe(
+                base / pair["source"], base / pair["exemplar"], attribute,
+                hair_colour=args.hair_colour,
+            )  # fmt: skip
         except GeoGANError as err:
             rows.setdefault(attribute, []).append(error_row(args.tile, title, str(err)))
             table.append((number, attribute, pair, "error", f"error: {err}"))

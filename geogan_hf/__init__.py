@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "region_mask": "regions",
     "SUPPORTED_ATTRIBUTES": "regions",
     "EXPERIMENTAL_ATTRIBUTES": "regions",
+    "HAIR_COLOURS": "regions",
     "GeoGANError": "errors",
     "InvalidImageError": "errors",
     "ImageTooLargeError": "errors",

@@ -146,6 +146,7 @@ def build_transfer_parser() -> argparse.ArgumentParser:
     from .imageio import DEFAULT_MAX_PIXELS
     from .landmarks import LANDMARK_BACKENDS
     from .pipeline import DEFAULT_WORK_SIZE
+    from .regions import DEFAULT_HAIR_COLOUR, HAIR_COLOURS
 
     parser = argparse.ArgumentParser(
         prog="geogan-transfer",
@@ -172,6 +173,16 @@ def build_transfer_parser() -> argparse.ArgumentParser:
         type=ranged(float, 0, 1),
         default=1.0,
         help="edit weight in [0, 1] (default: 1)",
+    )
+    parser.add_argument(
+        "--hair-colour",
+        choices=HAIR_COLOURS,
+        default=DEFAULT_HAIR_COLOUR,
+        help=(
+            "own: a mustache or goatee in the colours of the source's own beard or brows, a "
+            "fringe in its hair's; exemplar: the exemplar's colours; auto: a fringe the "
+            f"source's, a mustache or goatee the exemplar's (default: {DEFAULT_HAIR_COLOUR})"
+        ),
     )
     parser.add_argument(
         "--source-face", type=ranged(int, 0), default=0, help="source face index (0 = largest)"
@@ -241,6 +252,7 @@ def run_transfer(args: argparse.Namespace) -> int:
         strength=args.strength,
         source_face=args.source_face,
         exemplar_face=args.exemplar_face,
+        hair_colour=args.hair_colour,
     )
     try:
         result.image.save(args.output)

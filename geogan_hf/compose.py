@@ -76,7 +76,7 @@ RIM_CRISP = 1.0  # ... then its edges are sharpened again by this (an unsharp ma
 COLOUR_SIGMA = 0.15  # scale (iod) over which an instance's hue and saturation are steady
 CHROMA_SPREAD = 0.1  # chromaticity (RGB / luminance) by which hair may differ from its local mean
 NEVER = (1.0, 2.0)  # a removal range no coverage reaches
-HEAD_HAIR_SHARE = 0.1  # the source's hair sets the colour where it has this share of the instance's
+OWN_HAIR_SHARE = 0.1  # the source's hair sets the colour where it has this share of the instance's
 HAIR_ALPHA_MIN = 0.5  # ... clearly-hair pixels: alpha above this...
 HAIR_CONTRAST = 0.12  # ... and, the source's, this far from its skin (RGB distance, [0, 1])
 PALETTE_SIZE = 32  # luminance ranks of the source's hair colours
@@ -241,27 +241,33 @@ def natural_hair(foreground: Tensor) -> Tensor:
     return ordered.clamp(0, 1) * 2 - 1
 
 
-def head_hair_colour(
+def own_hair_colour(
     foreground: Tensor,
     alpha: Tensor,
     hair: Tensor,
     hair_alpha: Tensor,
     hair_skin: Tensor,
-    face: Tensor,
+    allowed: Tensor,
+    palette: bool = True,
 ) -> Tensor:
-    """``foreground`` painted with the colours of the source's own ``hair``.
+    """``foreground`` painted with the colours of the source's own ``hair`` (its head's hair,
+    its brows, its own beard: :attr:`~geogan_hf.regions.AttributeSpec.own_colour`).
 
-    Each pixel keeps its luminance rank among the instance's clearly-hair pixels and takes
-    the luminance the source's hair has at that rank, in the source hair's median hue: the
-    strands keep their pattern, and dark roots, mid-tones and sheen each take the source
-    hair's own (a gain to the mean colour made a black fringe's sheen white on a red
-    head). Hand-written: a histogram match per channel
-    (``skimage.exposure.match_histograms``) mixes hues.
+    With ``palette``, each pixel keeps its luminance rank among the instance's clearly-hair
+    pixels and takes the luminance the source's hair has at that rank, in the source hair's
+    median hue: the strands keep their pattern, and dark roots, mid-tones and sheen each
+    take the source hair's own (a gain to the mean colour made a black fringe's sheen white
+    on a red head). Hand-written: a histogram match per channel
+    (``skimage.exposure.match_histograms``) mixes hues. Without, the instance's luminance
+    takes one gain, from its median to the source hair's: a few hair pixels (brows) are
+    no palette, their darkest and lightest are lashes and skin, which made black specks
+    and a grey fringe on a mustache (blind review, real pairs 5 and 6).
 
-    The source's clearly-hair pixels are those outside its ``face`` outline with alpha over
+    The source's clearly-hair pixels are those where it is ``allowed`` (bool, the shape of
+    ``hair``: the head's hair is outside the face outline) with alpha over
     :data:`HAIR_ALPHA_MIN` whose colour stands off its skin (``hair_skin``) by
     :data:`HAIR_CONTRAST` (the head's hair, not a lit forehead the extraction doubts).
-    Where it shows fewer than :data:`HEAD_HAIR_SHARE` as many as the instance (a bald
+    Where it shows fewer than :data:`OWN_HAIR_SHARE` as many as the instance (a bald
     head, a high hairline, hair like the skin), ``foreground`` is kept.
     """
     f, h = (foreground + 1) / 2, (hair + 1) / 2
@@ -269,7 +275,7 @@ def head_hair_colour(
     contrast = (hair - hair_skin).norm(dim=1, keepdim=True) / 2
     # clipped pixels (a photo's black border, blown highlights) tell nothing of the hair
     clipped = (luma(h) - 0.5).abs() > 0.5 - CLIPPED
-    own_hair = (hair_alpha > HAIR_ALPHA_MIN) & (contrast > HAIR_CONTRAST) & (face < 0.5) & ~clipped
+    own_hair = (hair_alpha > HAIR_ALPHA_MIN) & (contrast > HAIR_CONTRAST) & allowed & ~clipped
     for i in range(len(f)):
         instance_light = luma(f[i : i + 1])[0, 0]
         reference = instance_light[alpha[i, 0] > HAIR_ALPHA_MIN].sort().values
@@ -283,16 +289,19 @@ def head_hair_colour(
             light_off = (own_light.log() - own_light.log().median()).abs()
             kept = (light_off <= HAIR_SPREAD) & (hue_off <= HAIR_HUE_SPREAD)
             own_light, hue = own_light[kept], hue[:, kept]
-        enough = max(PALETTE_SIZE, HEAD_HAIR_SHARE * reference.numel())
+        enough = max(PALETTE_SIZE, OWN_HAIR_SHARE * reference.numel())
         if reference.numel() < PALETTE_SIZE or own_light.numel() < enough:
             continue
-        palette = torch.stack(
-            [c.mean() for c in own_light.sort().values.tensor_split(PALETTE_SIZE)]
-        )
-        rank = torch.searchsorted(reference, instance_light.contiguous()) / reference.numel()
-        position = rank * (PALETTE_SIZE - 1)
-        low = position.floor().long().clamp(0, PALETTE_SIZE - 2)
-        brightness = torch.lerp(palette[low], palette[low + 1], position - low)
+        if palette:
+            ranks = torch.stack(
+                [c.mean() for c in own_light.sort().values.tensor_split(PALETTE_SIZE)]
+            )
+            rank = torch.searchsorted(reference, instance_light.contiguous()) / reference.numel()
+            position = rank * (PALETTE_SIZE - 1)
+            low = position.floor().long().clamp(0, PALETTE_SIZE - 2)
+            brightness = torch.lerp(ranks[low], ranks[low + 1], position - low)
+        else:
+            brightness = instance_light * own_light.median() / reference.median().clamp_min(1e-3)
         # one hue (steady_colour): the lightest "hair" pixels, mixed with the skin at the
         # hairline, made reddish streaks in a black fringe
         out[i] = (brightness * hue.median(1).values.view(3, 1, 1)).clamp(0, 1)

@@ -62,7 +62,7 @@ from .prior import (
     upsample,
     work_size,
 )
-from .regions import canonical_attribute
+from .regions import DEFAULT_HAIR_COLOUR, canonical_attribute, check_hair_colour
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -523,6 +523,7 @@ class GeoGAN(nn.Module, _HubMixin):
         exemplar_landmarks: Tensor | None = None,
         attribute: str | Sequence[str] | Tensor | None = None,
         alpha: float | None = None,
+        hair_colour: str = DEFAULT_HAIR_COLOUR,
     ) -> GeoGANOutput:
         """Transfer the attribute of ``exemplar`` onto ``source``.
 
@@ -534,11 +535,15 @@ class GeoGAN(nn.Module, _HubMixin):
             attribute: name, one name per sample, or index tensor into ``self.attributes``;
                 None = the first attribute.
             alpha: refinement strength; None = ``self.alpha``.
+            hair_colour: whose colours hair takes with the prior: the source's ``"own"``,
+                the ``"exemplar"``'s, or each attribute's default, ``"auto"``
+                (:data:`~geogan_hf.regions.HAIR_COLOURS`).
 
         Returns:
             :class:`GeoGANOutput` at the source's resolution.
         """
         check_images(source, exemplar)
+        hair_colour = check_hair_colour(hair_colour)
         n = source.shape[0]
         index = self.attribute_index(attribute, n, source.device)
         alpha = self.alpha if alpha is None else alpha
@@ -553,6 +558,7 @@ class GeoGAN(nn.Module, _HubMixin):
             check_landmarks(exemplar_landmarks, n, "exemplar").to(a),
             [self.attributes[i] for i in index.tolist()],
             size,
+            hair_colour,
         )
         flow, mirror, correction = prior.flow, prior.mirror, None
         timings = dict(prior.timings)

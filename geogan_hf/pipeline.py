@@ -63,7 +63,13 @@ from .geometry import flow_to_rgb, pixel_to_normalized, resize_flow
 from .imageio import DEFAULT_MAX_PIXELS, ImageInput, load_image, pil_to_tensor, tensor_to_pil
 from .landmarks import LANDMARK_BACKENDS, Face, detect_faces
 from .model import GeoGAN
-from .regions import ATTRIBUTE_SPECS, SUPPORTED_ATTRIBUTES, canonical_attribute
+from .regions import (
+    ATTRIBUTE_SPECS,
+    DEFAULT_HAIR_COLOUR,
+    SUPPORTED_ATTRIBUTES,
+    canonical_attribute,
+    check_hair_colour,
+)
 from .runtime import resolve_device
 
 __all__ = [
@@ -126,6 +132,7 @@ class TransferResult:
         mode: ``"geometry prior"``, ``"learned"`` or ``"untrained (random weights)"``.
         attribute: canonical name of the transferred attribute.
         strength: the paste weight used.
+        hair_colour: whose colours the hair took (:data:`~geogan_hf.regions.HAIR_COLOURS`).
         timings: seconds per stage (``load``, ``detect``, ``align``; the model's ``flow``,
             ``instance``, ``compose`` and ``networks`` (when it runs them) and ``outputs``,
             or ``model`` as one stage in paper mode; ``paste``); their sum is the end-to-end
@@ -159,6 +166,7 @@ class TransferResult:
     attribute: str
     strength: float
     timings: dict[str, float]
+    hair_colour: str = DEFAULT_HAIR_COLOUR
     source_faces: list[Face] = field(default_factory=list)
     exemplar_faces: list[Face] = field(default_factory=list)
     source_face: int = 0
@@ -443,6 +451,7 @@ class TransferPipeline:
         strength: float = 1.0,
         source_face: int = 0,
         exemplar_face: int = 0,
+        hair_colour: str = DEFAULT_HAIR_COLOUR,
         progress: ProgressCallback | None = None,
     ) -> TransferResult:
         """Transfer ``attribute`` from the exemplar's face onto the source's face.
@@ -455,6 +464,11 @@ class TransferPipeline:
             strength: paste weight in [0, 1] (0 = the source photo, 1 = the full edit).
             source_face: which source face to edit (0 = the largest).
             exemplar_face: which exemplar face to take the attribute from (0 = the largest).
+            hair_colour: ``"own"``: a mustache or goatee takes the colours of the source's
+                own beard or brows, a fringe those of its hair, where the photo shows
+                enough of them; ``"exemplar"``: the exemplar's colours; ``"auto"``: a
+                fringe the source's, a mustache or goatee the exemplar's
+                (:data:`~geogan_hf.regions.HAIR_COLOURS`). The shape is the exemplar's.
             progress: called as each stage of :data:`STAGES` starts, with the fraction done
                 and the stage's description (e.g. a ``gr.Progress``).
 
@@ -462,7 +476,8 @@ class TransferPipeline:
             A :class:`TransferResult`; its ``image`` has the source photo's size.
 
         Raises:
-            InvalidArgumentError: ``strength`` is not a number in [0, 1].
+            InvalidArgumentError: ``strength`` is not a number in [0, 1], or
+                ``hair_colour`` not one of :data:`~geogan_hf.regions.HAIR_COLOURS`.
             InvalidImageError: unreadable, empty or non-image input.
             ImageTooLargeError: a photo above the pixel limit.
             NoFaceError: no face in the source or the exemplar (``.role`` says which).
@@ -476,6 +491,7 @@ class TransferPipeline:
             ExperimentalAttributeWarning: ``attribute`` is experimental.
         """
         strength = _check_strength(strength)
+        hair_colour = check_hair_colour(hair_colour)
         source_face = _check_face_index(source_face, "source")
         exemplar_face = _check_face_index(exemplar_face, "exemplar")
         name = self._check_attribute(attribute)
@@ -508,7 +524,7 @@ class TransferPipeline:
         ex = align_face(ex_photo, ex_face.landmarks, size, resample)
         lap("align")
 
-        out, crop = self._run_model(src, ex, name)
+        out, crop = self._run_model(src, ex, name, hair_colour)
         if out.coverage is not None and self.model.is_pure_prior:
             self._check_exemplar(float(out.coverage[0]), float(out.enclosure[0]), name)
         mask = out.mask[0, 0].float().cpu().numpy()
@@ -552,6 +568,7 @@ class TransferPipeline:
             attribute=name,
             strength=strength,
             timings=timings,
+            hair_colour=hair_colour,
             source_faces=source_faces,
             exemplar_faces=exemplar_faces,
             source_face=source_face,
@@ -582,7 +599,7 @@ class TransferPipeline:
         )
 
     def _run_model(
-        self, src: AlignedFace, ex: AlignedFace, attribute: str
+        self, src: AlignedFace, ex: AlignedFace, attribute: str, hair_colour: str
     ) -> tuple[Any, torch.Tensor]:
         """The model on the two crops (networks at ``image_size``, outputs at crop size), and
         the source crop as the model saw it."""
@@ -595,4 +612,5 @@ class TransferPipeline:
 
         a, a_points = to_model(src)
         b, b_points = to_model(ex)
-        return self.model(a, b, a_points, b_points, attribute=attribute), a
+        out = self.model(a, b, a_points, b_points, attribute=attribute, hair_colour=hair_colour)
+        return out, a

@@ -44,10 +44,10 @@ from .compose import (
     eye_white,
     hair_grain,
     hair_length,
-    head_hair_colour,
     matching_detail,
     natural_hair,
     off_the_lips,
+    own_hair_colour,
     relight,
     remove_instance,
     sharpen_frame,
@@ -80,7 +80,14 @@ from .instance import (
     lip_mask,
     weighted_mean,
 )
-from .regions import ATTRIBUTE_SPECS, canonical_attribute, of_kind, part_mask
+from .regions import (
+    ATTRIBUTE_SPECS,
+    DEFAULT_HAIR_COLOUR,
+    canonical_attribute,
+    check_hair_colour,
+    of_kind,
+    part_mask,
+)
 
 TPS_GRID = 64  # the landmark TPS is evaluated on at most this many points per side
 # Smoothing of the landmark TPS: near-coincident landmarks (inner and outer lip corners of a
@@ -110,7 +117,7 @@ END_PIECE = (0.15, 0.45)  # iod in from a frame's end: where its top rim's thick
 HINGE = 0.15  # iod in from a frame's end: its end-piece, whose top the arm leaves, in its colour
 ARM_OVERLAP = 0.03  # iod: an arm starts this far inside the end-piece (they join, no gap)
 NO_STRANDS = (27, 0.0, 0.0, 0.0)  # an AttributeSpec's strands for what is not hair (never drawn)
-FACE_SIZE = (128, 128)  # the face outline, for the head's hair (head_hair), is drawn at this size
+FACE_SIZE = (128, 128)  # the face outline, for the head's hair (own_colour), is drawn at this size
 # an expression (kind "expression": a smile) is the exemplar's mouth on the source's own face
 EXPRESSION_POINTS = tuple(range(48, 68))  # the points it moves: the mouth
 MIRROR_SIGMA = 0.03  # smoothing of the warp quality maps that choose exemplar or mirror
@@ -195,6 +202,12 @@ class GeometricPrior:
             resolution, for the attributes under it
             (:attr:`~geogan_hf.regions.AttributeSpec.under_head_hair`; 0 for the others);
             ``None`` without any.
+        own_colour: per sample, which of the source's own hair gives the instance its
+            colours: ``"head"``, ``"instance"`` (its own instance of the attribute),
+            ``"brows"``, or ``None`` (the exemplar's colours;
+            :attr:`~geogan_hf.regions.AttributeSpec.own_colour`).
+        brows: the source's brows (:func:`~geogan_hf.instance.extract_instance`), where a
+            sample takes their colours; ``None`` where none does.
     """
 
     flow: Tensor
@@ -212,6 +225,8 @@ class GeometricPrior:
     target_landmarks: Tensor
     source_flow: Tensor | None
     in_front: Tensor | None
+    own_colour: list[str | None]
+    brows: InstanceLayers | None
 
 
 def _eyes(image: Tensor, landmarks: Tensor) -> tuple[Tensor, float]:
@@ -697,6 +712,7 @@ def geometric_prior(
     exemplar_landmarks: Tensor,
     attributes: Sequence[str],
     size: tuple[int, int],
+    hair_colour: str = DEFAULT_HAIR_COLOUR,
 ) -> GeometricPrior:
     """Flow at ``size`` and the instances of both faces at their own resolution.
 
@@ -707,8 +723,13 @@ def geometric_prior(
         exemplar_landmarks: ``(N, 68, 2)`` normalized coordinates in the exemplar.
         attributes: one attribute name per sample.
         size: ``(h, w)`` of the flow (the networks' working size).
+        hair_colour: whose colours hair takes: the source's ``"own"`` (where its attribute
+            says which, :attr:`~geogan_hf.regions.AttributeSpec.own_colour`), the
+            ``"exemplar"``'s, or each attribute's default, ``"auto"``
+            (:data:`~geogan_hf.regions.HAIR_COLOURS`).
     """
     attributes = [canonical_attribute(a) for a in attributes]
+    hair_colour = check_hair_colour(hair_colour)
     start = time.perf_counter()
     # first: a frame's flow keeps the exemplar's frame within the source's outline
     exemplar_layers = extract_instance(exemplar, exemplar_landmarks, attributes)
@@ -744,6 +765,10 @@ def geometric_prior(
         index = under.nonzero()[:, 0]
         in_front = source.new_zeros(source.shape[0], 1, *source.shape[-2:])
         in_front[index] = head_hair_in_front(source[index], source_landmarks[index])
+    own_colour = _own_colour(attributes, source_layers, hair_colour)
+    brows = None
+    if "brows" in own_colour:
+        brows = extract_instance(source, source_landmarks, ["Bushy_Eyebrows"] * len(attributes))
     blur, missing = sharpness_match(source, exemplar, source_landmarks, exemplar_landmarks)
     hair_length = hair_lengths(exemplar, exemplar_layers, exemplar_landmarks, attributes, missing)
     white_ratio = eye_white(source, source_landmarks) / eye_white(exemplar, exemplar_landmarks)
@@ -757,7 +782,23 @@ def geometric_prior(
     return GeometricPrior(
         flow, mirror, warped, exemplar_layers, source_layers, attributes, timings, blur,
         missing, hair_length, source_landmarks, white_ratio, targets, source_flow, in_front,
+        own_colour, brows,
     )  # fmt: skip
+
+
+def _own_colour(
+    attributes: Sequence[str], source: InstanceLayers, hair_colour: str
+) -> list[str | None]:
+    """:attr:`GeometricPrior.own_colour`: a source's own instance gives its colours where it
+    clearly has one (its coverage past the start of the attribute's ``removal``), not its
+    brows: a grey beard's brows may still be dark."""
+    kinds: list[str | None] = []
+    for name, coverage in zip(attributes, source.coverage.tolist(), strict=True):
+        spec = ATTRIBUTE_SPECS[name]
+        wanted = hair_colour == "own" or (hair_colour == "auto" and spec.own_colour_by_default)
+        own = spec.own_colour == "brows" and bool(spec.removal) and coverage >= spec.removal[0]
+        kinds.append(("instance" if own else spec.own_colour) if wanted else None)
+    return kinds
 
 
 def compose_transfer(
@@ -842,15 +883,8 @@ def compose_transfer(
         hair.view(-1),
     )
     foreground = torch.where(hair, natural_hair(foreground), foreground)
-    head_hair = torch.tensor(
-        [ATTRIBUTE_SPECS[a].head_hair for a in prior.attributes], device=source.device
-    ).view(-1, 1, 1, 1)
-    if head_hair.any():
-        face = resample_box(part_mask("face", prior.source_landmarks, FACE_SIZE), box, size)
-        matched = head_hair_colour(
-            foreground, warped[:, 3:4], src.foreground, src.alpha, src.skin, face
-        )
-        foreground = torch.where(head_hair, matched, foreground)
+    if any(prior.own_colour):
+        foreground = _in_own_colour(foreground, warped[:, 3:4], prior, box, size)
     foreground, prior_alpha = _grain(foreground, prior_alpha, prior, points, iod, box)
     if any(ATTRIBUTE_SPECS[a].within_outline for a in prior.attributes):
         prior_alpha = prior_alpha * _within_outline(prior, box, size)
@@ -889,6 +923,33 @@ def compose_transfer(
         blended = composite(blended, colour, arms)
         alpha, prior_alpha = torch.maximum(alpha, arms), torch.maximum(prior_alpha, arms)
     return blended, alpha, prior_alpha
+
+
+def _in_own_colour(
+    foreground: Tensor,
+    alpha: Tensor,
+    prior: GeometricPrior,
+    box: tuple[int, int, int, int],
+    size: tuple[int, int],
+) -> Tensor:
+    """``foreground`` (on ``box``) in the colours of the source's own hair that
+    :attr:`GeometricPrior.own_colour` names, sample by sample."""
+    out = foreground.clone()
+    for i, kind in enumerate(prior.own_colour):
+        if kind is None:
+            continue
+        hair = prior.brows if kind == "brows" else prior.source
+        assert hair is not None  # geometric_prior extracts the brows where a sample needs them
+        reference = hair.alpha[i : i + 1]
+        allowed = torch.ones_like(reference, dtype=torch.bool)
+        if kind == "head":
+            face = part_mask("face", prior.source_landmarks[i : i + 1], FACE_SIZE)
+            allowed = resample_box(face, hair.box, size) < 0.5
+        out[i : i + 1] = own_hair_colour(
+            foreground[i : i + 1], alpha[i : i + 1], hair.foreground[i : i + 1], reference,
+            hair.skin[i : i + 1], allowed, palette=kind == "head",
+        )  # fmt: skip
+    return out
 
 
 def _within_outline(

@@ -189,6 +189,10 @@ def test_transfer_handler_errors(app, pipe, images):
         app.transfer(pipe, str(images["astronaut"]), str(images["einstein"]), "Tail", 1.0)
     with pytest.raises(gr.Error, match=r"(?i)face"):
         app.transfer(pipe, str(images["astronaut"]), str(images["einstein"]), "Mustache", 1.0, 5)
+    with pytest.raises(gr.Error, match="Hair colour must be one of 'auto', 'own', 'exemplar'"):
+        app.transfer(
+            pipe, str(images["astronaut"]), str(images["einstein"]), "Mustache", 1.0, 0, 0, "red"
+        )
 
 
 def test_uploads_are_read_undecoded_from_the_upload_folder_only(app, images, tmp_path, monkeypatch):
@@ -273,7 +277,9 @@ def test_demo_exposes_transfer_endpoint(app, pipe):
     endpoint = info["named_endpoints"]["/transfer"]
     names = [p["parameter_name"] for p in endpoint["parameters"]]
     assert names[:4] == ["source", "exemplar", "attribute", "strength"]
+    assert names[4:] == ["source_face", "exemplar_face", "hair_colour"]
     assert all(p["parameter_has_default"] for p in endpoint["parameters"][4:])
+    assert endpoint["parameters"][-1]["parameter_default"] == "auto"
     assert "any face index" in endpoint["description"]  # the dropdown only lists [0]
     assert len(endpoint["returns"]) == 8
     assert endpoint["returns"][-1]["label"] == "Model and timings"
@@ -338,7 +344,9 @@ def test_client_transfer_and_error_recovery(client, images):
         client.predict(
             source, handle_file(str(images["no_face"])), "Mustache", 1.0, api_name="/transfer"
         )
-    result = client.predict(source, exemplar, "Mustache", 0.5, api_name="/transfer")
+    result = client.predict(
+        source, exemplar, "Mustache", 0.5, hair_colour="own", api_name="/transfer"
+    )
     assert Image.open(result[0]).size == Image.open(images["astronaut"]).size
 
 
@@ -385,7 +393,7 @@ def test_api_errors_are_readable_and_name_no_server_path(server, client, images,
     from gradio_client import handle_file
 
     photo = {"url": _data_url(Image.open(images["astronaut"]))}
-    events = _call_transfer(server.url, [photo, photo, "Mustache", math.nan, 0, 0])
+    events = _call_transfer(server.url, [photo, photo, "Mustache", math.nan, 0, 0, "auto"])
     assert "event: error" in events and "Strength must be a number in [0, 1], got nan" in events
 
     png = images["astronaut"].read_bytes()

@@ -59,6 +59,7 @@ def test_transfer_writes_result_and_intermediates(photos, tmp_path, capsys):
     out = tmp_path / "new" / "folder" / "result.png"
     steps = tmp_path / "steps"
     args = [str(photos["source"]), str(photos["exemplar"]), "-o", str(out), "--strength", "0.8"]
+    args += ["--hair-colour", "own"]
     assert transfer_main([*args, "--save-intermediates", str(steps)]) == 0
     stdout = capsys.readouterr().out
     assert f"wrote {out}" in stdout and "timings:" in stdout and "total" in stdout
@@ -88,6 +89,7 @@ BAD_INPUTS = {
         ["--strength", "1.5"],
         "--strength: expected a number in [0, 1], got 1.5",
     ),
+    "hair colour": (["source", "exemplar"], ["--hair-colour", "blond"], "invalid choice: 'blond'"),
     "unknown device": (["source", "exemplar"], ["--device", "quantum"], "unknown device 'quantum'"),
     "absent device": (["source", "exemplar"], ["--device", ABSENT_GPU], "is not available"),
     "output format": (["source", "exemplar"], ["-o", "{tmp}/out.xyz"], "unknown image format"),

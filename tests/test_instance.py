@@ -14,6 +14,7 @@ from skimage.draw import polygon
 
 from geogan_hf import GeoGAN, compose, instance, prior
 from geogan_hf.align import align_face
+from geogan_hf.errors import InvalidArgumentError
 from geogan_hf.geometry import gaussian_blur, pixel_to_normalized, warp_points_backward
 from geogan_hf.imageio import pil_to_tensor
 from geogan_hf.instance import extract_instance, is_grayscale, luma
@@ -1062,7 +1063,8 @@ def test_a_fringe_takes_the_colours_of_the_sources_own_hair():
     hair[..., 3:6, :] = 0.8  # ... nor the light background around the head
     face = (torch.arange(h).view(1, 1, h, 1) >= 15).float().expand(1, 1, h, w)
     painted = (
-        compose.head_hair_colour(fringe * 2 - 1, alpha, hair * 2 - 1, alpha, skin * 2 - 1, face) + 1
+        compose.own_hair_colour(fringe * 2 - 1, alpha, hair * 2 - 1, alpha, skin * 2 - 1, face < 0.5)
+        + 1
     ) / 2
     chromaticity = (painted / luma(painted)).flatten(2).median(2).values
     assert torch.allclose(chromaticity, (red / luma(red)).flatten(1), atol=0.02)
@@ -1072,8 +1074,70 @@ def test_a_fringe_takes_the_colours_of_the_sources_own_hair():
     own = luma(hair[..., 6:15, :]).median()
     assert abs(float(luma(painted).median() - own)) < 0.02
     # a source that shows no hair of its own keeps the exemplar's colour
-    bald = compose.head_hair_colour(fringe * 2 - 1, alpha, hair * 2 - 1, 0 * alpha, skin, face)
+    bald = compose.own_hair_colour(fringe * 2 - 1, alpha, hair * 2 - 1, 0 * alpha, skin, face < 0.5)
     assert torch.equal(bald, fringe * 2 - 1)
+
+
+def test_a_beard_in_the_brows_colours_keeps_its_own_contrast():
+    """Brows are few pixels, their darkest lashes and their lightest skin: ranked as a palette
+    they made black specks and a grey fringe on a mustache. Without a palette the instance
+    takes one gain, to the brows' median luminance, and their hue."""
+    gen = torch.Generator().manual_seed(1)
+    h, w = 30, 40
+    light = 0.5 + 0.4 * torch.rand(1, 1, h, w, generator=gen)  # a white mustache
+    mustache = light.expand(1, 3, h, w)
+    alpha = torch.ones(1, 1, h, w)
+    brown = torch.tensor([0.4, 0.25, 0.15]).view(1, 3, 1, 1)
+    skin = torch.tensor([0.85, 0.65, 0.55]).view(1, 3, 1, 1).expand(1, 3, h, w)
+    brows = brown * (0.8 + 0.4 * torch.rand(1, 1, h, w, generator=gen))
+    brows[..., :2, :] = brown * 0.1  # lashes: far darker than the brows
+    allowed = torch.ones(1, 1, h, w, dtype=torch.bool)
+    painted = (
+        compose.own_hair_colour(
+            mustache * 2 - 1, alpha, brows * 2 - 1, alpha, skin * 2 - 1, allowed, palette=False
+        )
+        + 1
+    ) / 2
+    gain = luma(painted) / luma(mustache)
+    assert float(gain.std() / gain.mean()) < 1e-3  # its own strands' contrast, one gain
+    assert abs(float(luma(painted).median() - luma(brows[..., 2:, :]).median())) < 0.02
+    chromaticity = (painted / luma(painted)).flatten(2).median(2).values
+    assert torch.allclose(chromaticity, (brown / luma(brown)).flatten(1), atol=0.02)
+
+
+def test_hair_colour_names_whose_hair_gives_the_colours(generator, faces, monkeypatch):
+    """``hair_colour="own"``: a mustache takes the colours of the source's own mustache where
+    it clearly has one (a grey beard's brows may still be dark), else of its brows; "auto"
+    keeps the exemplar's colours for a mustache and takes the source's hair for a fringe;
+    "exemplar" never takes the source's."""
+    # "clearly" from a coverage between the bare face's (0.13) and the drawn one's (0.40):
+    # drawn mustaches are thinner than the real ones the removal range was measured on
+    spec = dataclasses.replace(ATTRIBUTE_SPECS["Mustache"], removal=(0.25, 0.6))
+    monkeypatch.setitem(ATTRIBUTE_SPECS, "Mustache", spec)
+    bare = faces["astronaut"]
+    bare_image = bare.image[None] * 2 - 1
+    bare_points = pixel_to_normalized(
+        torch.tensor(bare.landmarks, dtype=torch.float32), (SIZE, SIZE)
+    )[None]
+    worn_image, _, worn_points = wearing(generator, faces["takeo"], "Mustache", 5)
+    exemplar, _, exemplar_points = wearing(generator, faces["lenna"], "Mustache", 1)
+
+    def own_colour(image, points, attributes, hair_colour):
+        n = len(attributes)
+        found = prior.geometric_prior(
+            image.expand(n, -1, -1, -1), exemplar.expand(n, -1, -1, -1),
+            points.expand(n, -1, -1), exemplar_points.expand(n, -1, -1), attributes,
+            (SIZE, SIZE), hair_colour,
+        )  # fmt: skip
+        return found.own_colour, found.brows is not None
+
+    assert own_colour(bare_image, bare_points, ["Mustache"], "own") == (["brows"], True)
+    assert own_colour(worn_image, worn_points, ["Mustache"], "own") == (["instance"], False)
+    both = ["Mustache", "Bangs"]
+    assert own_colour(bare_image, bare_points, both, "auto") == ([None, "head"], False)
+    assert own_colour(bare_image, bare_points, both, "exemplar") == ([None, None], False)
+    with pytest.raises(InvalidArgumentError, match="hair colour must be one of"):
+        own_colour(bare_image, bare_points, ["Mustache"], "blond")
 
 
 @pytest.mark.parametrize("attribute", ["Bangs", "Sideburns"])

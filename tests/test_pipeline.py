@@ -259,6 +259,32 @@ def test_strength_must_be_a_number_in_0_1(quick, strength):
         quick(small_astronaut(), small_einstein(), "Mustache", strength=strength)
 
 
+def test_hair_colour_is_the_sources_own_or_the_exemplars(quick):
+    """``hair_colour="own"`` gives einstein's white mustache the astronaut's brown brows'
+    colours: the same instance (alpha), darker and warmer; by default ("auto") a mustache
+    keeps the exemplar's colours."""
+    source, exemplar = small_astronaut(), small_einstein()
+    auto = quick(source, exemplar, "Mustache")
+    own = quick(source, exemplar, "Mustache", hair_colour="own")
+    theirs = quick(source, exemplar, "Mustache", hair_colour="exemplar")
+    assert (auto.hair_colour, own.hair_colour, theirs.hair_colour) == ("auto", "own", "exemplar")
+    assert np.array_equal(np.asarray(auto.image), np.asarray(theirs.image))
+    assert np.array_equal(np.asarray(own.mask), np.asarray(theirs.mask))
+    changed = changes(theirs, source) > VISIBLE
+    own_pixels, their_pixels = (np.asarray(r.image, float)[changed] for r in (own, theirs))
+    assert own_pixels.mean() < their_pixels.mean() - 10
+    warmth = [p[:, 0].mean() / p[:, 2].mean() for p in (own_pixels, their_pixels)]
+    assert warmth[0] > 1.1 * warmth[1], warmth
+    moved = np.abs(np.asarray(own.image, int) - np.asarray(theirs.image, int)).max(axis=2) > 0
+    assert moved.any() and not moved[~own.edit_region()].any()
+
+
+@pytest.mark.parametrize("colour", ["blond", "Own", None, 1])
+def test_hair_colour_must_be_one_of_the_choices(quick, colour):
+    with pytest.raises(InvalidArgumentError, match="hair colour must be one of 'auto', 'own'"):
+        quick(small_astronaut(), small_einstein(), "Mustache", hair_colour=colour)
+
+
 @pytest.mark.parametrize("index", [None, "0", 1.0, False])
 def test_face_index_must_be_an_integer(quick, index):
     with pytest.raises(FaceIndexError, match="source face index must be an integer"):
