@@ -43,7 +43,7 @@ from geogan_hf.errors import GeoGANError, InvalidImageError
 from geogan_hf.imageio import ImageInput, load_image, read_upload
 from geogan_hf.model import PAPER_URL, code_url
 from geogan_hf.pipeline import MODE_UNTRAINED, ProgressCallback, TransferPipeline, TransferResult
-from geogan_hf.regions import DEFAULT_HAIR_COLOUR, EXPERIMENTAL_ATTRIBUTES
+from geogan_hf.regions import ATTRIBUTE_SPECS, DEFAULT_HAIR_COLOUR, EXPERIMENTAL_ATTRIBUTES
 from geogan_hf.runtime import configure_cpu_runtime
 from geogan_hf.samples import Sample, available_samples, load_sample
 
@@ -110,6 +110,10 @@ FACE_DOC = (
     "'exemplar'"
 )
 HAIR_COLOUR_CHOICES = [("Auto", "auto"), ("Yours", "own"), ("The exemplar's", "exemplar")]
+# the hair colour choice is shown for the attributes it changes
+HAIR_COLOUR_ATTRIBUTES = frozenset(
+    name for name, spec in ATTRIBUTE_SPECS.items() if spec.own_colour is not None
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -482,6 +486,7 @@ def build_demo(
                         value=DEFAULT_HAIR_COLOUR,
                         label="Hair colour",
                         min_width=160,
+                        visible=attributes[0] in HAIR_COLOUR_ATTRIBUTES,
                         elem_id="hair-colour",
                     )
                 button = gr.Button("Transfer", variant="primary", elem_id="transfer-button")
@@ -532,6 +537,13 @@ def build_demo(
 
         for image, selector in ((source, source_face), (exemplar, exemplar_face)):
             image.change(select_face, image, selector, api_visibility="private", **model_events)
+        attribute.change(
+            lambda name: gr.update(visible=name in HAIR_COLOUR_ATTRIBUTES),
+            attribute,
+            hair_colour,
+            api_visibility="private",
+            queue=False,
+        )
         button.click(
             run_transfer,
             inputs=[source, exemplar, attribute, strength, source_face, exemplar_face, hair_colour],

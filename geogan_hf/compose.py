@@ -80,6 +80,10 @@ OWN_HAIR_SHARE = 0.1  # the source's hair sets the colour where it has this shar
 HAIR_ALPHA_MIN = 0.5  # ... clearly-hair pixels: alpha above this...
 HAIR_CONTRAST = 0.12  # ... and, the source's, this far from its skin (RGB distance, [0, 1])
 PALETTE_SIZE = 32  # luminance ranks of the source's hair colours
+# without a palette, the gain to the source hair's median luminance is kept within this: a
+# near-black instance against a few brow pixels gave 13 (stripes glowing orange, real pair
+# 46 tried as sideburns); the 24 mustache and goatee pairs' gains lie in 0.42-2.4
+OWN_GAIN_RANGE = (1 / 3, 3.0)
 CLIPPED = 0.01  # luminance this close to 0 or 1 is clipped (not the hair's own)
 HAIR_SPREAD = 1.0  # the source's hair is within this of its median log-luminance...
 HAIR_HUE_SPREAD = 0.3  # ... and this of its median chromaticity (RGB / luminance)
@@ -301,7 +305,8 @@ def own_hair_colour(
             low = position.floor().long().clamp(0, PALETTE_SIZE - 2)
             brightness = torch.lerp(ranks[low], ranks[low + 1], position - low)
         else:
-            brightness = instance_light * own_light.median() / reference.median().clamp_min(1e-3)
+            gain = own_light.median() / reference.median().clamp_min(1e-3)
+            brightness = instance_light * gain.clamp(*OWN_GAIN_RANGE)
         # one hue (steady_colour): the lightest "hair" pixels, mixed with the skin at the
         # hairline, made reddish streaks in a black fringe
         out[i] = (brightness * hue.median(1).values.view(3, 1, 1)).clamp(0, 1)

@@ -604,7 +604,11 @@ def test_browser_grayscale_example_gives_grayscale_result(server, browser, shots
 def test_browser_face_selector_and_example(server, browser, images):
     page = browser.new_page()
     page.goto(server.url, wait_until="networkidle", timeout=60_000)
-    _click_example(page, 0)  # astronaut <- breakingbad, offline files
+    # the hair colour choice shows for the attributes it changes: not glasses, a mustache
+    _click_example(page, 1)  # Eyeglasses
+    page.locator("#hair-colour").wait_for(state="hidden", timeout=30_000)
+    _click_example(page, 0)  # astronaut <- breakingbad, offline files (Mustache)
+    page.locator("#hair-colour").wait_for(state="visible", timeout=30_000)
     page.locator("#transfer-button").click()
     assert _wait_for_result(page) == load_sample("astronaut").image.width
     # A photo with two people: the exemplar face selector appears; pick the second face.

@@ -1103,6 +1103,13 @@ def test_a_beard_in_the_brows_colours_keeps_its_own_contrast():
     assert abs(float(luma(painted).median() - luma(brows[..., 2:, :]).median())) < 0.02
     chromaticity = (painted / luma(painted)).flatten(2).median(2).values
     assert torch.allclose(chromaticity, (brown / luma(brown)).flatten(1), atol=0.02)
+    # a near-black instance is lightened at most OWN_GAIN_RANGE[1] times, not to the brows
+    black = mustache * 0.02
+    painted = compose.own_hair_colour(
+        black * 2 - 1, alpha, brows * 2 - 1, alpha, skin * 2 - 1, allowed, palette=False
+    )
+    gain = luma((painted + 1) / 2) / luma(black)
+    assert torch.allclose(gain, torch.tensor(compose.OWN_GAIN_RANGE[1]), rtol=1e-3)
 
 
 def test_hair_colour_names_whose_hair_gives_the_colours(generator, faces, monkeypatch):
