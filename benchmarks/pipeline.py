@@ -32,7 +32,7 @@ from _common import breakingbad_face, cpu_name
 from PIL import Image, ImageDraw, ImageOps
 
 from geogan_hf import GeoGAN, TransferPipeline, TransferResult
-from geogan_hf.regions import SUPPORTED_ATTRIBUTES
+from geogan_hf.regions import DEFAULT_HAIR_COLOUR, SUPPORTED_ATTRIBUTES
 from geogan_hf.runtime import configure_cpu_runtime
 from geogan_hf.samples import load_sample
 
@@ -57,7 +57,7 @@ def time_pipeline(
     exemplar: Image.Image,
     runs: int,
     cold: bool,
-    hair_colour: str = "auto",
+    hair_colour: str = DEFAULT_HAIR_COLOUR,
 ) -> dict[str, float]:
     """Median seconds per stage and end to end over ``runs`` calls (after one warm-up).
 
@@ -149,9 +149,9 @@ def main() -> None:
     }
     # (mode label, pipeline, hair colour)
     modes = [
-        ("geometry prior", pipes["geometry prior"], "auto"),
+        ("geometry prior", pipes["geometry prior"], DEFAULT_HAIR_COLOUR),
         ('geometry prior, hair_colour="own"', pipes["geometry prior"], "own"),
-        ("paper mode (random weights)", pipes["paper mode (random weights)"], "auto"),
+        ("paper mode (random weights)", pipes["paper mode (random weights)"], DEFAULT_HAIR_COLOUR),
     ]
     rows = []
     for side in (512, 1024):

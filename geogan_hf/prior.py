@@ -206,8 +206,8 @@ class GeometricPrior:
             colours: ``"head"``, ``"instance"`` (its own instance of the attribute),
             ``"brows"``, or ``None`` (the exemplar's colours;
             :attr:`~geogan_hf.regions.AttributeSpec.own_colour`).
-        brows: the source's brows (:func:`~geogan_hf.instance.extract_instance`), where a
-            sample takes their colours; ``None`` where none does.
+        brows: the sources' brows (:func:`~geogan_hf.instance.extract_instance`), where
+            any sample takes their colours; ``None`` where none does.
     """
 
     flow: Tensor
