@@ -65,6 +65,7 @@ HAIR_ALPHA = 0.3  # opacity from which an instance is clearly hair (its texture 
 CURL_SCALE = 10.0  # strands turn (curl) smoothly over this many units: neighbours lie alike
 # strand texture: softer reads as stubble at a photo's resolution, harder (0.4 and 0.8) as a
 # printed, knitted pattern (blind review, real pairs 13, 18)
+TEXTURE_DETAIL = 0.03  # iod: a beard's fine texture is compared with its skin's at this scale
 GRAIN_CONTRAST = 0.3  # log-luminance contrast of strands where all the detail is missing...
 GRAIN_ALPHA = 0.35  # ... and opacity contrast (skin seen between the hairs)...
 STUBBLE_ALPHA = 0.5  # ... stubble's, falling to that as hairs are longer (they lie denser)
@@ -354,6 +355,16 @@ def matching_detail(source_eyes: Tensor, exemplar_eyes: Tensor, iod: float) -> t
     return blurs[-1], 0.0
 
 
+def fine_texture(image: Tensor, weights: Tensor, sigma: float) -> Tensor:
+    """``(N,)`` the spread (weighted standard deviation over ``weights`` ``(N, 1, h, w)``)
+    of the log-luminance of ``image`` finer than ``sigma`` pixels: pores, strands, creases,
+    a photo's grain."""
+    lum = torch.log(luma((image + 1) / 2) + 0.02)
+    detail = lum - gaussian_blur(lum, sigma)
+    mean = weighted_mean(detail, weights)
+    return weighted_mean((detail - mean).square(), weights).sqrt().flatten()
+
+
 def strand_noise(
     size: tuple[int, int],
     origin: Tensor,
@@ -466,6 +477,7 @@ def hair_grain(
     length: Tensor,
     curl: Tensor,
     unit: float,
+    blur: Tensor | None = None,
     seed: int = 0,
 ) -> tuple[Tensor, Tensor]:
     """``(foreground, alpha)`` with strand texture where the exemplar lacked the source's detail.
@@ -473,16 +485,20 @@ def hair_grain(
     Hair seen at a photo's full resolution is strands and the skin between them: the
     luminance of ``foreground`` and the opacity ``alpha`` both vary along the strand
     noise (:func:`strand_noise`), by :data:`GRAIN_CONTRAST` and :data:`GRAIN_ALPHA` times
-    ``missing`` ``(N,)`` (:func:`matching_detail`), the opacity more for stubble
-    (:data:`STUBBLE_ALPHA`); ``origin``, ``length`` (:func:`hair_length`) and ``curl`` as for
-    :func:`strand_noise`. Seeded: the same inputs give the same picture.
+    ``missing`` ``(N,)`` (:func:`matching_detail`, or a beard's texture the skin around it
+    has more of), the opacity more for stubble (:data:`STUBBLE_ALPHA`); ``origin``,
+    ``length`` (:func:`hair_length`) and ``curl`` as for :func:`strand_noise`; ``blur``
+    ``(N,)``: the strands are as soft as the photo (:func:`matching_detail`), or ``None``.
+    Seeded: the same inputs give the same picture.
     """
     amount = missing.view(-1, 1, 1, 1)
     if float(amount.amax()) <= 0:
         return foreground, alpha
     generator = torch.Generator().manual_seed(seed)
-    # bounded: a few strands far out in the noise's tail would glitter
     noise = strand_noise(tuple(alpha.shape[-2:]), origin, length, curl, unit, generator)
+    if blur is not None:
+        noise = torch.cat([_softened(n[None], float(b)) for n, b in zip(noise, blur, strict=True)])
+    # bounded: a few strands far out in the noise's tail would glitter
     noise = torch.tanh(noise)
     # a strand is denser and darker than the hair's mean colour, skin shows between strands
     # (lighter strands would take the mean colour's hue to glowing red or purple)
@@ -493,6 +509,16 @@ def hair_grain(
     contrast = (STUBBLE_ALPHA * sparse).clamp_min(GRAIN_ALPHA)
     alpha = alpha * (1 + contrast * amount * noise)
     return f.clamp(0, 1) * 2 - 1, alpha.clamp(0, 1)
+
+
+def _softened(noise: Tensor, blur: float) -> Tensor:
+    """Unit-variance ``noise`` blurred by ``blur`` pixels (none below 0.3), still zero-mean
+    and of unit variance."""
+    if blur < 0.3:
+        return noise
+    noise = gaussian_blur(noise, blur)
+    noise = noise - noise.mean()
+    return noise / noise.std().clamp_min(1e-6)
 
 
 def rim_width(alpha: Tensor) -> Tensor:

@@ -39,9 +39,11 @@ from .align import FLIP_PERMUTATION_68
 from .compose import (
     COLOUR_SIGMA,
     FRAME_EDGE,
+    TEXTURE_DETAIL,
     composite,
     detail_unit,
     eye_white,
+    fine_texture,
     hair_grain,
     hair_length,
     matching_detail,
@@ -188,8 +190,12 @@ class GeometricPrior:
             the source's, and
         missing: ``(N,)`` the share of the source's detail the exemplar lacks
             (:func:`~geogan_hf.compose.matching_detail`).
+        grain: ``(N,)`` how much strand texture the hair gets
+            (:func:`~geogan_hf.compose.hair_grain`): ``missing``, or for a beard the share
+            of its skin's fine texture it lacks (:func:`texture_match`) where that is more;
+            0 for what is not hair.
         hair_length: ``(N,)`` how long (iod) the exemplar's hairs look
-            (:func:`hair_lengths`): the strand texture a softer exemplar gets is as long.
+            (:func:`hair_lengths`): the strand texture it gets is as long.
         source_landmarks: ``(N, 68, 2)`` the source's landmarks, normalized.
         white_ratio: ``(N, 3)`` the source's eye white over the exemplar's (the change of
             colour cast; NaN where either is not seen, :func:`~geogan_hf.compose.eye_white`).
@@ -219,6 +225,7 @@ class GeometricPrior:
     timings: dict[str, float]
     blur: Tensor
     missing: Tensor
+    grain: Tensor
     hair_length: Tensor
     source_landmarks: Tensor
     white_ratio: Tensor
@@ -255,6 +262,56 @@ def sharpness_match(
         matches.append(matching_detail(source_eyes, exemplar_eyes, iod))
     blur, missing = source.new_tensor(matches).T
     return blur, missing
+
+
+@torch.no_grad()
+def texture_match(
+    source: Tensor,
+    exemplar: Tensor,
+    source_layers: InstanceLayers,
+    exemplar_layers: InstanceLayers,
+    source_landmarks: Tensor,
+    exemplar_landmarks: Tensor,
+    attributes: Sequence[str],
+    blur: Tensor,
+) -> Tensor:
+    """``(N,)`` the share of the fine texture (:func:`~geogan_hf.compose.fine_texture` at
+    :data:`~geogan_hf.compose.TEXTURE_DETAIL`) of the source's skin in a beard's region
+    that the exemplar's beard lacks, seen at the source's scale and detail (resized by the
+    faces' inter-ocular distances, blurred by ``blur``); 0 where it has as much, and for
+    what is not a beard (:attr:`~geogan_hf.regions.AttributeSpec.stubble`).
+
+    A beard smoother than the face around it looks painted on, even where the exemplar is
+    as sharp as the source around the eyes (:func:`sharpness_match`): a large face's fine
+    strands merge into a haze at a smaller face's pixels, and a thin mustache on a sharp,
+    sunlit face became a drawn line (real pairs 4, 9, 16, 22).
+    """
+    deficits = []
+    for i, name in enumerate(attributes):
+        if not ATTRIBUTE_SPECS[name].stubble:
+            deficits.append(0.0)
+            continue
+        iods = []
+        for image, landmarks in ((source, source_landmarks), (exemplar, exemplar_landmarks)):
+            points = (landmarks[i] + 1) * landmarks.new_tensor(image.shape[-2:][::-1]) / 2
+            iods.append(float((points[42:48].mean(0) - points[36:42].mean(0)).norm()))
+        sigma = TEXTURE_DETAIL * iods[0]
+        y0, y1, x0, x1 = source_layers.box
+        skin = (1 - source_layers.alpha[i : i + 1]).clamp(0, 1) * source_layers.region[i : i + 1]
+        skin_texture = fine_texture(source[i : i + 1, :, y0:y1, x0:x1], skin, sigma)
+        y0, y1, x0, x1 = exemplar_layers.box
+        scale = iods[0] / max(iods[1], 1e-6)
+        size = (max(4, round((y1 - y0) * scale)), max(4, round((x1 - x0) * scale)))
+        crop = resize_image(exemplar[i : i + 1, :, y0:y1, x0:x1], size)
+        crop = gaussian_blur(crop, float(blur[i]))
+        beard = resize_image(exemplar_layers.alpha[i : i + 1], size) > 0.5
+        weights = beard.to(crop) * resize_image(exemplar_layers.region[i : i + 1], size)
+        if float(weights.sum()) < 1 or float(skin.sum()) < 1:
+            deficits.append(0.0)
+            continue
+        beard_texture = fine_texture(crop, weights, sigma)
+        deficits.append(float((1 - beard_texture / skin_texture.clamp_min(1e-6)).clamp(0, 1)))
+    return source.new_tensor(deficits)
 
 
 def check_image(image: Tensor, role: str) -> None:
@@ -770,7 +827,15 @@ def geometric_prior(
     if "brows" in own_colour:
         brows = extract_instance(source, source_landmarks, ["Bushy_Eyebrows"] * len(attributes))
     blur, missing = sharpness_match(source, exemplar, source_landmarks, exemplar_landmarks)
-    hair_length = hair_lengths(exemplar, exemplar_layers, exemplar_landmarks, attributes, missing)
+    hair = torch.tensor(
+        [ATTRIBUTE_SPECS[a].strands is not None for a in attributes], device=source.device
+    )
+    smoother = texture_match(
+        source, exemplar, source_layers, exemplar_layers, source_landmarks, exemplar_landmarks,
+        attributes, blur,
+    )  # fmt: skip
+    grain = torch.maximum(missing, smoother) * hair
+    hair_length = hair_lengths(exemplar, exemplar_layers, exemplar_landmarks, attributes, grain)
     white_ratio = eye_white(source, source_landmarks) / eye_white(exemplar, exemplar_landmarks)
     # behind glasses the brightest, greyest pixels of the eyes are the lenses' glare
     behind_glasses = [ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes]
@@ -781,7 +846,7 @@ def geometric_prior(
     }
     return GeometricPrior(
         flow, mirror, warped, exemplar_layers, source_layers, attributes, timings, blur,
-        missing, hair_length, source_landmarks, white_ratio, targets, source_flow, in_front,
+        missing, grain, hair_length, source_landmarks, white_ratio, targets, source_flow, in_front,
         own_colour, brows,
     )  # fmt: skip
 
@@ -1025,10 +1090,10 @@ def _grain(
     curl = [(s or NO_STRANDS)[3] for s in strands]
     origin = _strand_origins(points, prior.attributes, points.new_full((len(strands),), iod))
     origin = origin - origin.new_tensor([box[2], box[0]])
-    missing = prior.missing.to(alpha) * hair
     return hair_grain(
-        foreground, alpha, missing, origin.to(alpha), prior.hair_length.to(alpha) * iod,
-        alpha.new_tensor(curl), detail_unit(iod),
+        foreground, alpha, prior.grain.to(alpha), origin.to(alpha),
+        prior.hair_length.to(alpha) * iod, alpha.new_tensor(curl), detail_unit(iod),
+        prior.blur.to(alpha),
     )  # fmt: skip
 
 
@@ -1053,12 +1118,12 @@ def hair_lengths(
     layers: InstanceLayers,
     landmarks: Tensor,
     attributes: Sequence[str],
-    missing: Tensor,
+    grain: Tensor,
 ) -> Tensor:
     """``(N,)`` how long (iod) the hairs of each instance look in ``image`` at its own
     resolution (:func:`~geogan_hf.compose.hair_length`), at most its attribute's ``strands``
-    length, for beards (``AttributeSpec.stubble``) whose exemplar lacks some of the source's
-    detail (``missing`` ``(N,)`` > 0: only then is strand texture drawn); their ``strands``
+    length, for beards (``AttributeSpec.stubble``) that get strand texture (``grain``
+    ``(N,)`` > 0, :attr:`GeometricPrior.grain`: only then is it drawn); their ``strands``
     length for other hair and 0 for what is not hair. ``landmarks`` ``(N, 68, 2)``
     normalized, of ``image``."""
     h, w = layers.size
@@ -1072,7 +1137,7 @@ def hair_lengths(
         if strands is None:
             lengths.append(0.0)
             continue
-        if not ATTRIBUTE_SPECS[attribute].stubble or float(missing[i]) <= 0:
+        if not ATTRIBUTE_SPECS[attribute].stubble or float(grain[i]) <= 0:
             lengths.append(strands[2])
             continue
         scale = float(iod[i])

@@ -859,6 +859,71 @@ def test_soft_exemplar_gets_strand_texture_back(generator, faces, monkeypatch):
     assert missing[0] > 0.4 and missing[1] == 0, missing
 
 
+def test_a_beard_smoother_than_the_skin_it_lands_on_gets_strand_texture(
+    generator, faces, monkeypatch
+):
+    """A beard smoother than the source's skin where it lands (a large face's strands
+    merge at a smaller face's pixels) gets strand texture, though the exemplar is as sharp
+    as the source around the eyes; a beard as textured as the skin gets none for that, and
+    what is not a beard never does."""
+    src, src_points, exemplar, _, ex_points = _sharp_source_soft_exemplar(
+        generator, faces, "Mustache"
+    )
+    _, alpha, _ = wearing(generator, faces["lenna"], "Mustache", 0)
+    beard = alpha[None, None].clamp(0, 1)
+    smooth = torch.lerp(exemplar, gaussian_blur(exemplar, 3.0), beard)
+    noise = torch.randn((1, 1, SIZE, SIZE), generator=torch.Generator().manual_seed(0))
+    rough = (exemplar + 0.5 * beard * noise).clamp(-1, 1)
+
+    def smoother(image: torch.Tensor, attribute: str = "Mustache") -> float:
+        layers = [
+            extract_instance(x, p, attribute) for x, p in ((src, src_points), (image, ex_points))
+        ]
+        blur, _ = sharpness_match(src, image, src_points, ex_points)
+        deficit = prior.texture_match(
+            src, image, *layers, src_points, ex_points, [attribute], blur
+        )  # fmt: skip
+        return float(deficit[0])
+
+    deficit = smoother(smooth)
+    assert deficit > smoother(exemplar) + 0.2
+    assert smoother(rough) == 0
+    assert smoother(smooth, "Bushy_Eyebrows") == 0
+    with torch.no_grad():
+        layers = prior.geometric_prior(
+            src, smooth, src_points, ex_points, ["Mustache"], (SIZE, SIZE)
+        )  # fmt: skip
+        model = GeoGAN(geometry_prior=True, image_size=SIZE).eval()
+        grained = model(src, smooth, src_points, ex_points)
+        # the strand texture that the eyes' missing detail alone gives
+        monkeypatch.setattr(prior, "texture_match", lambda source, *_: torch.zeros(len(source)))
+        eyes_only = model(src, smooth, src_points, ex_points)
+    assert float(layers.grain[0]) == max(float(layers.missing[0]), deficit)
+    hair = eyes_only.mask[0, 0] > 0.3
+    assert hair.sum() > 30
+    assert _fine_detail(grained.image, hair) > 1.1 * _fine_detail(eyes_only.image, hair)
+
+
+def test_strand_texture_is_as_soft_as_the_photo():
+    """Strands drawn where the photo is softer than the exemplar (``blur``) carry less of
+    the finest detail at the same contrast; a blur under 0.3 px changes nothing."""
+    foreground = torch.zeros(1, 3, 96, 96)
+    alpha = torch.full((1, 1, 96, 96), 0.6)
+    args = (torch.tensor([[48.0, -40.0]]), torch.tensor([4.0]), torch.tensor([0.3]), 1.0)
+
+    def grain(blur: float | None) -> torch.Tensor:
+        soft = None if blur is None else torch.tensor([blur])
+        return compose.hair_grain(foreground, alpha, torch.tensor([0.6]), *args, soft)[1]
+
+    sharp, soft = grain(None), grain(1.5)
+    assert torch.equal(grain(0.2), sharp)
+    where = torch.ones(96, 96, dtype=torch.bool)
+    assert _fine_detail(soft.expand(1, 3, -1, -1), where) < 0.6 * _fine_detail(
+        sharp.expand(1, 3, -1, -1), where
+    )
+    assert 0.8 < float(soft.std() / sharp.std()) < 1.25
+
+
 def _edge_steepness(alpha: torch.Tensor, where: torch.Tensor) -> float:
     """Mean alpha gradient magnitude (per pixel) over ``where``."""
     gy, gx = torch.gradient(alpha)
