@@ -63,9 +63,9 @@ STUBBLE = 2.0  # the shortest strand, in that unit: stubble, a dot at a photo's 
 LENGTH_DETAIL = 4.0  # a hair's length is read from the detail finer than this, in that unit
 HAIR_ALPHA = 0.3  # opacity from which an instance is clearly hair (its texture is the hair's)
 CURL_SCALE = 10.0  # strands turn (curl) smoothly over this many units: neighbours lie alike
+TEXTURE_DETAIL = 0.03  # iod: a beard's fine texture is compared with its skin's at this scale
 # strand texture: softer reads as stubble at a photo's resolution, harder (0.4 and 0.8) as a
 # printed, knitted pattern (blind review, real pairs 13, 18)
-TEXTURE_DETAIL = 0.03  # iod: a beard's fine texture is compared with its skin's at this scale
 GRAIN_CONTRAST = 0.3  # log-luminance contrast of strands where all the detail is missing...
 GRAIN_ALPHA = 0.35  # ... and opacity contrast (skin seen between the hairs)...
 STUBBLE_ALPHA = 0.5  # ... stubble's, falling to that as hairs are longer (they lie denser)
@@ -472,7 +472,7 @@ def hair_length(
 def hair_grain(
     foreground: Tensor,
     alpha: Tensor,
-    missing: Tensor,
+    amount: Tensor,
     origin: Tensor,
     length: Tensor,
     curl: Tensor,
@@ -480,18 +480,20 @@ def hair_grain(
     blur: Tensor | None = None,
     seed: int = 0,
 ) -> tuple[Tensor, Tensor]:
-    """``(foreground, alpha)`` with strand texture where the exemplar lacked the source's detail.
+    """``(foreground, alpha)`` with strand texture where the instance lacks the photo's detail.
 
     Hair seen at a photo's full resolution is strands and the skin between them: the
     luminance of ``foreground`` and the opacity ``alpha`` both vary along the strand
     noise (:func:`strand_noise`), by :data:`GRAIN_CONTRAST` and :data:`GRAIN_ALPHA` times
-    ``missing`` ``(N,)`` (:func:`matching_detail`, or a beard's texture the skin around it
-    has more of), the opacity more for stubble (:data:`STUBBLE_ALPHA`); ``origin``,
-    ``length`` (:func:`hair_length`) and ``curl`` as for :func:`strand_noise`; ``blur``
-    ``(N,)``: the strands are as soft as the photo (:func:`matching_detail`), or ``None``.
+    ``amount`` ``(N,)`` in [0, 1] (:attr:`~geogan_hf.prior.GeometricPrior.grain`: the
+    detail a softer exemplar lacks, :func:`matching_detail`, or the texture a beard lacks
+    against the skin it lands on), the opacity more for stubble (:data:`STUBBLE_ALPHA`);
+    ``origin``, ``length`` (:func:`hair_length`) and ``curl`` as for :func:`strand_noise`;
+    ``blur`` ``(N,)``: the strands are as soft as the photo (:func:`matching_detail`), or
+    ``None``.
     Seeded: the same inputs give the same picture.
     """
-    amount = missing.view(-1, 1, 1, 1)
+    amount = amount.view(-1, 1, 1, 1)
     if float(amount.amax()) <= 0:
         return foreground, alpha
     generator = torch.Generator().manual_seed(seed)
@@ -572,7 +574,7 @@ def sharpen_frame(alpha: Tensor, missing: Tensor, sigma: float) -> Tensor:
     A frame from a soft exemplar has soft edges, and on a sharper photo it looks laid over
     the face. An unsharp mask crisps its edges and keeps a faint, thin part of the rim (a
     local peak of alpha); a contrast curve on alpha (lower alphas to 0) detached a bottom
-    rim from its lens (real pair 26). ``missing`` ``(N,)`` as for :func:`hair_grain`.
+    rim from its lens (real pair 26). ``missing`` ``(N,)``: :func:`matching_detail`'s.
     """
     amount = FRAME_SHARPEN * missing.view(-1, 1, 1, 1)
     return (alpha + amount * (alpha - gaussian_blur(alpha, sigma))).clamp(0, 1)
