@@ -125,3 +125,61 @@ def test_cuda_check_runs_every_transfer_on_the_recorded_detections(tmp_path):
         if cells[3] == "ran":
             assert cells[5] == "0", row
     assert "| geometry prior | astronaut + breakingbad, Mustache |" in checked.stdout
+
+
+def test_blind_ab_hides_which_version_is_which_and_decodes_verdicts(tmp_path):
+    """``benchmarks/blind_ab.py``: A/B sheets from two runs' native sheets, each side the
+    version its key says, identical pairs kept only as the asked-for controls, the key
+    refused inside the reviewers' folder, and verdicts decoded with it."""
+    import doctest
+    import json
+
+    import blind_ab
+    import numpy as np
+    from PIL import Image
+
+    tile, rng = 40, np.random.default_rng(0)
+
+    def native(folder: Path, number: int, result: np.ndarray, source: np.ndarray) -> None:
+        sheet = np.full((tile + blind_ab.CAPTION, 3 * tile + 2 * blind_ab.GAP, 3), 255, np.uint8)
+        for i, t in enumerate((source, result, source[::-1])):
+            x = i * (tile + blind_ab.GAP)
+            sheet[blind_ab.CAPTION :, x : x + tile] = t
+        (folder / "native").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(sheet).save(folder / "native" / f"{number:02d}_Mustache.png")
+
+    results = {}
+    for number in range(1, 7):
+        source = rng.integers(0, 256, (tile, tile, 3), dtype=np.uint8)
+        old = rng.integers(0, 256, (tile, tile, 3), dtype=np.uint8)
+        new = old if number > 2 else rng.integers(0, 256, (tile, tile, 3), dtype=np.uint8)
+        native(tmp_path / "old", number, old, source)
+        native(tmp_path / "new", number, new, source)
+        results[number] = {"old": old, "new": new}
+    out, key = tmp_path / "ab", tmp_path / "key.json"
+    assert blind_ab.main(["sheets", str(tmp_path / "old"), str(tmp_path / "new"), str(out),
+                          "--key", str(key), "--controls", "1"]) == 0  # fmt: skip
+    mapping = json.loads(key.read_text())
+    numbers = sorted(int(n) for n in mapping)
+    assert numbers[:2] == [1, 2] and len(numbers) == 3 and numbers[2] in range(3, 7)
+    assert [mapping[str(n)]["identical"] for n in numbers] == [False, False, True]
+    assert sorted(p.name for p in out.iterdir()) == [f"pair_{n:02d}.png" for n in numbers]
+    for n in numbers:
+        sheet = np.asarray(Image.open(out / f"pair_{n:02d}.png").convert("RGB"))
+        top = blind_ab.CAPTION + tile + blind_ab.CAPTION
+        left, right = sheet[top:, :tile], sheet[top:, tile + blind_ab.GAP :]
+        assert np.array_equal(left, results[n][mapping[str(n)]["A"]])
+        assert np.array_equal(right, results[n][mapping[str(n)]["B"]])
+    # the reviewers' folder must not hold the key
+    inside = ["sheets", str(tmp_path / "old"), str(tmp_path / "new"), str(out),
+              "--key", str(out / "key.json")]  # fmt: skip
+    assert blind_ab.main(inside) == 2 and not (out / "key.json").exists()
+    side = {n: {v: s for s, v in mapping[str(n)].items() if s in "AB"} for n in numbers}
+    verdicts = (
+        f"pair 1: {side[1]['new']}, 4, crisper strands\n"
+        f"pair 2: {side[2]['old']}, 3\n"
+        f"pair {numbers[2]}: same\n"
+        "pair 9: A\n"  # not in the key
+    )
+    assert blind_ab.tally(mapping, verdicts) == {"new": [1], "old": [2], "same": [numbers[2]]}
+    assert doctest.testmod(blind_ab).failed == 0
