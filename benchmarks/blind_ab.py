@@ -2,16 +2,17 @@
 
 The project judges a change to the transfer by showing fresh reviewers both versions of each
 real pair side by side, unlabelled and in random order, and counting which they prefer
-(``benchmarks/results/real_pairs.md``). This is that procedure, on the ``native`` sheets
-(source | result | exemplar at the photos' own pixels) that ``real_pairs.py`` writes for
-each version:
+(``benchmarks/results/real_pairs.md``). This is that procedure, on the results that
+``real_pairs.py`` records for each version (``results/``: the edited photos and their
+boxes):
 
 - ``sheets OLD NEW OUT --key KEY``: for every pair in both runs, ``OUT/pair_NN.png``: the
   source and the exemplar on top, the two results below as ``A`` (left) and ``B`` (right),
-  the same crop for both, the order drawn at random (``--seed``). Pairs whose two results
-  are identical are controls: ``--controls`` of them are kept (reviewers who call them
-  different are guessing). ``KEY`` (JSON, kept out of ``OUT``: reviewers get ``OUT``) says
-  which side is which.
+  all around the edit at the photos' own pixels (as ``real_pairs.py``'s native sheets), the
+  same box for both results (the union of their edits), the order drawn at random
+  (``--seed``). Pairs whose two results are identical are controls: ``--controls`` of them
+  are kept (reviewers who call them different are guessing). ``KEY`` (JSON, kept out of
+  ``OUT``: reviewers get ``OUT``) says which side is which.
 - ``tally KEY VERDICTS...``: each reviewer's verdicts (text with lines like
   ``pair 13: A, 3, denser stubble``; ``A``, ``B`` or ``same``) decoded with the key: the
   pairs each reviewer found better in the new version, in the old, and the same.
@@ -23,7 +24,8 @@ Usage::
 
     python benchmarks/real_pairs.py --output outputs/old    # on the old code
     python benchmarks/real_pairs.py --output outputs/new    # on the new code
-    python benchmarks/blind_ab.py sheets outputs/old outputs/new outputs/ab --key outputs/ab_key.json
+    python benchmarks/blind_ab.py sheets outputs/old outputs/new outputs/ab \
+        --key outputs/ab_key.json
     python benchmarks/blind_ab.py tally outputs/ab_key.json reviewer1.txt reviewer2.txt
 """
 
@@ -38,28 +40,29 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+from real_pairs import native_tiles
 
-CAPTION = 16  # height of a native sheet's caption (real_pairs.native_sheet)
-GAP = 4  # pixels between its tiles
+from geogan_hf.imageio import load_image
+
+CAPTION = 16  # height of a caption above a row of tiles
+GAP = 4  # pixels between tiles
 VERDICT = re.compile(r"pair\s*(\d+)\s*[:,-]?\s*\**\s*(A|B|same)\b", re.IGNORECASE)
 
 
-def native_tiles(path: Path) -> tuple[Image.Image, Image.Image, Image.Image]:
-    """``(source, result, exemplar)`` tiles of a ``real_pairs.py`` native sheet."""
-    sheet = Image.open(path).convert("RGB")
-    tile = (sheet.width - 2 * GAP) // 3
-    if tile <= 0 or sheet.height != tile + CAPTION:
-        raise ValueError(f"{path} is not a native sheet of real_pairs.py ({sheet.size})")
-    boxes = [(i * (tile + GAP), CAPTION, i * (tile + GAP) + tile, CAPTION + tile) for i in range(3)]
-    source, result, exemplar = (sheet.crop(box) for box in boxes)
-    return source, result, exemplar
+def recorded(folder: Path) -> dict[int, Path]:
+    """The recorded results by pair number: ``folder/results/NN_<attribute>.json`` (or
+    ``folder`` itself when it holds them)."""
+    results = folder / "results" if (folder / "results").is_dir() else folder
+    return {int(p.name.split("_", 1)[0]): p for p in sorted(results.glob("[0-9]*_*.json"))}
 
 
-def sheet_files(folder: Path) -> dict[int, Path]:
-    """Native sheets by pair number: ``folder/native/NN_<attribute>.png`` (or ``folder``
-    itself when it holds them)."""
-    native = folder / "native" if (folder / "native").is_dir() else folder
-    return {int(p.name.split("_", 1)[0]): p for p in sorted(native.glob("[0-9]*_*.png"))}
+def shared_box(*boxes: list[int]) -> tuple[int, int, int, int]:
+    """The square box around all ``boxes`` (x0, y0, x1, y1), about their union's centre."""
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    half = max(x1 - x0, y1 - y0) / 2
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return (round(cx - half), round(cy - half), round(cx + half), round(cy + half))
 
 
 def ab_sheet(number: int, source: Image.Image, exemplar: Image.Image, left: Image.Image,
@@ -81,19 +84,20 @@ def make_sheets(old: Path, new: Path, out: Path, key: Path, seed: int, controls:
     """Write the A/B sheets and the key (see the module docstring); returns the key."""
     if key.resolve().is_relative_to(out.resolve()):
         raise ValueError(f"the key {key} must not be inside {out}: reviewers get that folder")
-    old_files, new_files = sheet_files(old), sheet_files(new)
-    numbers = sorted(set(old_files) & set(new_files))
+    old_runs, new_runs = recorded(old), recorded(new)
+    numbers = sorted(set(old_runs) & set(new_runs))
     if not numbers:
-        raise ValueError(f"no pair has a native sheet in both {old} and {new}")
+        raise ValueError(f"no pair has a recorded result in both {old} and {new}")
     rng = random.Random(seed)
-    tiles, same = {}, []
+    pairs, same = {}, []
     for number in numbers:
-        source, result_old, exemplar = native_tiles(old_files[number])
-        _, result_new, _ = native_tiles(new_files[number])
-        if result_old.size != result_new.size:
-            raise ValueError(f"pair {number}: the two runs' sheets differ in size")
-        tiles[number] = (source, exemplar, result_old, result_new)
-        if np.array_equal(np.asarray(result_old), np.asarray(result_new)):
+        runs = (old_runs[number], new_runs[number])
+        a, b = (json.loads(path.read_text()) for path in runs)
+        edited = ("source", "exemplar", "source_face")
+        if [a[k] for k in edited] != [b[k] for k in edited]:
+            raise ValueError(f"pair {number}: the two runs edited different photos or faces")
+        pairs[number] = (a, b["box"], [path.with_suffix(".png") for path in runs])
+        if np.array_equal(*(np.asarray(Image.open(path)) for path in pairs[number][2])):
             same.append(number)
     kept = set(rng.sample(same, min(controls, len(same))))
     out.mkdir(parents=True, exist_ok=True)
@@ -101,10 +105,18 @@ def make_sheets(old: Path, new: Path, out: Path, key: Path, seed: int, controls:
     for number in numbers:
         if number in same and number not in kept:
             continue
-        source, exemplar, result_old, result_new = tiles[number]
+        record, other_box, images = pairs[number]
+        box = shared_box(record["box"], other_box)
+        faces = (tuple(record["source_face"]), tuple(record["exemplar_face"]))
+        # the photos as the pipeline loaded them (upright), the results as it wrote them
+        source, exemplar = (load_image(record[k], max_pixels=None) for k in ("source", "exemplar"))
+        results = [Image.open(path).convert("RGB") for path in images]
+        tiles, _ = native_tiles(source, results, exemplar, box, faces)
+        source_tile, old_tile, new_tile, exemplar_tile = tiles
         new_left = rng.random() < 0.5
-        left, right = (result_new, result_old) if new_left else (result_old, result_new)
-        ab_sheet(number, source, exemplar, left, right).save(out / f"pair_{number:02d}.png")
+        left, right = (new_tile, old_tile) if new_left else (old_tile, new_tile)
+        sheet = ab_sheet(number, source_tile, exemplar_tile, left, right)
+        sheet.save(out / f"pair_{number:02d}.png")
         mapping[str(number)] = {
             "A": "new" if new_left else "old",
             "B": "old" if new_left else "new",
@@ -135,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     sheets = commands.add_parser("sheets", help="write blind A/B sheets and their key")
-    sheets.add_argument("old", type=Path, help="real_pairs.py output of the old version")
-    sheets.add_argument("new", type=Path, help="real_pairs.py output of the new version")
+    sheets.add_argument("old", type=Path, help="real_pairs.py --output of the old version")
+    sheets.add_argument("new", type=Path, help="real_pairs.py --output of the new version")
     sheets.add_argument("out", type=Path, help="folder for the sheets (given to reviewers)")
     sheets.add_argument("--key", type=Path, required=True, help="JSON key, outside OUT")
     sheets.add_argument("--seed", type=int, default=0)

@@ -17,6 +17,8 @@ them or pictures made from them):
   scaled to the source's): the sheets reduce a large face's zoom to fit a tile, which
   hides what a viewer of the photo sees, a hazy goatee or a frame's ringing (seventeenth
   session of ``benchmarks/results/real_pairs.md``);
+- ``results/<NN>_<attribute>.png`` and ``.json``: the edited photo, its photos and boxes,
+  for ``blind_ab.py`` to set two versions side by side;
 - a markdown skeleton of the score table on stdout (pair, files, time, instance coverage
   of the exemplar and of the source), to be
   filled in by someone who looked at every sheet (``benchmarks/results/real_pairs.md``).
@@ -98,13 +100,23 @@ def sheet_row(result: TransferResult, side: int, title: str) -> Image.Image:
     return row
 
 
-def exemplar_box(result: TransferResult, box: tuple[int, int, int, int]) -> tuple[int, ...]:
+def face_boxes(result: TransferResult) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The edited face's box in the source photo and the exemplar face's in its photo."""
+    return (
+        result.source_faces[result.source_face].box,
+        result.exemplar_faces[result.exemplar_face].box,
+    )
+
+
+def exemplar_box(
+    box: tuple[int, int, int, int], source_face: tuple[float, ...], exemplar_face: tuple[float, ...]
+) -> tuple[int, ...]:
     """The exemplar photo's box matching the source photo's ``box``: moved and scaled with
     the two face boxes."""
-    ex_face = result.exemplar_faces[result.exemplar_face].box
-    src_face = result.source_faces[result.source_face].box
-    scale = (ex_face[2] - ex_face[0]) / max(src_face[2] - src_face[0], 1)
-    return tuple(round(ex_face[i % 2] + (box[i] - src_face[i % 2]) * scale) for i in range(4))
+    scale = (exemplar_face[2] - exemplar_face[0]) / max(source_face[2] - source_face[0], 1)
+    return tuple(
+        round(exemplar_face[i % 2] + (box[i] - source_face[i % 2]) * scale) for i in range(4)
+    )
 
 
 def pair_sheet(result: TransferResult, side: int, title: str) -> Image.Image:
@@ -116,7 +128,7 @@ def pair_sheet(result: TransferResult, side: int, title: str) -> Image.Image:
         fit(result.mask, side, "alpha (source crop)"),
         fit(zoom(result.source, box), side, "source zoom"),
         fit(zoom(result.image, box), side, "result zoom"),
-        fit(zoom(result.exemplar, exemplar_box(result, box)), side, "exemplar zoom"),
+        fit(zoom(result.exemplar, exemplar_box(box, *face_boxes(result))), side, "exemplar zoom"),
     ]
     sheet = Image.new("RGB", (3 * side, 2 * side + 16), "white")
     ImageDraw.Draw(sheet).text((3, 2), title, fill="black")
@@ -125,26 +137,53 @@ def pair_sheet(result: TransferResult, side: int, title: str) -> Image.Image:
     return sheet
 
 
+def native_tiles(
+    source: Image.Image,
+    results: list[Image.Image],
+    exemplar: Image.Image,
+    box: tuple[int, int, int, int],
+    faces: tuple[tuple[float, ...], tuple[float, ...]],
+) -> tuple[list[Image.Image], int]:
+    """``box`` of the source photo, of each result and the exemplar's matching region
+    (resized to the source's), enlarged alike by a whole factor (nearest: the photos' own
+    pixels) to at least :data:`NATIVE_SIDE`; and that factor."""
+    side = box[2] - box[0]
+    factor = max(1, -(-NATIVE_SIDE // side))
+    crops = [source.crop(box), *(r.crop(box) for r in results)]
+    matching = exemplar.crop(exemplar_box(box, *faces))
+    crops.append(matching.resize((side, side), Image.Resampling.LANCZOS))
+    tile = side * factor
+    return [c.resize((tile, tile), Image.Resampling.NEAREST) for c in crops], factor
+
+
 def native_sheet(result: TransferResult, title: str) -> Image.Image:
     """Source | result | exemplar around the edit, at the photos' own pixels (see the module
     docstring); the exemplar's matching region is resized to the source's."""
-    box = edit_box(result)
-    side = box[2] - box[0]
-    factor = max(1, -(-NATIVE_SIDE // side))
-    crops = [
-        result.source.crop(box),
-        result.image.crop(box),
-        result.exemplar.crop(exemplar_box(result, box)).resize(
-            (side, side), Image.Resampling.LANCZOS
-        ),
-    ]
-    tile = side * factor
+    tiles, factor = native_tiles(
+        result.source, [result.image], result.exemplar, edit_box(result), face_boxes(result)
+    )
+    tile = tiles[0].width
     sheet = Image.new("RGB", (3 * tile + 8, tile + 16), "white")
     ImageDraw.Draw(sheet).text((3, 2), f"{title} ({factor}x)", fill="black")
-    for i, crop in enumerate(crops):
-        enlarged = crop.resize((tile, tile), Image.Resampling.NEAREST)
+    for i, enlarged in enumerate(tiles):
         sheet.paste(enlarged, (i * (tile + 4), 16))
     return sheet
+
+
+def save_result(result: TransferResult, folder: Path, stem: str, pair: dict, base: Path) -> None:
+    """The edited photo (``stem.png``) and what ``blind_ab.py`` needs to show it beside
+    another version's (``stem.json``: the photos, the edit's box, the two face boxes)."""
+    result.image.save(folder / f"{stem}.png")
+    source_face, exemplar_face = face_boxes(result)
+    record = {
+        "source": str((base / pair["source"]).resolve()),
+        "exemplar": str((base / pair["exemplar"]).resolve()),
+        "attribute": result.attribute,
+        "box": list(edit_box(result)),
+        "source_face": list(source_face),
+        "exemplar_face": list(exemplar_face),
+    }
+    (folder / f"{stem}.json").write_text(json.dumps(record) + "\n")
 
 
 def error_row(side: int, title: str, message: str) -> Image.Image:
@@ -187,7 +226,7 @@ def main() -> None:
         for s in path.read_text().splitlines()
         if s.strip()
     ]
-    for folder in ("pairs", "native"):
+    for folder in ("pairs", "native", "results"):
         (args.output / folder).mkdir(parents=True, exist_ok=True)
     pipe = TransferPipeline(device="cpu")
     rows: dict[str, list[Image.Image]] = {}
@@ -219,6 +258,7 @@ def main() -> None:
             args.output / "pairs" / f"{number:02d}_{attribute}.png"
         )
         native_sheet(result, title).save(args.output / "native" / f"{number:02d}_{attribute}.png")
+        save_result(result, args.output / "results", f"{number:02d}_{attribute}", pair, base)
         coverage = (  # (a model in paper mode reports none)
             "–" if getattr(result, "coverage", None) is None
             else f"{result.coverage:.2f} / {result.source_coverage:.2f}"

@@ -60,25 +60,34 @@ def test_targets_are_ratios_to_the_official_time():
     assert [": missed" in line for line in missed] == [True] * 3
 
 
-def test_real_pairs_writes_sheets_at_the_photos_own_pixels(tmp_path):
-    """``benchmarks/real_pairs.py`` end to end on a pair of package sample faces: the sheets,
-    and a native sheet whose source tile is the photo's own pixels, enlarged, not resampled."""
-    import numpy as np
-    from PIL import Image
-
+@pytest.fixture(scope="module")
+def real_pairs_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """``benchmarks/real_pairs.py`` run once on a pair of package sample faces."""
     from geogan_hf.samples import load_sample
 
+    folder = tmp_path_factory.mktemp("real_pairs")
     for name in ("einstein", "lenna"):
-        load_sample(name).image.save(tmp_path / f"{name}.png")
-    pairs = tmp_path / "pairs.jsonl"
+        load_sample(name).image.save(folder / f"{name}.png")
+    pairs = folder / "pairs.jsonl"
     pairs.write_text('{"source": "lenna.png", "exemplar": "einstein.png", "attribute": "Mustache"}\n')
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "real_pairs.py"
-    out = tmp_path / "out"
+    out = folder / "out"
     proc = subprocess.run(
         [sys.executable, str(script), "--pairs", str(pairs), "--output", str(out), "--tile", "96"],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+    return folder, proc
+
+
+def test_real_pairs_writes_sheets_at_the_photos_own_pixels(real_pairs_run):
+    """``benchmarks/real_pairs.py`` end to end on a pair of package sample faces: the sheets,
+    and a native sheet whose source tile is the photo's own pixels, enlarged, not resampled."""
+    import numpy as np
+    from PIL import Image
+
+    folder, proc = real_pairs_run
+    out = folder / "out"
     assert "| 1 | Mustache | lenna.png | einstein.png |" in proc.stdout
     assert (out / "Mustache.png").is_file() and (out / "pairs" / "01_Mustache.png").is_file()
     sheet = np.asarray(Image.open(out / "native" / "01_Mustache.png").convert("RGB"))
@@ -87,7 +96,7 @@ def test_real_pairs_writes_sheets_at_the_photos_own_pixels(tmp_path):
     assert tile >= 400 and source.shape[0] == tile
     # the photo's own pixel values only (a resampled crop mixes neighbours into new ones);
     # black where the box reaches past the photo's edge
-    photo = np.asarray(Image.open(tmp_path / "lenna.png").convert("RGB"))
+    photo = np.asarray(Image.open(folder / "lenna.png").convert("RGB"))
     own = {tuple(c) for c in photo.reshape(-1, 3)} | {(0, 0, 0)}
     assert {tuple(c) for c in source.reshape(-1, 3)} <= own
     assert (source != result).any(axis=-1).mean() > 0.01  # the mustache is there
@@ -127,59 +136,54 @@ def test_cuda_check_runs_every_transfer_on_the_recorded_detections(tmp_path):
     assert "| geometry prior | astronaut + breakingbad, Mustache |" in checked.stdout
 
 
-def test_blind_ab_hides_which_version_is_which_and_decodes_verdicts(tmp_path):
-    """``benchmarks/blind_ab.py``: A/B sheets from two runs' native sheets, each side the
-    version its key says, identical pairs kept only as the asked-for controls, the key
-    refused inside the reviewers' folder, and verdicts decoded with it."""
+def test_blind_ab_hides_which_version_is_which_and_decodes_verdicts(real_pairs_run, tmp_path):
+    """``benchmarks/blind_ab.py`` on two runs of ``real_pairs.py`` (the second's result
+    altered, as a changed transfer would): each A/B side is the version its key says, at
+    the same box; a pair identical in both runs is kept only as the asked-for control; the
+    key is refused inside the reviewers' folder; verdicts are decoded with it."""
     import doctest
     import json
+    import shutil
 
     import blind_ab
     import numpy as np
     from PIL import Image
 
-    tile, rng = 40, np.random.default_rng(0)
+    folder, _ = real_pairs_run
+    runs = {}
+    for version in ("old", "new"):
+        results = tmp_path / version / "results"
+        shutil.copytree(folder / "out" / "results", results)
+        for suffix in (".png", ".json"):  # pair 2: the same transfer, unchanged by the change
+            shutil.copy(results / f"01_Mustache{suffix}", results / f"02_Mustache{suffix}")
+        runs[version] = results
+    altered = np.asarray(Image.open(runs["new"] / "01_Mustache.png")).copy()
+    record = json.loads((runs["new"] / "01_Mustache.json").read_text())
+    x0, y0, x1, y1 = record["box"]
+    altered[max(y0, 0) : y1, max(x0, 0) : x1] //= 2  # the new version's edit: darker
+    Image.fromarray(altered).save(runs["new"] / "01_Mustache.png")
 
-    def native(folder: Path, number: int, result: np.ndarray, source: np.ndarray) -> None:
-        sheet = np.full((tile + blind_ab.CAPTION, 3 * tile + 2 * blind_ab.GAP, 3), 255, np.uint8)
-        for i, t in enumerate((source, result, source[::-1])):
-            x = i * (tile + blind_ab.GAP)
-            sheet[blind_ab.CAPTION :, x : x + tile] = t
-        (folder / "native").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(sheet).save(folder / "native" / f"{number:02d}_Mustache.png")
-
-    results = {}
-    for number in range(1, 7):
-        source = rng.integers(0, 256, (tile, tile, 3), dtype=np.uint8)
-        old = rng.integers(0, 256, (tile, tile, 3), dtype=np.uint8)
-        new = old if number > 2 else rng.integers(0, 256, (tile, tile, 3), dtype=np.uint8)
-        native(tmp_path / "old", number, old, source)
-        native(tmp_path / "new", number, new, source)
-        results[number] = {"old": old, "new": new}
     out, key = tmp_path / "ab", tmp_path / "key.json"
-    assert blind_ab.main(["sheets", str(tmp_path / "old"), str(tmp_path / "new"), str(out),
-                          "--key", str(key), "--controls", "1"]) == 0  # fmt: skip
+    args = ["sheets", str(tmp_path / "old"), str(tmp_path / "new"), str(out), "--key", str(key)]
+    assert blind_ab.main([*args, "--controls", "0"]) == 0
+    assert sorted(json.loads(key.read_text())) == ["1"]
+    assert blind_ab.main([*args, "--controls", "1", "--seed", "3"]) == 0
     mapping = json.loads(key.read_text())
-    numbers = sorted(int(n) for n in mapping)
-    assert numbers[:2] == [1, 2] and len(numbers) == 3 and numbers[2] in range(3, 7)
-    assert [mapping[str(n)]["identical"] for n in numbers] == [False, False, True]
-    assert sorted(p.name for p in out.iterdir()) == [f"pair_{n:02d}.png" for n in numbers]
-    for n in numbers:
-        sheet = np.asarray(Image.open(out / f"pair_{n:02d}.png").convert("RGB"))
-        top = blind_ab.CAPTION + tile + blind_ab.CAPTION
-        left, right = sheet[top:, :tile], sheet[top:, tile + blind_ab.GAP :]
-        assert np.array_equal(left, results[n][mapping[str(n)]["A"]])
-        assert np.array_equal(right, results[n][mapping[str(n)]["B"]])
+    assert {n: e["identical"] for n, e in mapping.items()} == {"1": False, "2": True}
+    sheet = np.asarray(Image.open(out / "pair_01.png").convert("RGB")).astype(int)
+    tile = (sheet.shape[1] - blind_ab.GAP) // 2
+    top = tile + 2 * blind_ab.CAPTION
+    left, right = sheet[top:, :tile], sheet[top:, tile + blind_ab.GAP :]
+    darker = "A" if left.sum() < right.sum() else "B"
+    assert mapping["1"][darker] == "new" and not np.array_equal(left, right)
+    # the source on top, at the results' box: outside its edit the old result is the photo
+    source = sheet[blind_ab.CAPTION : blind_ab.CAPTION + tile, :tile]
+    old_tile = right if darker == "A" else left
+    assert (np.abs(source - old_tile).sum(-1) == 0).mean() > 0.5
     # the reviewers' folder must not hold the key
-    inside = ["sheets", str(tmp_path / "old"), str(tmp_path / "new"), str(out),
-              "--key", str(out / "key.json")]  # fmt: skip
+    inside = [*args[:4], "--key", str(out / "key.json")]
     assert blind_ab.main(inside) == 2 and not (out / "key.json").exists()
-    side = {n: {v: s for s, v in mapping[str(n)].items() if s in "AB"} for n in numbers}
-    verdicts = (
-        f"pair 1: {side[1]['new']}, 4, crisper strands\n"
-        f"pair 2: {side[2]['old']}, 3\n"
-        f"pair {numbers[2]}: same\n"
-        "pair 9: A\n"  # not in the key
-    )
-    assert blind_ab.tally(mapping, verdicts) == {"new": [1], "old": [2], "same": [numbers[2]]}
+    side = {v: s for s, v in mapping["1"].items() if s in ("A", "B")}
+    verdicts = f"pair 1: {side['new']}, 4, crisper strands\npair 2: same\npair 9: A\n"
+    assert blind_ab.tally(mapping, verdicts) == {"new": [1], "old": [], "same": [2]}
     assert doctest.testmod(blind_ab).failed == 0
