@@ -46,6 +46,7 @@ from geogan_hf.imageio import load_image
 
 CAPTION = 16  # height of a caption above a row of tiles
 GAP = 4  # pixels between tiles
+RECORD = {"source", "exemplar", "box", "source_face", "exemplar_face"}  # real_pairs.save_result
 VERDICT = re.compile(r"pair\s*(\d+)\s*[:,-]?\s*\**\s*(A|B|same)\b", re.IGNORECASE)
 
 
@@ -93,6 +94,10 @@ def make_sheets(old: Path, new: Path, out: Path, key: Path, seed: int, controls:
     for number in numbers:
         runs = (old_runs[number], new_runs[number])
         a, b = (json.loads(path.read_text()) for path in runs)
+        for path, record in zip(runs, (a, b), strict=True):
+            if missing := RECORD - record.keys():
+                absent = ", ".join(sorted(missing))
+                raise ValueError(f"{path} is no real_pairs.py record: no {absent}")
         edited = ("source", "exemplar", "source_face")
         if [a[k] for k in edited] != [b[k] for k in edited]:
             raise ValueError(f"pair {number}: the two runs edited different photos or faces")
