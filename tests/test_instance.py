@@ -509,7 +509,8 @@ def test_instance_colour_is_the_instance_not_the_skin(generator, faces):
 
 
 def test_a_beard_is_as_dense_as_its_pixels_and_not_see_through(generator, faces, monkeypatch):
-    """A beard's alpha is its projection to ``BEARD_DENSITY``, its colour unmixed with it:
+    """A beard's alpha is its projection raised toward ``alpha ** BEARD_DENSITY`` as far as
+    the evidence is sure, its colour unmixed with it:
     on its own skin it shows the same pixels; on a lighter skin less of that skin shows
     through it than through the projection; its coverage (the attributes' ranges) and every
     other attribute's instance stay as they were."""
