@@ -513,7 +513,9 @@ def test_a_beard_is_as_dense_as_its_pixels_and_not_see_through(generator, faces,
     the evidence is sure, its colour unmixed with it:
     on its own skin it shows the same pixels; on a lighter skin less of that skin shows
     through it than through the projection; its coverage (the attributes' ranges) and every
-    other attribute's instance stay as they were."""
+    other attribute's instance stay as they were. (Holes filled or not: ``fill_holes`` has
+    its own test.)"""
+    monkeypatch.setattr(instance, "fill_holes", lambda alpha, foreground, *_: (alpha, foreground))
     image, truth, points = wearing(generator, faces["lenna"], "Goatee", 3)
     dense = extract_instance(image, points, "Goatee")
     sideburns = extract_instance(image, points, "Sideburns")
@@ -537,6 +539,40 @@ def test_a_beard_is_as_dense_as_its_pixels_and_not_see_through(generator, faces,
     # on a lighter skin (a paler source) the beard keeps its own look better
     on_lighter = [(shown(x, 1.3) - pixels)[:, core].abs().mean() for x in (dense, projected)]
     assert on_lighter[0] < 0.9 * on_lighter[1], (on_own, on_lighter)
+
+
+def test_a_hole_in_a_beard_is_filled_with_its_own_strands():
+    """A hole inside a beard (a patch its skin field took in, or lit) takes the strands
+    beside it: about as dense as the beard around, textured (not one flat alpha), never
+    from where copying is not allowed (a lip's red beside it), only where filling is
+    allowed; the beard grows no further than its edge's blur and keeps its own strands."""
+    g = torch.Generator().manual_seed(0)
+    h, w, reach = 120, 160, 16
+    strands = gaussian_blur((torch.rand(1, 1, h, w, generator=g) > 0.5).float() * 0.9, 0.7)
+    band = torch.zeros(1, 1, h, w)
+    band[..., 20:100, 20:140] = 1
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    hole = ((ys - 62) ** 2 + (xs - 80) ** 2 <= 11**2)[None, None]
+    alpha = strands * band * ~hole
+    foreground = torch.tensor([0.2, 0.15, 0.1]).view(1, 3, 1, 1).expand(1, 3, h, w).clone()
+    lip = torch.zeros(1, 1, h, w, dtype=torch.bool)
+    lip[..., 30:48, 55:105] = True  # a red part above the hole that must not be copied
+    alpha = torch.where(lip, torch.tensor(0.9), alpha)
+    foreground = torch.where(lip, torch.tensor([0.9, 0.1, 0.1]).view(1, 3, 1, 1), foreground)
+    source = (~lip).float()
+    everywhere = torch.ones(1, 1, h, w)
+    filled, colour = instance.fill_holes(alpha, foreground, everywhere, source, reach, 3.0)
+    around = band.bool() & ~hole & ~lip
+    inner = ((ys - 62) ** 2 + (xs - 80) ** 2 <= 8**2)[None, None]
+    assert filled[inner].mean() > 0.6 * alpha[around].mean()
+    assert filled[inner].std() > 0.5 * alpha[around].std()  # strands, not a flat patch
+    assert (colour[:, 0][inner[:, 0]] < 0.4).all()  # no red copied from the lip
+    # it grows no further than its edge's blur, and the beard around keeps its strands
+    beyond = ~torch.from_numpy(ndimage.binary_dilation(band[0, 0].numpy() > 0, iterations=9))
+    assert (filled - alpha)[0, 0][beyond].abs().max() < 0.01
+    assert (filled - alpha)[around].abs().mean() < 0.03
+    kept, _ = instance.fill_holes(alpha, foreground, torch.zeros_like(alpha), source, reach, 3.0)
+    assert torch.equal(kept, alpha)
 
 
 def test_lips_eyes_and_outside_the_face_are_never_the_instance(faces):
