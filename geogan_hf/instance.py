@@ -69,7 +69,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import Tensor
 
-from .geometry import gaussian_blur, resample_box, resize_image
+from .geometry import gaussian_blur, normalized_to_pixel, resample_box, resize_image
 from .regions import ATTRIBUTE_SPECS, canonical_attribute, of_kind, part_mask, region_mask
 
 WORK_SIZE = 256  # side of the working copy the fields and the evidence are computed on
@@ -128,6 +128,7 @@ CLEAR_LENS = 0.5  # lenses that dim the skin by less than this are clear (eyelid
 # far (iod) inside the lenses (a blue frame's inner edge is no blue lens)
 TINT_HUE, LENS_EDGE = 0.05, 0.03
 LENS_MIDLINE = 0.06  # iod: a lens ends at least this far from the nose's ridge (27-30)
+NOSE_SIDE = 0.05  # iod: the eyes' nose sides, where a frame's rims may touch them, this far across
 RIM_WIDTH = 0.09  # rimless glasses: the frame lies within this (iod) of a lens...
 ARM_BAND = 0.08  # ... or within this (iod) of the eyes' height (the arms)
 EXCLUDE_GROW = 0.05  # never-instance parts are grown by this (iod): lip borders, eyelids
@@ -973,6 +974,23 @@ class _Masks(NamedTuple):
     strict: Tensor  # where shading takes any tint
 
 
+def _between_inner_corners(landmarks: Tensor, size: tuple[int, int]) -> Tensor:
+    """``(N, 1, h, w)``: 1 between the eyes' inner corners (39, 42) along the eye line and
+    within :data:`NOSE_SIDE` of it across, the nose's side of both eyes; 0 elsewhere."""
+    points = normalized_to_pixel(landmarks, size)
+    ys, xs = torch.meshgrid(
+        *(torch.arange(n, dtype=points.dtype, device=points.device) for n in size), indexing="ij"
+    )
+    inner, line = points[:, 39, :, None, None], (points[:, 42] - points[:, 39])[..., None, None]
+    length = line.norm(dim=1).clamp_min(1e-6)
+    dx, dy = xs - inner[:, 0], ys - inner[:, 1]
+    along = (dx * line[:, 0] + dy * line[:, 1]) / length
+    across = (dy * line[:, 0] - dx * line[:, 1]).abs() / length
+    iod = (points[:, 42:48].mean(1) - points[:, 36:42].mean(1)).norm(dim=-1)[:, None, None]
+    band = (along > 0) & (along < length) & (across <= NOSE_SIDE * iod)
+    return band.to(landmarks.dtype)[:, None]
+
+
 def _spec_masks(attributes: Sequence[str], landmarks: Tensor, size: tuple[int, int]) -> _Masks:
     """The masks of :class:`_Masks` (see :class:`~geogan_hf.regions.AttributeSpec`).
 
@@ -1001,6 +1019,11 @@ def _spec_masks(attributes: Sequence[str], landmarks: Tensor, size: tuple[int, i
             reference[i : i + 1] = torch.maximum(reference[i : i + 1], part_mask(part, lm, size))
         for part in spec.excluded_parts:
             part_region = part_mask(part, lm, size, softness=0.1, grow=EXCLUDE_GROW)
+            if part == "eyes" and spec.kind == "accessory":
+                # a frame's nose-side rims lie close to the eyes' inner corners: there the
+                # eyes' grown outline had cut a rim in two (real pairs 27, 31: a hook by
+                # the nose). Above and below the eyes it keeps lashes off the top rims
+                part_region = part_region * (1 - _between_inner_corners(lm, size))
             excluded[i : i + 1] = torch.maximum(excluded[i : i + 1], part_region)
         for part in spec.shading_parts:
             shading[i : i + 1] = torch.maximum(shading[i : i + 1], part_mask(part, lm, size))
@@ -1158,7 +1181,13 @@ def extract_instance(
             beyond = far * (1 - torch.exp(-0.5 * (off_colour / FRAME_MATCH) ** 2))
             allowed, evidence = allowed * (1 - beyond), evidence * (1 - beyond)
 
-    tint = _lens_tint(small, skin, lens * (1 - excluded), iod)
+    tint_area = lens * (1 - excluded)
+    if glasses.any():
+        # a lens's tint is not read on the nose's side of the eyes' inner corners (where
+        # they are not excluded, for the rims): seen through clear lenses, the corners'
+        # red and shade had tinted them (synthetic skin leakage +5 %)
+        tint_area = tint_area * (1 - _between_inner_corners(landmarks, work))
+    tint = _lens_tint(small, skin, tint_area, iod)
     # the instance's colour comes from the pixels that differ from the skin in colour (not
     # only in texture: stubble on skin is mostly skin)
     confident = (evidence > CONFIDENT).to(small) * evidence

@@ -216,6 +216,40 @@ def rectangular_rims(lm, iod, xs, ys, reach, thick):
     return rims, boxes
 
 
+@pytest.mark.parametrize("name", ["lenna", "takeo", "astronaut"])
+def test_a_close_set_frames_nose_side_rims_are_whole(faces, name):
+    """A small frame's nose-side rims start at the eyes' inner corners, inside the eyes'
+    grown outline (never the instance, so that lashes stay off the top rims): there they
+    are still the frame (cut there, a rim broke into a hook by the nose, real pairs 27 and
+    31), and the eyes themselves are not."""
+    face = faces[name]
+    image = face.image[None].clone() * 2 - 1
+    points = pixel_to_normalized(torch.tensor(face.landmarks, dtype=torch.float32), (SIZE, SIZE))
+    lm = torch.tensor(face.landmarks, dtype=torch.float32)
+    iod = float((lm[42:48].mean(0) - lm[36:42].mean(0)).norm())
+    ys, xs = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+    rims = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+    nose_sides = torch.zeros_like(rims)
+    for outer, inner in ((36, 39), (45, 42)):
+        y = float(lm[[outer, inner], 1].mean())
+        y0, y1 = y - 0.25 * iod, y + 0.3 * iod
+        towards = 1.0 if inner == 39 else -1.0  # the nose's side of this eye
+        near = float(lm[inner, 0])  # the rim's inner edge
+        far = float(lm[outer, 0]) - towards * 0.12 * iod
+        x0, x1 = sorted((far, near + towards * 3))
+        box = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
+        hole = (xs >= x0 + 3) & (xs <= x1 - 3) & (ys >= y0 + 3) & (ys <= y1 - 3)
+        rims |= box & ~hole
+        side, height = (xs - near) * towards, (ys - y).abs()
+        nose_sides |= box & ~hole & (side >= 0) & (side <= 3) & (height <= 0.1 * iod)
+    image[0, :, rims] = -0.85
+    alpha = extract_instance(image, points[None], "Eyeglasses").full("alpha")[0, 0]
+    eyes = part_mask("eyes", points[None], (SIZE, SIZE))[0, 0] > 0.5
+    # (0.95, 0.91, 0.92; 0.64, 0.56, 0.5 when the eyes' grown outline cut them)
+    assert alpha[nose_sides].mean() > 0.85, float(alpha[nose_sides].mean())
+    assert alpha[eyes & ~rims].mean() < 0.05, float(alpha[eyes & ~rims].mean())
+
+
 def test_a_nose_side_rim_stays_joined_to_a_strong_bridge(faces):
     """Where a nose-side rim meets a bridge that stands out more than the rims, the lens's
     contour cut the rim there (its inner edge is read relative to the bridge's peak), and
