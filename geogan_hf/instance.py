@@ -986,7 +986,7 @@ def _between_inner_corners(landmarks: Tensor, size: tuple[int, int]) -> Tensor:
     dx, dy = xs - inner[:, 0], ys - inner[:, 1]
     along = (dx * line[:, 0] + dy * line[:, 1]) / length
     across = (dy * line[:, 0] - dx * line[:, 1]).abs() / length
-    iod = (points[:, 42:48].mean(1) - points[:, 36:42].mean(1)).norm(dim=-1)[:, None, None]
+    iod = _iod_pixels(landmarks, size[0])[:, None, None]
     band = (along > 0) & (along < length) & (across <= NOSE_SIDE * iod)
     return band.to(landmarks.dtype)[:, None]
 
