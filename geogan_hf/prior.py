@@ -39,6 +39,8 @@ from .align import FLIP_PERMUTATION_68
 from .compose import (
     COLOUR_SIGMA,
     FRAME_EDGE,
+    STAND_OUT_FLOOR,
+    STAND_OUT_TYPICAL,
     TEXTURE_DETAIL,
     composite,
     detail_unit,
@@ -46,6 +48,7 @@ from .compose import (
     fine_texture,
     hair_grain,
     hair_length,
+    match_stand_out,
     matching_detail,
     natural_hair,
     off_the_lips,
@@ -54,6 +57,7 @@ from .compose import (
     remove_instance,
     sharpen_frame,
     smooth_rims,
+    stand_out,
     steady_colour,
     unseen_shade,
 )
@@ -214,6 +218,8 @@ class GeometricPrior:
             :attr:`~geogan_hf.regions.AttributeSpec.own_colour`).
         brows: the sources' brows (:func:`~geogan_hf.instance.extract_instance`), where
             any sample takes their colours; ``None`` where none does.
+        stands_out: ``(N, 2)`` how far (low, high) a beard's fine texture may stand out
+            of the source's skin (:func:`beard_stand_out`); NaN for what is not a beard.
     """
 
     flow: Tensor
@@ -234,6 +240,7 @@ class GeometricPrior:
     in_front: Tensor | None
     own_colour: list[str | None]
     brows: InstanceLayers | None
+    stands_out: Tensor
 
 
 def _eyes(image: Tensor, landmarks: Tensor) -> tuple[Tensor, float]:
@@ -312,6 +319,40 @@ def texture_match(
         beard_texture = fine_texture(crop, weights, sigma)
         deficits.append(float((1 - beard_texture / skin_texture.clamp_min(1e-6)).clamp(0, 1)))
     return source.new_tensor(deficits)
+
+
+@torch.no_grad()
+def beard_stand_out(
+    exemplar: Tensor,
+    layers: InstanceLayers,
+    landmarks: Tensor,
+    attributes: Sequence[str],
+    missing: Tensor,
+) -> Tensor:
+    """``(N, 2)``: how far (low, high) each beard may stand out of the source's skin
+    (:func:`~geogan_hf.compose.match_stand_out`); NaN for what is not a beard
+    (:attr:`~geogan_hf.regions.AttributeSpec.stubble`).
+
+    As far as it stands out of the exemplar's own skin at the exemplar's finest detail
+    (:func:`~geogan_hf.compose.stand_out`), at least
+    :data:`~geogan_hf.compose.STAND_OUT_FLOOR`. An exemplar that lacks some of the source's
+    detail (``missing`` > 0, :func:`sharpness_match`) measures its beard low, its strands
+    blurred together: the strand texture it is given may stand out up to
+    :data:`~geogan_hf.compose.STAND_OUT_TYPICAL` (matched to its own, the soft exemplars'
+    grainy stubble on sharp, freckled skin became a smudge: real pairs 1, 10, 13).
+    """
+    y0, y1, x0, x1 = layers.box
+    bounds = exemplar.new_full((len(attributes), 2), float("nan"))
+    for i, name in enumerate(attributes):
+        if ATTRIBUTE_SPECS[name].stubble:
+            _, iod = _eyes(exemplar[i], landmarks[i])
+            own = stand_out(
+                exemplar[i : i + 1, :, y0:y1, x0:x1], layers.alpha[i : i + 1],
+                layers.region[i : i + 1], detail_unit(iod),
+            ).clamp_min(STAND_OUT_FLOOR)  # fmt: skip
+            high = own.clamp_min(STAND_OUT_TYPICAL) if missing[i] > 0 else own
+            bounds[i] = torch.cat([own, high])
+    return bounds
 
 
 def check_image(image: Tensor, role: str) -> None:
@@ -836,6 +877,9 @@ def geometric_prior(
     )  # fmt: skip
     grain = torch.maximum(missing, smoother) * hair
     hair_length = hair_lengths(exemplar, exemplar_layers, exemplar_landmarks, attributes, grain)
+    stands_out = beard_stand_out(
+        exemplar, exemplar_layers, exemplar_landmarks, attributes, missing
+    )  # fmt: skip
     white_ratio = eye_white(source, source_landmarks) / eye_white(exemplar, exemplar_landmarks)
     # behind glasses the brightest, greyest pixels of the eyes are the lenses' glare
     behind_glasses = [ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes]
@@ -847,7 +891,7 @@ def geometric_prior(
     return GeometricPrior(
         flow, mirror, warped, exemplar_layers, source_layers, attributes, timings, blur,
         missing, grain, hair_length, source_landmarks, white_ratio, targets, source_flow, in_front,
-        own_colour, brows,
+        own_colour, brows, stands_out,
     )  # fmt: skip
 
 
@@ -979,7 +1023,12 @@ def compose_transfer(
     # behind tinted lenses the source is seen through the tint
     clean = (clean + 1) * (1 + warped[:, 7:10] * src.region) - 1
     blended = source.clone()
-    blended[:, :, y0:y1, x0:x1] = composite(clean, foreground, alpha)
+    composited = composite(clean, foreground, alpha)
+    beard = prior.stands_out[:, 0].isfinite()
+    if beard.any():
+        matched = match_stand_out(composited, alpha, src.region, prior.stands_out, detail_unit(iod))
+        composited = torch.where(beard.view(-1, 1, 1, 1), matched, composited)
+    blended[:, :, y0:y1, x0:x1] = composited
     alpha, prior_alpha = _paste(alpha, box, size), _paste(prior_alpha, box, size)
     if frame.any():
         arms, colour = temple_arms(

@@ -945,6 +945,9 @@ def test_soft_exemplar_gets_strand_texture_back(generator, faces, monkeypatch):
     src, src_points, exemplar, soft, ex_points = _sharp_source_soft_exemplar(
         generator, faces, "Mustache"
     )
+    # the grain alone: matched to the exemplar's stand-out (tested below), both would be
+    # scaled toward the same texture
+    monkeypatch.setattr(compose, "STAND_OUT_GAIN", (1.0, 1.0))
     model = GeoGAN(geometry_prior=True, image_size=SIZE).eval()
     with torch.no_grad():
         grained = model(src, soft, src_points, ex_points)
@@ -991,6 +994,7 @@ def test_a_beard_smoother_than_the_skin_it_lands_on_gets_strand_texture(
 
     deficit = smoother(smooth)
     assert deficit > smoother(exemplar) + 0.2
+    monkeypatch.setattr(compose, "STAND_OUT_GAIN", (1.0, 1.0))  # the grain alone
     assert smoother(rough) == 0
     assert smoother(smooth, "Bushy_Eyebrows") == 0
     with torch.no_grad():
@@ -1006,6 +1010,86 @@ def test_a_beard_smoother_than_the_skin_it_lands_on_gets_strand_texture(
     hair = eyes_only.mask[0, 0] > 0.3
     assert hair.sum() > 30
     assert _fine_detail(grained.image, hair) > 1.1 * _fine_detail(eyes_only.image, hair)
+
+
+def test_a_beards_texture_is_scaled_into_how_far_it_may_stand_out_of_the_skin():
+    """The composite's beard detail is scaled so that it stands out of the skin around it
+    about as far as the bounds say, within the gain's limits; inside the bounds, or with
+    NaN bounds (what is not a beard), the picture stays as it is, and where alpha is 0
+    nothing ever changes."""
+    noise = torch.randn((1, 1, 64, 64), generator=torch.Generator().manual_seed(1))
+    alpha = torch.zeros(1, 1, 64, 64)
+    alpha[..., 16:48, 16:48] = 1.0
+    skin = torch.full((1, 3, 64, 64), 0.2) + 0.02 * noise  # pores, a photo's grain
+    image = torch.lerp(skin, -0.5 + 0.3 * noise, alpha).clamp(-1, 1)  # strands: 15 times
+    region, outside = torch.ones_like(alpha), alpha.expand_as(image) == 0
+    before = float(compose.stand_out(image, alpha, region, 1.0))
+    assert before > 8, before
+
+    def matched(low: float, high: float) -> torch.Tensor:
+        return compose.match_stand_out(image, alpha, region, torch.tensor([[low, high]]), 1.0)
+
+    for target in (before / 3, before * 1.5):
+        out = matched(target, target)
+        after = float(compose.stand_out(out, alpha, region, 1.0))
+        assert abs(math.log(after / target)) < 0.15, (target, after)
+        assert torch.equal(out[outside], image[outside])
+    low = compose.STAND_OUT_GAIN[0]
+    far = float(compose.stand_out(matched(0.01, before / 100), alpha, region, 1.0))
+    assert abs(far / (low * before) - 1) < 0.15, far
+    assert torch.equal(matched(before / 2, before * 2), image)
+    assert torch.equal(matched(float("nan"), float("nan")), image)
+    assert compose.stand_out(image, torch.zeros_like(alpha), region, 1.0).isnan().all()
+
+
+def test_a_beard_on_an_airbrushed_face_is_brought_toward_how_far_it_stood_out(
+    generator, faces, monkeypatch
+):
+    """On a face whose skin is smoothed but whose eyes are sharp (an airbrushed photo), a
+    beard blurred to the eyes' detail stood out of the skin far more than of its own
+    (crisp salt-and-pepper pasted on it: real pairs 8, 18): its detail is scaled down
+    toward its own stand-out. What is not a beard has no bounds; one from an exemplar
+    softer than the source may stand out up to the typical beard's."""
+    face = faces["astronaut"]
+    sharp = face.image[None] * 2 - 1
+    src_points = pixel_to_normalized(
+        torch.tensor(face.landmarks, dtype=torch.float32), (SIZE, SIZE)
+    )[None]
+    lower = part_mask("face", src_points, (SIZE, SIZE)) * (
+        torch.arange(SIZE).view(1, 1, -1, 1) > float((src_points[0, 29, 1] + 1) * SIZE / 2)
+    )
+    src = torch.lerp(sharp, gaussian_blur(sharp, 2.0), lower)  # the skin around the mouth
+    exemplar, _, ex_points = wearing(generator, faces["lenna"], "Mustache", 0)
+    model = GeoGAN(geometry_prior=True, image_size=SIZE).eval()
+    with torch.no_grad():
+        layers = prior.geometric_prior(
+            src, exemplar, src_points, ex_points, ["Mustache"], (SIZE, SIZE)
+        )  # fmt: skip
+        matched = model(src, exemplar, src_points, ex_points)
+        monkeypatch.setattr(compose, "STAND_OUT_GAIN", (1.0, 1.0))
+        unmatched = model(src, exemplar, src_points, ex_points)
+        others = prior.geometric_prior(
+            torch.cat([src, gaussian_blur(src, 0.1)]), torch.cat([exemplar, gaussian_blur(exemplar, 2.0)]),
+            src_points.expand(2, -1, -1), ex_points.expand(2, -1, -1), ["Eyeglasses", "Mustache"],
+            (SIZE, SIZE),
+        )  # fmt: skip
+    y0, y1, x0, x1 = layers.source.box
+    points = (src_points[0] + 1) * SIZE / 2
+    sigma = compose.detail_unit(float((points[42:48].mean(0) - points[36:42].mean(0)).norm()))
+
+    def stands_out(out) -> float:
+        box = (..., slice(y0, y1), slice(x0, x1))
+        return float(compose.stand_out(out.image[box], out.mask[box], layers.source.region, sigma))
+
+    high = float(layers.stands_out[0, 1])
+    assert stands_out(unmatched) > 2 * high
+    # scaled fully at full alpha, in proportion at the partial alpha of most of a 128 px
+    # mustache's pixels
+    assert stands_out(matched) < 0.9 * stands_out(unmatched)
+    assert others.stands_out[0].isnan().all()
+    soft_low, soft_high = others.stands_out[1].tolist()
+    assert others.missing[1] > 0
+    assert soft_high == pytest.approx(max(soft_low, compose.STAND_OUT_TYPICAL))
 
 
 def test_strand_texture_is_as_soft_as_the_photo():
