@@ -1049,7 +1049,8 @@ def test_a_beard_on_an_airbrushed_face_is_brought_toward_how_far_it_stood_out(
     beard blurred to the eyes' detail stood out of the skin far more than of its own
     (crisp salt-and-pepper pasted on it: real pairs 8, 18): its detail is scaled down
     toward its own stand-out. What is not a beard has no bounds; one from an exemplar
-    softer than the source may stand out up to the typical beard's."""
+    softer than the source may stand out up to the typical beard's, one from a sharper
+    exemplar as far as its own."""
     face = faces["astronaut"]
     sharp = face.image[None] * 2 - 1
     src_points = pixel_to_normalized(
@@ -1068,10 +1069,12 @@ def test_a_beard_on_an_airbrushed_face_is_brought_toward_how_far_it_stood_out(
         matched = model(src, exemplar, src_points, ex_points)
         monkeypatch.setattr(compose, "STAND_OUT_GAIN", (1.0, 1.0))
         unmatched = model(src, exemplar, src_points, ex_points)
+        # glasses; a softer exemplar; a sharper one (on a source blurred all over)
         others = prior.geometric_prior(
-            torch.cat([src, gaussian_blur(src, 0.1)]), torch.cat([exemplar, gaussian_blur(exemplar, 2.0)]),
-            src_points.expand(2, -1, -1), ex_points.expand(2, -1, -1), ["Eyeglasses", "Mustache"],
-            (SIZE, SIZE),
+            torch.cat([src, src, gaussian_blur(sharp, 2.0)]),
+            torch.cat([exemplar, gaussian_blur(exemplar, 2.0), exemplar]),
+            src_points.expand(3, -1, -1), ex_points.expand(3, -1, -1),
+            ["Eyeglasses", "Mustache", "Mustache"], (SIZE, SIZE),
         )  # fmt: skip
     y0, y1, x0, x1 = layers.source.box
     points = (src_points[0] + 1) * SIZE / 2
@@ -1090,6 +1093,8 @@ def test_a_beard_on_an_airbrushed_face_is_brought_toward_how_far_it_stood_out(
     soft_low, soft_high = others.stands_out[1].tolist()
     assert others.missing[1] > 0
     assert soft_high == pytest.approx(max(soft_low, compose.STAND_OUT_TYPICAL))
+    sharp_low, sharp_high = others.stands_out[2].tolist()
+    assert others.missing[2] == 0 and compose.STAND_OUT_FLOOR <= sharp_low == sharp_high
 
 
 def test_strand_texture_is_as_soft_as_the_photo():
