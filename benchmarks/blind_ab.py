@@ -10,12 +10,17 @@ boxes):
   source and the exemplar on top, the two results below as ``A`` (left) and ``B`` (right),
   all around the edit at the photos' own pixels (as ``real_pairs.py``'s native sheets), the
   same box for both results (the union of their edits), the order drawn at random
-  (``--seed``). Pairs whose two results are identical are controls: ``--controls`` of them
+  (``--seed``); and ``OUT/pair_NN_zoom.png``: A and B again, the middle of the box
+  enlarged (reviewers shown the sheets alone saw differences of a few levels in fine
+  texture on neither side, and chose one side on 34 of 36 choices). Pairs whose two results are identical are controls: ``--controls`` of them
   are kept (reviewers who call them different are guessing). ``KEY`` (JSON, kept out of
   ``OUT``: reviewers get ``OUT``) says which side is which.
 - ``tally KEY VERDICTS...``: each reviewer's verdicts (text with lines like
   ``pair 13: A, 3, denser stubble``; ``A``, ``B`` or ``same``) decoded with the key: the
-  pairs each reviewer found better in the new version, in the old, and the same.
+  pairs each reviewer found better in the new version, in the old, and the same; and how
+  many times each side was chosen and which controls were called different, so that a
+  reviewer who chose by side rather than by picture shows (the sides are drawn at random:
+  a reviewer choosing ``B`` on 13 of 13 pairs, the identical ones too, is not judging).
 
 Like the sheets they are made from, the A/B sheets show people's photos: they go to an
 ignored folder (``outputs/``), never into the repository.
@@ -46,6 +51,8 @@ from geogan_hf.imageio import load_image
 
 CAPTION = 16  # height of a caption above a row of tiles
 GAP = 4  # pixels between tiles
+ZOOM_SIDE = 700  # the zoomed views' side...
+ZOOM_MARGIN = 0.15  # ... of the box less this share on each side (the edit's middle)
 RECORD = {"source", "exemplar", "box", "source_face", "exemplar_face"}  # real_pairs.save_result
 VERDICT = re.compile(r"pair\s*(\d+)\s*[:,-]?\s*\**\s*(A|B|same)\b", re.IGNORECASE)
 
@@ -78,6 +85,18 @@ def ab_sheet(number: int, source: Image.Image, exemplar: Image.Image, left: Imag
     draw.text((3, t + CAPTION + 2), "A (left)    B (right)", fill="black")
     sheet.paste(left, (0, t + 2 * CAPTION))
     sheet.paste(right, (t + GAP, t + 2 * CAPTION))
+    return sheet
+
+
+def zoom_sheet(left: Image.Image, right: Image.Image) -> Image.Image:
+    """A | B, the middle of each tile enlarged to :data:`ZOOM_SIDE`, captioned."""
+    inset = round(left.width * ZOOM_MARGIN)
+    box = (inset, inset, left.width - inset, left.height - inset)
+    sheet = Image.new("RGB", (2 * ZOOM_SIDE + GAP, ZOOM_SIDE + CAPTION), "white")
+    ImageDraw.Draw(sheet).text((3, 2), "A (left, enlarged)    B (right, enlarged)", fill="black")
+    for i, tile in enumerate((left, right)):
+        view = tile.crop(box).resize((ZOOM_SIDE, ZOOM_SIDE), Image.Resampling.BICUBIC)
+        sheet.paste(view, (i * (ZOOM_SIDE + GAP), CAPTION))
     return sheet
 
 
@@ -122,6 +141,7 @@ def make_sheets(old: Path, new: Path, out: Path, key: Path, seed: int, controls:
         left, right = (new_tile, old_tile) if new_left else (old_tile, new_tile)
         sheet = ab_sheet(number, source_tile, exemplar_tile, left, right)
         sheet.save(out / f"pair_{number:02d}.png")
+        zoom_sheet(left, right).save(out / f"pair_{number:02d}_zoom.png")
         mapping[str(number)] = {
             "A": "new" if new_left else "old",
             "B": "old" if new_left else "new",
@@ -148,6 +168,27 @@ def tally(key: dict, verdicts: str) -> dict[str, list[int]]:
     return {v: sorted(n for n, d in decided.items() if d == v) for v in ("new", "old", "same")}
 
 
+def sides(key: dict, verdicts: str) -> dict[str, int | list[int]]:
+    """How often one reviewer chose each side (``"A"``, ``"B"``: counts) and the controls
+    (identical pairs) they called different (``"controls"``: pair numbers).
+
+    >>> key = {"3": {"A": "new", "B": "old", "identical": False},
+    ...        "5": {"A": "old", "B": "new", "identical": True}}
+    >>> sides(key, "pair 3: B, crisper\\npair 5: B, softer")
+    {'A': 0, 'B': 2, 'controls': [5]}
+    """
+    decided: dict[int, str] = {}
+    for number, side in VERDICT.findall(verdicts):
+        if str(int(number)) in key:
+            decided[int(number)] = side.upper() if side.lower() != "same" else "same"
+    controls = [n for n, d in decided.items() if d != "same" and key[str(n)].get("identical")]
+    return {
+        "A": sum(d == "A" for d in decided.values()),
+        "B": sum(d == "B" for d in decided.values()),
+        "controls": sorted(controls),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -170,11 +211,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"{', '.join(controls) or 'none'}); key: {args.key}")  # fmt: skip
             return 0
         key = json.loads(args.key.read_text())
-        print("| reviewer | new better | old better | same |")
-        print("|---|---|---|---|")
+        print("| reviewer | new better | old better | same | chose A / B | controls called different |")
+        print("|---|---|---|---|---|---|")
         for path in args.verdicts:
-            result = tally(key, path.read_text())
+            text = path.read_text()
+            result, chosen = tally(key, text), sides(key, text)
             cells = [", ".join(map(str, result[v])) or "–" for v in ("new", "old", "same")]
+            cells.append(f"{chosen['A']} / {chosen['B']}")
+            cells.append(", ".join(map(str, chosen["controls"])) or "–")
             print(f"| {path.stem} | {' | '.join(cells)} |")
         return 0
     except (OSError, ValueError) as err:

@@ -186,4 +186,12 @@ def test_blind_ab_hides_which_version_is_which_and_decodes_verdicts(real_pairs_r
     side = {v: s for s, v in mapping["1"].items() if s in ("A", "B")}
     verdicts = f"pair 1: {side['new']}, 4, crisper strands\npair 2: same\npair 9: A\n"
     assert blind_ab.tally(mapping, verdicts) == {"new": [1], "old": [], "same": [2]}
+    # the enlarged views: A and B as on the sheet, the middle of the box
+    zoom = np.asarray(Image.open(out / "pair_01_zoom.png").convert("RGB")).astype(int)
+    views = zoom[blind_ab.CAPTION :, : blind_ab.ZOOM_SIDE], zoom[blind_ab.CAPTION :, -blind_ab.ZOOM_SIDE :]
+    assert ("A" if views[0].sum() < views[1].sum() else "B") == darker
+    assert (out / "pair_02_zoom.png").exists() and not (out / "pair_03_zoom.png").exists()
+    # a reviewer who calls the control different is counted, by side
+    guessed = blind_ab.sides(mapping, f"pair 1: {side['new']}\npair 2: B\n")
+    assert guessed["controls"] == [2] and guessed["A"] + guessed["B"] == 2
     assert doctest.testmod(blind_ab).failed == 0
