@@ -366,12 +366,17 @@ def matching_detail(source_eyes: Tensor, exemplar_eyes: Tensor, iod: float) -> t
     return blurs[-1], 0.0
 
 
+def _fine_detail(image: Tensor, sigma: float) -> Tensor:
+    """``(N, 1, h, w)`` the log-luminance of ``image`` finer than ``sigma`` pixels."""
+    lum = torch.log(luma((image + 1) / 2) + 0.02)
+    return lum - gaussian_blur(lum, sigma)
+
+
 def fine_texture(image: Tensor, weights: Tensor, sigma: float) -> Tensor:
     """``(N,)`` the spread (weighted standard deviation over ``weights`` ``(N, 1, h, w)``)
     of the log-luminance of ``image`` finer than ``sigma`` pixels: pores, strands, creases,
     a photo's grain."""
-    lum = torch.log(luma((image + 1) / 2) + 0.02)
-    detail = lum - gaussian_blur(lum, sigma)
+    detail = _fine_detail(image, sigma)
     mean = weighted_mean(detail, weights)
     return weighted_mean((detail - mean).square(), weights).sqrt().flatten()
 
@@ -385,8 +390,7 @@ def stand_out(image: Tensor, alpha: Tensor, region: Tensor, sigma: float) -> Ten
     Medians, so that the lips', nostrils' and jaw's edges in the region are not taken for
     the skin's texture (their standard deviation is, :func:`fine_texture`).
     """
-    lum = torch.log(luma((image + 1) / 2) + 0.02)
-    detail = (lum - gaussian_blur(lum, sigma)).abs()
+    detail = _fine_detail(image, sigma).abs()
     ratios = []
     for d, a, r in zip(detail[:, 0], alpha[:, 0], region[:, 0], strict=True):
         beard, skin = d[a >= STAND_OUT_ALPHA], d[(a < STAND_OUT_SKIN) & (r > 0.5)]
