@@ -9,7 +9,8 @@ source. Then, all at the source crop's resolution:
    skin: the ratio of the source's local skin field to the exemplar's (both smooth, so the
    ratio is the shading and exposure change, not texture, but also the two skin tones),
    in part (:func:`relight`: hair on a darker skin keeps its contrast to it) and on colour
-   less (the instance keeps its own colour: a grey mustache stays grey), and,
+   less (the instance keeps its own colour: a grey mustache stays grey; on a warmer skin
+   hair keeps its colour relative to it), and,
    for facial hair, the shade the source's own pixels show over the region beyond its
    skin field (:func:`unseen_shade`). A grayscale source gets a grayscale instance.
    Before, hair's hue is made steady (its own brightness, the local mean chromaticity:
@@ -163,7 +164,13 @@ def relight(
     a darker source skin takes all of the gain's luminance: it stays as much darker or
     lighter than the skin it lands on as it was on its own (half of it left a grey goatee
     lighter than a dimly lit chin, a chalk-white patch; blind review, real pairs 16 and
-    22); teeth and frames are as light on any skin.
+    22); teeth and frames are as light on any skin. Hair is seen against the skin it lies
+    on: on a skin that turned warmer (redder to green) than the light's cast says, it takes
+    the skin's whole change of colour, and keeps its hue relative to it (given the eyes'
+    neutral cast, a grey goatee read as teal on a warm, dim face: real pair 22; preferred
+    blind on 6, 14, 18, 22 and 23, worse on none). On a cooler one (a pale or overexposed
+    face) it keeps the cast: taken, the skin's change made a brown brow olive (pair 69), a
+    mustache grey-green (11). A tint past white is desaturated, its luminance kept.
     Of the shading, the exemplar's own is undone fully (the instance was seen under it) and
     the source's taken in the share :data:`LOCAL_SHARE`. A ``shade`` the skin field misses
     (:func:`unseen_shade`) darkens it fully.
@@ -176,15 +183,18 @@ def relight(
         gray: ``(N,)`` bool: make the instance grayscale.
         white_ratio: ``(N, 3)`` the source's eye white over the exemplar's
             (:func:`eye_white`): the change of colour cast, which the instance takes fully;
-            where NaN (eyes not seen), the skin's colour change is taken in part instead.
+            where NaN (eyes not seen), the skin's colour change is taken in part instead
+            (``keep_contrast``: the skin's in full where warmer, see above).
         shade: ``(N, 1, h, w)`` in (0, 1], or ``None`` (none).
-        keep_contrast: ``(N,)`` bool: the instance keeps its contrast to a darker source
-            skin (see above); ``None``: none does.
+        keep_contrast: ``(N,)`` bool: the instance keeps its contrast to the source skin,
+            in luminance on a darker one and in colour on a warmer one (see above);
+            ``None``: none does.
     """
     f, bs, be = (foreground + 1) / 2, (source_skin + 1) / 2, (exemplar_skin + 1) / 2
     ratio = (bs + 0.02) / (be + 0.02)
     weight = alpha + 1e-6
     overall = weighted_mean(ratio, weight)
+    skin_colour = (overall / luma(overall).clamp_min(1e-3)).clamp(0.5, 2.0)
     # the exemplar's shading undone only in part left the lit half of a face lit from one
     # side with lighter hair: a two-tone mustache (real pair 2)
     exemplar_shade = luma(be) / weighted_mean(luma(be), weight)
@@ -192,20 +202,34 @@ def relight(
     overall = overall.clamp(*GAIN_RANGE)
     gain = source_shade**LOCAL_SHARE / exemplar_shade.clamp(*LOCAL_RANGE) * overall**GLOBAL_SHARE
     if keep_contrast is not None:
-        # a darker source: the rest of the luminance gain too (its colour stays in part)
+        # a darker source: the rest of the luminance gain too
         darker = luma(overall).clamp(max=1) ** (1 - GLOBAL_SHARE)
         gain = gain * torch.where(keep_contrast.view(-1, 1, 1, 1), darker, 1.0)
     # the colour part of the gain (white balance, skin hue) only partly: the instance
-    # keeps its own colour
+    # keeps its own colour; hair on a warmer skin all of the skin's (see above)
     gain_l = luma(gain)
     skin_tint = (gain / gain_l.clamp_min(1e-3)).clamp(0.5, 2.0) ** TINT
     if white_ratio is not None:
         cast = white_ratio.clamp(0.5, 2.0)[..., None, None]
         skin_tint = torch.where(cast.isfinite(), cast, skin_tint)
+    if keep_contrast is not None:
+        warmer = skin_colour[:, :1] * skin_tint[:, 1:2] > skin_tint[:, :1] * skin_colour[:, 1:2]
+        skin_tint = torch.where(keep_contrast.view(-1, 1, 1, 1) & warmer, skin_colour, skin_tint)
     gain = gain_l * skin_tint
     out = f * gain if shade is None else f * gain * shade
+    if keep_contrast is not None:
+        out = torch.where(keep_contrast.view(-1, 1, 1, 1), _in_range(out), out)
     out = torch.where(gray.view(-1, 1, 1, 1), luma(out).expand_as(out), out)
     return out.clamp(0, 1) * 2 - 1
+
+
+def _in_range(colour: Tensor) -> Tensor:
+    """``colour`` (in [0, inf)) with channels past 1 pulled toward its luminance, which is
+    kept (up to 1): clipped, a light instance given a warm skin's tint lost its red's
+    excess, and so light (a blond goatee darker on a lit chin than on a shaded one)."""
+    light = luma(colour).clamp(max=1)
+    peak = colour.amax(1, keepdim=True)
+    return light + (colour - light) * ((1 - light) / (peak - light).clamp_min(1e-6)).clamp(0, 1)
 
 
 def unseen_shade(image: Tensor, skin: Tensor, weights: Tensor, sigma: float) -> Tensor:

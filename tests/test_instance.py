@@ -905,6 +905,54 @@ def test_hair_keeps_its_contrast_to_a_darker_skin_only():
                 assert (gain * float(luma(hair).mean()) < source_skin) == keep
 
 
+def test_hair_on_a_warmer_skin_takes_its_warmth():
+    """Hair is seen against the skin it lies on: a neutral grey goatee from a neutral face,
+    given the eyes' (neutral) cast alone, read as teal on a warm face (real pair 22). On a
+    skin warmer than the cast (or the skin's partial change, where no whites were seen)
+    says, hair takes the skin's change of colour in full; on a cooler one (a pale face, an
+    overexposed one) it keeps the cast (taken, a brown brow came out olive: pair 69); a
+    frame takes the cast either way."""
+    alpha, no = torch.ones(1, 1, 8, 8), torch.tensor([False])
+    grey = torch.full((1, 3, 8, 8), 0.5)
+    neutral = torch.full((1, 3, 8, 8), 0.8)
+    warm = torch.tensor([0.8, 0.55, 0.45]).view(1, 3, 1, 1).expand(1, 3, 8, 8)
+    warmth = (0.8 + 0.02) / (0.55 + 0.02)  # the warm skin field's red over green
+    for whites in (torch.ones(1, 3), torch.full((1, 3), float("nan"))):
+        for source, exemplar in ((warm, neutral), (neutral, warm)):
+            for hair in (True, False):
+                lit = compose.relight(
+                    grey * 2 - 1, alpha, source * 2 - 1, exemplar * 2 - 1, no, whites,
+                    keep_contrast=torch.tensor([hair]),
+                )  # fmt: skip
+                r, g, _ = ((lit + 1) / 2).mean((2, 3))[0]
+                red = float(r / g)
+                if hair and source is warm:
+                    assert abs(red / warmth - 1) < 0.02, (whites, red)
+                elif whites.isfinite().all():
+                    assert abs(red - 1) < 0.02, (whites, hair, red)
+                else:  # part of the skin's change
+                    assert 1 < red ** np.sign(warmth - 1 if source is warm else 1 - warmth) < warmth
+
+
+def test_a_light_instance_tinted_past_white_keeps_its_luminance():
+    """A warm skin's tint pushes a blond goatee's red past 1: clipped, it lost the excess
+    and came out darker (on a lit chin, not on a shaded one); it is desaturated instead,
+    so it stays twice as light as the same hair half as light."""
+    alpha, no, hair = torch.ones(1, 1, 8, 8), torch.tensor([False]), torch.tensor([True])
+    blond = torch.tensor([0.85, 0.75, 0.55]).view(1, 3, 1, 1).expand(1, 3, 8, 8)
+    neutral = torch.full((1, 3, 8, 8), 0.6)
+    pink = torch.tensor([0.9, 0.45, 0.45]).view(1, 3, 1, 1).expand(1, 3, 8, 8)
+    light, dark = (
+        (compose.relight(
+            f * 2 - 1, alpha, pink * 2 - 1, neutral * 2 - 1, no, torch.ones(1, 3),
+            keep_contrast=hair,
+        ) + 1) / 2
+        for f in (blond, 0.5 * blond)
+    )  # fmt: skip
+    assert light[:, 0].amin() > 0.99 and dark[:, 0].amax() < 0.9  # the light one reached 1
+    assert abs(float(luma(light).mean() / luma(dark).mean()) / 2 - 1) < 0.01
+
+
 def test_instance_is_blurred_to_a_blurry_sources_detail(faces):
     """A source photographed softer than the exemplar gets the blur that brings the
     exemplar's fine detail down to its own; an equally sharp or sharper one gets none."""
