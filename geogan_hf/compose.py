@@ -165,7 +165,7 @@ def relight(
     lighter than the skin it lands on as it was on its own (half of it left a grey goatee
     lighter than a dimly lit chin, a chalk-white patch; blind review, real pairs 16 and
     22); teeth and frames are as light on any skin. Hair is seen against the skin it lies
-    on: on a skin that turned warmer (redder to green) than the light's cast says, it takes
+    on: on a skin that turned warmer (red over green) than the light's cast says, it takes
     the skin's whole change of colour, and keeps its hue relative to it (given the eyes'
     neutral cast, a grey goatee read as teal on a warm, dim face: real pair 22; preferred
     blind on 6, 14, 18, 22 and 23, worse on none). On a cooler one (a pale or overexposed

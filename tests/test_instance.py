@@ -908,10 +908,10 @@ def test_hair_keeps_its_contrast_to_a_darker_skin_only():
 def test_hair_on_a_warmer_skin_takes_its_warmth():
     """Hair is seen against the skin it lies on: a neutral grey goatee from a neutral face,
     given the eyes' (neutral) cast alone, read as teal on a warm face (real pair 22). On a
-    skin warmer than the cast (or the skin's partial change, where no whites were seen)
-    says, hair takes the skin's change of colour in full; on a cooler one (a pale face, an
-    overexposed one) it keeps the cast (taken, a brown brow came out olive: pair 69); a
-    frame takes the cast either way."""
+    skin warmer than the cast says (where no whites were seen: than the part of the skin's
+    change taken otherwise), hair takes the skin's change of colour in full; on a cooler
+    one (a pale face, an overexposed one) it keeps the cast (taken, a brown brow came out
+    olive: pair 69); a frame takes the cast either way."""
     alpha, no = torch.ones(1, 1, 8, 8), torch.tensor([False])
     grey = torch.full((1, 3, 8, 8), 0.5)
     neutral = torch.full((1, 3, 8, 8), 0.8)
