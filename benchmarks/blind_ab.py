@@ -152,6 +152,16 @@ def make_sheets(old: Path, new: Path, out: Path, key: Path, seed: int, controls:
     return mapping
 
 
+def _choices(key: dict, verdicts: str) -> dict[int, str]:
+    """Each pair's side in one reviewer's ``verdicts``: ``"A"``, ``"B"`` or ``"same"`` (a
+    pair judged twice counts its last verdict; pairs not in ``key`` are ignored)."""
+    decided: dict[int, str] = {}
+    for number, side in VERDICT.findall(verdicts):
+        if str(int(number)) in key:
+            decided[int(number)] = "same" if side.lower() == "same" else side.upper()
+    return decided
+
+
 def tally(key: dict, verdicts: str) -> dict[str, list[int]]:
     """One reviewer's ``verdicts`` decoded: ``{"new": [...], "old": [...], "same": [...]}``
     pair numbers (a pair judged twice counts its last verdict; unknown pairs are ignored).
@@ -160,11 +170,9 @@ def tally(key: dict, verdicts: str) -> dict[str, list[int]]:
     >>> tally(key, "pair 3: A, 4, crisper\\npair 5: same, 3\\npair 9: B")
     {'new': [3], 'old': [], 'same': [5]}
     """
-    decided: dict[int, str] = {}
-    for number, side in VERDICT.findall(verdicts):
-        entry = key.get(str(int(number)))
-        if entry is not None:
-            decided[int(number)] = "same" if side.lower() == "same" else entry[side.upper()]
+    decided = {
+        n: side if side == "same" else key[str(n)][side] for n, side in _choices(key, verdicts).items()
+    }
     return {v: sorted(n for n, d in decided.items() if d == v) for v in ("new", "old", "same")}
 
 
@@ -177,10 +185,7 @@ def sides(key: dict, verdicts: str) -> dict[str, int | list[int]]:
     >>> sides(key, "pair 3: B, crisper\\npair 5: B, softer")
     {'A': 0, 'B': 2, 'controls': [5]}
     """
-    decided: dict[int, str] = {}
-    for number, side in VERDICT.findall(verdicts):
-        if str(int(number)) in key:
-            decided[int(number)] = side.upper() if side.lower() != "same" else "same"
+    decided = _choices(key, verdicts)
     controls = [n for n, d in decided.items() if d != "same" and key[str(n)].get("identical")]
     return {
         "A": sum(d == "A" for d in decided.values()),
