@@ -4,7 +4,11 @@ Runs every pair of one or more ``pairs.jsonl`` files (paths relative to each fil
 :class:`~geogan_hf.pipeline.TransferPipeline`: by default ``../shared/faces/pairs.jsonl``,
 then ``benchmarks/real_pairs_more.jsonl`` (pairs of the same photos for the attributes the
 first has none of, lipstick and smiling, the exemplars chosen by their CelebA labels;
-numbered on from the first file's). It writes, to an output folder that is never committed
+numbered on from the first file's). ``benchmarks/real_pairs_heldout.jsonl`` (16 mustache
+and goatee pairs: bearded exemplars and beardless male sources that no other pair uses in
+that role, drawn at random) is not in the default run: no change is tuned on it, it is run to see
+whether what was tuned on the others holds (``--pairs benchmarks/real_pairs_heldout.jsonl``).
+It writes, to an output folder that is never committed
 (``outputs/real_pairs`` by default, ignored by git: the photos' terms forbid redistributing
 them or pictures made from them):
 

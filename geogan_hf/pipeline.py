@@ -315,7 +315,7 @@ class TransferPipeline:
     Example::
 
         pipe = TransferPipeline()  # geometry prior
-        result = pipe("me.jpg", "einstein.jpg", attribute="Mustache")
+        result = pipe("me.jpg", "exemplar.jpg", attribute="Mustache")
         result.image.save("me_with_mustache.png")
     """
 
