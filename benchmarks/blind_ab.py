@@ -54,7 +54,11 @@ GAP = 4  # pixels between tiles
 ZOOM_SIDE = 700  # the zoomed views' side...
 ZOOM_MARGIN = 0.15  # ... of the box less this share on each side (the edit's middle)
 RECORD = {"source", "exemplar", "box", "source_face", "exemplar_face"}  # real_pairs.save_result
-VERDICT = re.compile(r"pair\s*(\d+)\s*[:,-]?\s*\**\s*(A|B|same)\b", re.IGNORECASE)
+# a verdict is a line that starts with "pair NN" (bullets and bold allowed): a summary line
+# saying "the clear one is pair 12: B has a seam" had been read as a verdict for B
+VERDICT = re.compile(
+    r"^[\s>*-]*pair\s*(\d+)\s*[:,-]?\s*\**\s*(A|B|same)\b", re.IGNORECASE | re.MULTILINE
+)
 
 
 def recorded(folder: Path) -> dict[int, Path]:
@@ -169,6 +173,8 @@ def tally(key: dict, verdicts: str) -> dict[str, list[int]]:
     >>> key = {"3": {"A": "new", "B": "old"}, "5": {"A": "old", "B": "new"}}
     >>> tally(key, "pair 3: A, 4, crisper\\npair 5: same, 3\\npair 9: B")
     {'new': [3], 'old': [], 'same': [5]}
+    >>> tally(key, "- **pair 3: B**, a seam\\noverall: only pair 5: A shows a seam")
+    {'new': [], 'old': [3], 'same': []}
     """
     decided = {
         n: side if side == "same" else key[str(n)][side] for n, side in _choices(key, verdicts).items()
