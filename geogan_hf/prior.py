@@ -1070,14 +1070,18 @@ def _within_outline(
     prior: GeometricPrior, box: tuple[int, int, int, int], size: tuple[int, int]
 ) -> Tensor:
     """``(N, 1, h, w)`` on ``box``: where the source may take the instance, for attributes
-    :attr:`~geogan_hf.regions.AttributeSpec.within_outline`: its face's outline grown by
-    ``face_margin``, as the exemplar's instance was found; 1 for the others."""
+    :attr:`~geogan_hf.regions.AttributeSpec.within_outline`: up to its face's outline grown
+    by ``face_margin``, as the exemplar's instance was found, fading to nothing where the
+    exemplar's fades (and the source's box ends) half the outline's softness further out;
+    1 for the others. Centred on the grown outline as the exemplar's fade is, it faded the
+    warped instance a second time there: a goatee ended short of the jaw line in a pale
+    fringe (real pair 13, held-out 13)."""
     masks = []
     for name, lm in zip(prior.attributes, prior.source_landmarks, strict=True):
         spec = ATTRIBUTE_SPECS[name]
         if spec.within_outline and spec.face_margin is not None:
-            face = part_mask("face", lm[None], FACE_SIZE, OUTLINE_SOFTNESS, spec.face_margin)
-            masks.append(face)
+            grow = spec.face_margin + OUTLINE_SOFTNESS / 4
+            masks.append(part_mask("face", lm[None], FACE_SIZE, OUTLINE_SOFTNESS / 2, grow))
         else:
             masks.append(lm.new_ones(1, 1, *FACE_SIZE))
     return resample_box(torch.cat(masks), box, size)

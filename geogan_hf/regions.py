@@ -119,9 +119,12 @@ class AttributeSpec:
         lit_skin: the region lies on the face's skin, which the light brightens in patches:
             a pixel lighter than the skin is the instance only as far as it is more
             textured than the skin too (light hair; :data:`~geogan_hf.instance.LIT_TEXTURE`).
-        within_outline: the instance lies along the face's outline (sideburns): on the source
-            too it reaches no further past the outline than ``face_margin``; warped from the
-            exemplar's outline, it stood out past a narrower face into the background.
+        within_outline: the instance lies along the face's outline (sideburns, a beard at the
+            jaw): on the source too it reaches no further past the outline than
+            ``face_margin``, as it was found in the exemplar; warped from the exemplar's
+            outline, sideburns stood out past a narrower face into the background, and a
+            frontal goatee on a profile crossed its silhouette and was cut straight at the
+            edge of the source's box (held-out real pair 12).
         symmetric: the instance is about symmetric: a side the exemplar shows faint is
             filled in from its mirror image.
         joins: the attribute whose region the instance reaches into, where the face has
@@ -171,13 +174,13 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     "Mustache": AttributeSpec(
         "hair", texture_parts=("mouth_corners", "folds"), absent=0.15, removal=(0.4, 0.6),
         strands=(33, 0.4, 0.12, 0.3), stubble=True, shaded=True, lit_skin=True,
-        symmetric=True, own_colour="brows", experimental=True,
+        within_outline=True, symmetric=True, own_colour="brows", experimental=True,
     ),
     "Goatee": AttributeSpec(
         "hair", shading_parts=("chin",), texture_parts=("mouth_corners", "folds"),
         face_margin=0.0, absent=0.15, removal=(0.6, 0.85), strands=(33, 0.4, 0.12, 0.3),
-        stubble=True, shaded=True, lit_skin=True, symmetric=True, joins="Mustache",
-        own_colour="brows", experimental=True,
+        stubble=True, shaded=True, lit_skin=True, within_outline=True, symmetric=True,
+        joins="Mustache", own_colour="brows", experimental=True,
     ),
     # the nostrils' region reaches the nose wings, where a large frame's bottom rims rest
     "Eyeglasses": AttributeSpec(

@@ -823,6 +823,41 @@ def test_sideburns_stay_within_the_source_s_outline(faces, monkeypatch, source, 
     assert (moved()[beyond < 0.5] > 0.02).sum() > 10
 
 
+@pytest.mark.parametrize(
+    ("source", "exemplar"), [("takeo", "lenna"), ("lenna", "astronaut"), ("astronaut", "takeo")]
+)
+def test_a_goatee_fades_out_at_the_source_s_outline_not_at_its_box(
+    faces, monkeypatch, source, exemplar
+):
+    """A goatee lies within the source's outline as it was found within the exemplar's
+    (``within_outline``, ``face_margin``): an instance covering all of the exemplar's box
+    fades to nothing at the edge of the source's box, which ends where the outline's soft
+    edge does. Without the limit its region, which reaches past the outline, let the alpha
+    run up to the box's edge and stop there: a straight seam, hair over the background on
+    a profile (held-out real pair 12: alpha 0.9 at the box's edge)."""
+    src, ex = faces[source], faces[exemplar]
+    points, ex_points = (
+        pixel_to_normalized(torch.tensor(f.landmarks, dtype=torch.float32), (SIZE, SIZE))[None]
+        for f in (src, ex)
+    )
+    image, ex_image = src.image[None] * 2 - 1, ex.image[None] * 2 - 1
+
+    def box_edge() -> float:
+        layers = prior.geometric_prior(image, ex_image, points, ex_points, ["Goatee"], (SIZE, SIZE))
+        whole = dataclasses.replace(layers.exemplar, alpha=torch.ones_like(layers.exemplar.alpha))
+        layers = dataclasses.replace(layers, exemplar=whole)
+        _, alpha, _ = prior.compose_transfer(image, layers, layers.flow, layers.mirror)
+        y0, y1, x0, x1 = layers.source.box
+        inside = alpha[0, 0, y0:y1, x0:x1]
+        assert (inside > 0.9).sum() > 100  # the goatee is there
+        return float(torch.cat([inside[0], inside[-1], inside[:, 0], inside[:, -1]]).max())
+
+    assert box_edge() < 0.01
+    spec = dataclasses.replace(ATTRIBUTE_SPECS["Goatee"], within_outline=False)
+    monkeypatch.setitem(ATTRIBUTE_SPECS, "Goatee", spec)
+    assert box_edge() > 0.3
+
+
 def test_the_eye_whites_are_not_read_behind_glasses(faces):
     """An exemplar wearing glasses shows lens glare where its eye whites are: the colour
     cast comes from the skin for glasses (glare made dark frames red-brown), from the eye
