@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "BackendUnavailableError": "errors",
     "AttributeNotFoundError": "errors",
     "ExperimentalAttributeWarning": "errors",
+    "GrayscaleExemplarWarning": "errors",
     "UntrainedModelWarning": "errors",
     "ModelLoadError": "errors",
     "CheckpointError": "errors",

@@ -76,5 +76,10 @@ class ExperimentalAttributeWarning(UserWarning):
     """The attribute is transferred below the quality bar the others reach on real photos."""
 
 
+class GrayscaleExemplarWarning(UserWarning):
+    """Hair from a black-and-white exemplar put on a colour photo: its colour is not seen,
+    and grey or white hair is not told from the skin around it."""
+
+
 class UntrainedModelWarning(UserWarning):
     """A paper-mode model whose weights were never loaded or trained: its output is noise."""

@@ -53,6 +53,7 @@ from .errors import (
     ExperimentalAttributeWarning,
     FaceIndexError,
     FaceTooSmallError,
+    GrayscaleExemplarWarning,
     InvalidArgumentError,
     ModelLoadError,
     NoFaceError,
@@ -61,6 +62,7 @@ from .errors import (
 )
 from .geometry import flow_to_rgb, pixel_to_normalized, resize_flow
 from .imageio import DEFAULT_MAX_PIXELS, ImageInput, load_image, pil_to_tensor, tensor_to_pil
+from .instance import is_grayscale
 from .landmarks import LANDMARK_BACKENDS, Face, detect_faces
 from .model import GeoGAN
 from .regions import (
@@ -256,6 +258,16 @@ def _described(attribute: str) -> str:
     """``"a mustache"``, ``"eyeglasses"``: the attribute in a sentence."""
     words = attribute.replace("_", " ").lower()
     return f"a {words}" if attribute in ("Mustache", "Goatee") else words
+
+
+def _colourless_hair(attribute: str, source: torch.Tensor, exemplar: torch.Tensor) -> bool:
+    """Whether ``attribute`` is hair taken from a black-and-white ``exemplar`` crop onto a
+    colour ``source`` crop (``(1, 3, H, W)``): in a grayscale photo no hue tells light hair
+    from lit skin, and the hair's own colour is not seen (real held-out pairs 3 and 11 of
+    ``benchmarks/results/real_pairs.md``: Einstein's white mustache as dark spots)."""
+    if ATTRIBUTE_SPECS[attribute].kind != "hair":
+        return False
+    return bool(is_grayscale(exemplar)[0]) and not bool(is_grayscale(source)[0])
 
 
 def _check_strength(strength: Any) -> float:
@@ -489,6 +501,8 @@ class TransferPipeline:
 
         Warns:
             ExperimentalAttributeWarning: ``attribute`` is experimental.
+            GrayscaleExemplarWarning: hair from a black-and-white exemplar onto a colour
+                source (its colour is not seen, light hair not told from skin).
         """
         strength = _check_strength(strength)
         hair_colour = check_hair_colour(hair_colour)
@@ -524,7 +538,7 @@ class TransferPipeline:
         ex = align_face(ex_photo, ex_face.landmarks, size, resample)
         lap("align")
 
-        out, crop = self._run_model(src, ex, name, hair_colour)
+        out, crop, ex_crop = self._run_model(src, ex, name, hair_colour)
         if out.coverage is not None and self.model.is_pure_prior:
             self._check_exemplar(float(out.coverage[0]), float(out.enclosure[0]), name)
         mask = out.mask[0, 0].float().cpu().numpy()
@@ -550,6 +564,15 @@ class TransferPipeline:
                 f"{name} is experimental: its transfers are often not believable yet "
                 "(see the README)",
                 ExperimentalAttributeWarning,
+                stacklevel=2,
+            )
+        if _colourless_hair(name, crop, ex_crop) and self.model.geometry_prior:
+            warnings.warn(
+                f"the exemplar is a black-and-white photo: the colour of its "
+                f"{_described(name).removeprefix('a ')} cannot be seen there, and grey or white "
+                "hair cannot be told from its skin, so the result may come out grey or "
+                "spotted; a colour photo of the exemplar works better",
+                GrayscaleExemplarWarning,
                 stacklevel=2,
             )
 
@@ -600,9 +623,9 @@ class TransferPipeline:
 
     def _run_model(
         self, src: AlignedFace, ex: AlignedFace, attribute: str, hair_colour: str
-    ) -> tuple[Any, torch.Tensor]:
+    ) -> tuple[Any, torch.Tensor, torch.Tensor]:
         """The model on the two crops (networks at ``image_size``, outputs at crop size), and
-        the source crop as the model saw it."""
+        the source and exemplar crops as the model saw them."""
         size = (src.size, src.size)
 
         def to_model(aligned: AlignedFace) -> tuple[torch.Tensor, torch.Tensor]:
@@ -613,4 +636,4 @@ class TransferPipeline:
         a, a_points = to_model(src)
         b, b_points = to_model(ex)
         out = self.model(a, b, a_points, b_points, attribute=attribute, hair_colour=hair_colour)
-        return out, a
+        return out, a, b

@@ -160,7 +160,11 @@ def test_experimental_attributes_and_untrained_models_are_said(app, pipe, images
     for name in ("Mustache", "Bangs"):
         outputs = app.transfer(pipe, str(images["astronaut"]), str(images["einstein"]), name, 1.0)
         assert Path(outputs[0]).is_file()
-    assert len(shown) == 1 and shown[0].startswith("Mustache is experimental")
+    experimental = [m for m in shown if "experimental" in m]
+    assert len(experimental) == 1 and experimental[0].startswith("Mustache is experimental")
+    # einstein is a black-and-white photo: said for both, as a sentence
+    grey = [m for m in shown if m.startswith("The exemplar is a black-and-white photo")]
+    assert len(grey) == 2 and len(shown) == 3
     with pytest.warns(UserWarning):
         untrained = TransferPipeline(GeoGAN(ngf=4, image_size=64), device="cpu")
     assert "never trained" in app.model_panel(untrained)

@@ -18,6 +18,7 @@ from geogan_hf.errors import (
     ExperimentalAttributeWarning,
     FaceIndexError,
     FaceTooSmallError,
+    GrayscaleExemplarWarning,
     ImageTooLargeError,
     InvalidArgumentError,
     InvalidImageError,
@@ -455,6 +456,26 @@ def test_untrained_and_experimental_are_said(quick):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ExperimentalAttributeWarning)
         assert not quick(small_astronaut(), small_einstein(), "Bangs").experimental
+
+
+def test_a_black_and_white_exemplar_s_hair_is_said(quick):
+    """Hair from a black-and-white exemplar onto a colour photo warns (its colour is not seen,
+    light hair is not told from skin); a colour exemplar, a black-and-white source and a
+    frame from a black-and-white exemplar do not."""
+    said = "black-and-white photo: the colour of its mustache"
+    with pytest.warns(GrayscaleExemplarWarning, match=said):
+        quick(small_astronaut(), small_einstein(), "Mustache")
+    takeo = sample("takeo")
+    assert takeo.mode == "L" or np.ptp(np.asarray(takeo.convert("RGB")), axis=-1).max() <= 2
+    quiet = [
+        (small_astronaut(), sample("breakingbad"), "Mustache"),
+        (takeo, small_einstein(), "Mustache"),
+        (small_astronaut(), takeo, "Eyeglasses"),
+    ]
+    for source, exemplar, attribute in quiet:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", GrayscaleExemplarWarning)
+            quick(source, exemplar, attribute)
 
 
 def group_photo() -> Image.Image:
