@@ -21,6 +21,7 @@ from geogan_hf.imageio import pil_to_tensor
 from geogan_hf.prior import (
     ARM_BEYOND,
     ARM_FADE,
+    EAR_ROOT,
     FRAME_REACH,
     frame_map,
     landmark_flow,
@@ -395,6 +396,33 @@ def test_a_frame_gets_its_temple_arm_where_the_temple_shows():
     elsewhere = torch.zeros_like(alpha)
     elsewhere[..., 120:, :8] = 1  # alpha, but nothing along the eye line
     assert temple_arms(elsewhere, colour, points[None], (0, 128, 0, 128), (128, 128))[0].max() == 0
+
+
+def test_an_arm_runs_down_from_its_hinge_to_the_ear_s_root():
+    """An arm rests on the ear's root, just above the outline's top point beside the eyes
+    (16 on breakingbad's near side): it leaves the top of the end-piece and runs down to
+    there. Level with the hinge, it ran into the hair above the ear (real pairs 25, 26) or
+    rose from a tilted head's frame like a horn (30)."""
+    _, landmarks = aligned("breakingbad", 128)
+    points = (landmarks[0] + 1) * 64
+    rim = 3.0
+    alpha, along, across = _spectacles(points, 128, rim=rim, reach=0.45)
+    colour = torch.full((1, 3, 128, 128), -0.8)
+    arms = temple_arms(alpha, colour, points[None], (0, 128, 0, 128), (128, 128))[0][0, 0]
+    arm = arms > 0.5
+    # the arm's middle line: across (iod, down) against along, fitted
+    line = torch.stack([along[arm], torch.ones_like(along[arm])], -1)
+    slope, level = torch.linalg.lstsq(line, across[arm][:, None]).solution[:, 0].tolist()
+    left, right = points[36:42].mean(0), points[42:48].mean(0)
+    iod = (right - left).norm()
+    down = torch.stack([left[1] - right[1], right[0] - left[0]]) / iod
+    ear = float((points[16] - (left + right) / 2) @ down / iod) - EAR_ROOT[2]
+    axis = right - left
+    outline = float(((points[15:17] - (left + right) / 2) @ axis / axis.square().sum()).mean())
+    hinge = -0.25 + rim / float(iod) / 2  # the top rim's middle
+    assert ear - hinge > 0.2  # the ear's root lies well below the hinge here
+    assert abs(slope * float(along[arm].min()) + level - hinge) < 0.05
+    assert abs(slope * (outline + ARM_BEYOND) + level - ear) < 0.05
 
 
 def test_an_arm_leaves_a_rounded_corner_where_the_frame_is():
