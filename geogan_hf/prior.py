@@ -116,7 +116,7 @@ FRAME_REACH = 0.05  # iod: how far a frame's end stands out of that outline, at 
 FRAME_KNEE = 0.25  # iod from the eyes' midpoint: a frame is squeezed into the outline beyond this
 ARM_ROOM = 0.15  # iod of temple between a frame's end and the outline from which its arm shows
 ARM_BEYOND = 0.1  # an arm goes on this far (iod) past the outline beside the eyes (to the ear)...
-EAR_ROOT = (0, 16, 0.05)  # ... to the ear's root: this far (iod) above the outline's top points
+EAR_ROOT = 0.05  # ... to the ear's root: this far (iod) above the outline's top point (0 / 16)
 ARM_FADE = 0.25  # ... fading out over its last this much (iod): it goes behind the ear
 ARM_SHARE = 1.0  # an arm is this share of its frame's top rim thick, at the hinge...
 ARM_TAPER = 0.7  # ... and this share of that at the ear (it recedes from the camera)
@@ -618,7 +618,8 @@ def temple_arms(
             # the hinge instead it ran into the hair above the ear, or rose from a tilted
             # head's frame like a horn (real pairs 25, 26, 30; better blind for both
             # reviewers, worse for neither). Never higher than the hinge
-            ear = float(line[EAR_ROOT[0] if sign < 0 else EAR_ROOT[1], 1]) - EAR_ROOT[2] * iod
+            top = outline[0] if sign < 0 else outline[-1]
+            ear = float(line[top, 1]) - EAR_ROOT * iod
             ends = torch.tensor([[[tip - sign * ARM_OVERLAP * iod, hinge],
                                   [room + sign * ARM_BEYOND * iod, max(hinge, ear)]]],
                                 dtype=torch.float64, device=alpha.device)  # fmt: skip

@@ -416,7 +416,7 @@ def test_an_arm_runs_down_from_its_hinge_to_the_ear_s_root():
     left, right = points[36:42].mean(0), points[42:48].mean(0)
     iod = (right - left).norm()
     down = torch.stack([left[1] - right[1], right[0] - left[0]]) / iod
-    ear = float((points[16] - (left + right) / 2) @ down / iod) - EAR_ROOT[2]
+    ear = float((points[16] - (left + right) / 2) @ down / iod) - EAR_ROOT
     axis = right - left
     outline = float(((points[15:17] - (left + right) / 2) @ axis / axis.square().sum()).mean())
     hinge = -0.25 + rim / float(iod) / 2  # the top rim's middle
