@@ -334,12 +334,15 @@ def _region_shapes(
     union, minus = _own_shapes(attribute, lm)
     other = ATTRIBUTE_SPECS[attribute].joins if attribute in ATTRIBUTE_SPECS else None
     if joined and other is not None:
-        union = union + _own_shapes(other, lm)[0]
+        union = union + _own_shapes(other, lm, joined_to=attribute)[0]
     return union, minus
 
 
-def _own_shapes(attribute: str, lm: torch.Tensor) -> tuple[list[_Shape], list[_Shape]]:
-    """The shapes of ``attribute``'s own region (see :func:`_region_shapes`)."""
+def _own_shapes(
+    attribute: str, lm: torch.Tensor, joined_to: str | None = None
+) -> tuple[list[_Shape], list[_Shape]]:
+    """The shapes of ``attribute``'s own region (see :func:`_region_shapes`), or of its
+    part of the region of the attribute it is ``joined_to``."""
     eye_l, eye_r = lm[36:42].mean(0), lm[42:48].mean(0)
     iod = (eye_r - eye_l).norm().clamp_min(1e-6)
     right = (eye_r - eye_l) / iod
@@ -357,10 +360,25 @@ def _own_shapes(attribute: str, lm: torch.Tensor) -> tuple[list[_Shape], list[_S
     def lines(radius: float, *paths: tuple[torch.Tensor, ...]) -> list[_Shape]:
         return [_Shape(torch.cat(path), float(radius * iod)) for path in paths]
 
+    def above(point: torch.Tensor, toward: torch.Tensor, index: int, d: float) -> torch.Tensor:
+        """``point`` moved along the region's edge ``toward`` its neighbour (higher up) to at
+        most ``d`` iod below landmark ``index``: the region cut there, never grown."""
+        depth = lambda p: (p - lm[index]) @ down / iod  # noqa: E731
+        excess, rise = depth(point) - d, depth(point) - depth(toward)
+        return point + (excess / rise.clamp_min(1e-6)).clamp(0, 1)[:, None] * (toward - point)
+
     if attribute == "Mustache":
+        # a mustache ends beside the upper lip: an open mouth's corners lie well below it,
+        # and reaching down to them the region took in the creases beside the mouth as hair
+        # (real pairs 1, 11). A goatee's part goes down to the corners, where it joins the chin
+        drop = math.inf if joined_to else MUSTACHE_DROP
         return poly(
             at(31, -0.12), at(range(31, 36)), at(35, 0.12),
-            at(54, 0.15, 0.08), at(range(54, 47, -1), 0.0, 0.04), at(48, -0.15, 0.08),
+            above(at(54, 0.15, 0.08), at(35, 0.12), 63, drop + 0.08),
+            above(at(54, 0.0, 0.04), at(53, 0.0, 0.04), 63, drop + 0.04),
+            at(range(53, 48, -1), 0.0, 0.04),
+            above(at(48, 0.0, 0.04), at(49, 0.0, 0.04), 61, drop + 0.04),
+            above(at(48, -0.15, 0.08), at(31, -0.12), 61, drop + 0.08),
         ), []  # fmt: skip
     if attribute == "Goatee":
         return poly(
@@ -460,6 +478,7 @@ def _part_shapes(part: str, at, poly, lines) -> tuple[list[_Shape], list[_Shape]
     ), []  # fmt: skip
 
 
+MUSTACHE_DROP = 0.04  # iod: a mustache's region ends at most this far below the upper lip's inner edge
 RASTER_STEP = 4  # pixels between the coarse samples that find a mask's soft edge...
 RASTER_COARSE_FROM = 4096  # ... in a box of at least this many pixels (smaller: all measured)
 
