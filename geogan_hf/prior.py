@@ -68,6 +68,7 @@ from .geometry import (
     gaussian_blur,
     identity_grid,
     isotropic_scale,
+    normalized_to_pixel,
     pixel_to_normalized,
     resample_box,
     resize_flow,
@@ -91,6 +92,7 @@ from .regions import (
     DEFAULT_HAIR_COLOUR,
     canonical_attribute,
     check_hair_colour,
+    lip_level_corners,
     of_kind,
     part_mask,
 )
@@ -855,8 +857,17 @@ def geometric_prior(
         targets = torch.where(expression.view(-1, 1, 1), moved, source_landmarks)
         source_flow = landmark_flow(targets, source_landmarks, size).to(source.dtype)
         source_flow = source_flow * expression.view(-1, 1, 1, 1)
-    flow = landmark_flow(targets, exemplar_landmarks, size).to(source.dtype)
-    mirror = mirror_warp(targets, exemplar_landmarks, flow, rigid, ends)
+    # a mustache lies on the upper lip's skin, which ends beside the upper lip, not at an
+    # open mouth's corners: carried to them, its ends were dragged down past the corners
+    on_lip = torch.tensor([a == "Mustache" for a in attributes], device=source.device)
+    flow_targets = targets
+    if on_lip.any():
+        h, w = source.shape[-2:]
+        pixels = normalized_to_pixel(targets, (h, w))
+        lifted = targets + (lip_level_corners(pixels) - pixels) * 2 / targets.new_tensor([w, h])
+        flow_targets = torch.where(on_lip.view(-1, 1, 1), lifted, targets)
+    flow = landmark_flow(flow_targets, exemplar_landmarks, size).to(source.dtype)
+    mirror = mirror_warp(flow_targets, exemplar_landmarks, flow, rigid, ends)
     if rigid.any():
         flow = landmark_flow(source_landmarks, exemplar_landmarks, size, rigid, ends)
         flow = flow.to(source.dtype)

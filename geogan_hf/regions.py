@@ -360,25 +360,27 @@ def _own_shapes(
     def lines(radius: float, *paths: tuple[torch.Tensor, ...]) -> list[_Shape]:
         return [_Shape(torch.cat(path), float(radius * iod)) for path in paths]
 
-    def above(point: torch.Tensor, toward: torch.Tensor, index: int, d: float) -> torch.Tensor:
-        """``point`` moved along the region's edge ``toward`` its neighbour (higher up) to at
-        most ``d`` iod below landmark ``index``: the region cut there, never grown."""
-        depth = lambda p: (p - lm[index]) @ down / iod  # noqa: E731
-        excess, rise = depth(point) - d, depth(point) - depth(toward)
-        return point + (excess / rise.clamp_min(1e-6)).clamp(0, 1)[:, None] * (toward - point)
-
     if attribute == "Mustache":
-        # a mustache ends beside the upper lip: an open mouth's corners lie well below it,
-        # and reaching down to them the region took in the creases beside the mouth as hair
-        # (real pairs 1, 11). A goatee's part goes down to the corners, where it joins the chin
-        drop = math.inf if joined_to else MUSTACHE_DROP
+        # a mustache lies on the upper lip's skin, which ends beside an open mouth's upper
+        # lip, not at its corners (lip_level_corners): reaching down to them, the region took
+        # in the creases beside the mouth as hair (real pairs 1, 11). A goatee's part goes
+        # down to the corners, where it joins the chin
+        lip = lm if joined_to else lip_level_corners(lm)
+
+        def above(point: torch.Tensor, toward: torch.Tensor, index: int, r: float, d: float):
+            """``point`` moved along the region's edge ``toward`` its neighbour (higher up)
+            to no lower than where it lies on the upper lip: the region cut there, never grown."""
+            limit = lip[index] + (r * right + d * down) * iod
+            excess, rise = (point - limit) @ down, (point - toward) @ down
+            return point + (excess / rise.clamp_min(1e-6)).clamp(0, 1)[:, None] * (toward - point)
+
         return poly(
             at(31, -0.12), at(range(31, 36)), at(35, 0.12),
-            above(at(54, 0.15, 0.08), at(35, 0.12), 63, drop + 0.08),
-            above(at(54, 0.0, 0.04), at(53, 0.0, 0.04), 63, drop + 0.04),
+            above(at(54, 0.15, 0.08), at(35, 0.12), 54, 0.15, 0.08),
+            above(at(54, 0.0, 0.04), at(53, 0.0, 0.04), 54, 0.0, 0.04),
             at(range(53, 48, -1), 0.0, 0.04),
-            above(at(48, 0.0, 0.04), at(49, 0.0, 0.04), 61, drop + 0.04),
-            above(at(48, -0.15, 0.08), at(31, -0.12), 61, drop + 0.08),
+            above(at(48, 0.0, 0.04), at(49, 0.0, 0.04), 48, 0.0, 0.04),
+            above(at(48, -0.15, 0.08), at(31, -0.12), 48, -0.15, 0.08),
         ), []  # fmt: skip
     if attribute == "Goatee":
         return poly(
@@ -478,7 +480,7 @@ def _part_shapes(part: str, at, poly, lines) -> tuple[list[_Shape], list[_Shape]
     ), []  # fmt: skip
 
 
-MUSTACHE_DROP = 0.04  # iod: a mustache's region ends at most this far below the upper lip's inner edge
+MUSTACHE_DROP = 0.04  # iod: the upper lip's skin ends at most this far below its inner edge
 RASTER_STEP = 4  # pixels between the coarse samples that find a mask's soft edge...
 RASTER_COARSE_FROM = 4096  # ... in a box of at least this many pixels (smaller: all measured)
 
@@ -519,6 +521,30 @@ def region_mask(
     names = [attribute] * len(landmarks) if isinstance(attribute, str) else list(attribute)
     names = [canonical_attribute(n) for n in names]
     return _rasterize(names, landmarks, size, softness, grow, joined)
+
+
+def lip_level_corners(landmarks: torch.Tensor) -> torch.Tensor:
+    """``landmarks`` ``(..., 68, 2)`` in pixels with an open mouth's corners (48, 60 and 54,
+    64) moved up to at most :data:`MUSTACHE_DROP` below the upper lip's inner edge (61, 63),
+    where a closed mouth's lie: the ends of the upper lip's skin, which a mustache covers
+    (an open mouth's corners are the lower jaw's).
+
+    >>> lm = torch.zeros(68, 2)
+    >>> lm[42:48, 0] = 100.0  # eyes level, 100 px apart
+    >>> lm[[48, 60], 1] = 40.0  # one corner 0.4 iod below the upper lip's inner edge
+    >>> lip_level_corners(lm)[[48, 60, 54], 1].tolist()
+    [4.0, 4.0, 0.0]
+    """
+    along = landmarks[..., 42:48, :].mean(-2) - landmarks[..., 36:42, :].mean(-2)
+    iod = along.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    down = torch.stack([-along[..., 1], along[..., 0]], -1) / iod
+    lifted = landmarks.clone()
+    for corners, edge in (((48, 60), 61), ((54, 64), 63)):
+        for corner in corners:
+            depth = ((landmarks[..., corner, :] - landmarks[..., edge, :]) * down).sum(-1)
+            excess = (depth[..., None] - MUSTACHE_DROP * iod).clamp_min(0)
+            lifted[..., corner, :] = landmarks[..., corner, :] - excess * down
+    return lifted
 
 
 def part_mask(

@@ -24,10 +24,12 @@ from geogan_hf.prior import (
     EAR_ROOT,
     FRAME_REACH,
     frame_map,
+    geometric_prior,
     landmark_flow,
     mirror_warp,
     temple_arms,
 )
+from geogan_hf.regions import lip_level_corners
 from geogan_hf.samples import load_sample
 
 TINY = {"ngf": 4, "n_blocks": 1, "image_size": 64}
@@ -466,3 +468,17 @@ def test_mirror_fills_the_far_side_of_a_turned_exemplar(pair64):
     _, turned = mirror_warp(la, lb, landmark_flow(la, lb, (64, 64)))
     half = (turned[..., :32].mean() - turned[..., 32:].mean()).abs()
     assert turned.mean() > 0.1 and half > 0.1  # mirror used, on one side of the face
+
+
+def test_a_mustache_is_carried_by_the_upper_lip_not_an_open_mouth_s_corners(pair64):
+    """A mustache lies on the upper lip's skin: an open mouth's corners are the lower jaw's,
+    and carried to them, an exemplar's mustache ends were dragged down past the source's
+    corners (real pairs 4, 11). Its flow takes those corners at the upper lip's level; a
+    goatee's, which reaches the chin beside the mouth, where they are."""
+    a, b, la, lb = pair64  # takeo's mouth is closed, einstein's open: einstein the source
+    lifted = pixel_to_normalized(lip_level_corners(normalized_to_pixel(lb, (64, 64))), (64, 64))
+    assert (lifted[0, 48] - lb[0, 48]).norm() > 0.02  # einstein's corner moves up
+    for attribute, corner in (("Mustache", lifted), ("Goatee", lb)):
+        flow = geometric_prior(b, a, lb, la, [attribute], (64, 64)).flow
+        seen = corner[:, 48:49] + sample_flow_at(flow, corner[:, 48:49])
+        assert (seen[0, 0] - la[0, 48]).norm() < 0.01, attribute
