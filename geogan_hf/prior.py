@@ -859,6 +859,8 @@ def geometric_prior(
         source_flow = source_flow * expression.view(-1, 1, 1, 1)
     # a mustache lies on the upper lip's skin, which ends beside the upper lip, not at an
     # open mouth's corners: carried to them, its ends were dragged down past the corners
+    # (real pairs 4, 11; the exemplar's own corners stay: lifted, its mustache took in more
+    # of its lighter upper part)
     on_lip = torch.tensor([a == "Mustache" for a in attributes], device=source.device)
     flow_targets = targets
     if on_lip.any():

@@ -367,7 +367,9 @@ def _own_shapes(
         # down to the corners, where it joins the chin
         lip = lm if joined_to else lip_level_corners(lm)
 
-        def above(point: torch.Tensor, toward: torch.Tensor, index: int, r: float, d: float):
+        def above(
+            point: torch.Tensor, toward: torch.Tensor, index: int, r: float, d: float
+        ) -> torch.Tensor:
             """``point`` moved along the region's edge ``toward`` its neighbour (higher up)
             to no lower than where it lies on the upper lip: the region cut there, never grown."""
             limit = lip[index] + (r * right + d * down) * iod
