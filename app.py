@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -312,22 +311,23 @@ def transfer(
             "Upload an exemplar face image that has the attribute.", print_exception=False
         )
     try:
-        with warnings.catch_warnings(record=True) as notes:
-            warnings.simplefilter("always")
-            result: TransferResult = pipe(
-                source,
-                exemplar,
-                attribute=attribute,
-                strength=strength,
-                source_face=source_face,
-                exemplar_face=exemplar_face,
-                hair_colour=hair_colour,
-                progress=progress,
-            )
+        result: TransferResult = pipe(
+            source,
+            exemplar,
+            attribute=attribute,
+            strength=strength,
+            source_face=source_face,
+            exemplar_face=exemplar_face,
+            hair_colour=hair_colour,
+            progress=progress,
+        )
     except GeoGANError as err:
         raise user_error(err) from err
-    for note in notes:  # e.g. an experimental attribute: shown, the result still comes back
-        gr.Warning(_sentence(str(note.message)))
+    # the transfer's own notes (an experimental attribute: shown, the result still comes
+    # back), not warnings caught around it: those are process-wide, and another thread's (a
+    # pandas deprecation while the server formatted another output) reached users as toasts
+    for note in result.notes:
+        gr.Warning(_sentence(note))
     folder = output_folder()
     return (
         save_output(result.image, folder / "result.png"),

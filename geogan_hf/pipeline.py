@@ -152,6 +152,11 @@ class TransferResult:
         paste_weight: ``(S, S)`` float32 weight given to :func:`~geogan_hf.align.paste_back`
             (before its feathering).
         aligned: the source :class:`~geogan_hf.align.AlignedFace` (crop -> photo transform).
+        notes: what this transfer warned about, the messages of its
+            :class:`~geogan_hf.errors.ExperimentalAttributeWarning` and
+            :class:`~geogan_hf.errors.GrayscaleExemplarWarning` (also issued as warnings):
+            for a server to show its user. Warnings are caught process-wide, so around a
+            transfer they also catch other threads' (another request's, a library's).
     """
 
     image: Image.Image
@@ -178,6 +183,7 @@ class TransferResult:
     aligned: AlignedFace | None = None
     coverage: float | None = None
     source_coverage: float | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def experimental(self) -> bool:
@@ -559,22 +565,25 @@ class TransferPipeline:
             photo, edited, src, weight, FEATHER, unedited=src.image, resample=resample
         )
         lap("paste")
+        notes: list[Warning] = []  # after the transfer: bad input gets its error alone
         if ATTRIBUTE_SPECS[name].experimental and self.model.geometry_prior:
-            warnings.warn(  # after the transfer: bad input gets its error alone
-                f"{name} is experimental: its transfers are often not believable yet "
-                "(see the README)",
-                ExperimentalAttributeWarning,
-                stacklevel=2,
+            notes.append(
+                ExperimentalAttributeWarning(
+                    f"{name} is experimental: its transfers are often not believable yet "
+                    "(see the README)"
+                )
             )
         if _colourless_hair(name, crop, ex_crop) and self.model.geometry_prior:
-            warnings.warn(
-                f"the exemplar is a black-and-white photo: the colour of its "
-                f"{_described(name).removeprefix('a ')} cannot be seen there, and grey or white "
-                "hair cannot be told from its skin, so the result may come out grey or "
-                "spotted; a colour photo of the exemplar works better",
-                GrayscaleExemplarWarning,
-                stacklevel=2,
+            notes.append(
+                GrayscaleExemplarWarning(
+                    f"the exemplar is a black-and-white photo: the colour of its "
+                    f"{_described(name).removeprefix('a ')} cannot be seen there, and grey or "
+                    "white hair cannot be told from its skin, so the result may come out grey "
+                    "or spotted; a colour photo of the exemplar works better"
+                )
             )
+        for note in notes:
+            warnings.warn(note, stacklevel=2)
 
         return TransferResult(
             image=image,
@@ -601,6 +610,7 @@ class TransferPipeline:
             aligned=src,
             coverage=None if out.coverage is None else float(out.coverage[0]),
             source_coverage=None if out.source_coverage is None else float(out.source_coverage[0]),
+            notes=tuple(str(note) for note in notes),
         )
 
     def _check_exemplar(self, coverage: float, enclosure: float, attribute: str) -> None:

@@ -13,7 +13,9 @@ import io
 import math
 import os
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
 
 import gradio as gr
@@ -169,6 +171,33 @@ def test_experimental_attributes_and_untrained_models_are_said(app, pipe, images
         untrained = TransferPipeline(GeoGAN(ngf=4, image_size=64), device="cpu")
     assert "never trained" in app.model_panel(untrained)
     assert "never trained" not in app.model_panel(pipe)
+
+
+@pytest.mark.filterwarnings("ignore:another thread:DeprecationWarning")
+def test_only_the_transfer_s_own_notes_are_shown(app, pipe, images, monkeypatch):
+    """Warnings are process-wide: caught around a transfer, other threads' came with it (a
+    pandas deprecation, while the server formatted another output, reached a user as a
+    toast beside the experimental note). The page shows the transfer's own notes."""
+    shown = []
+    monkeypatch.setattr(app.gr, "Warning", lambda message, *a, **k: shown.append(message))
+    stop = threading.Event()
+
+    def other_thread() -> None:
+        while not stop.is_set():
+            warnings.warn("another thread's notice", DeprecationWarning, stacklevel=1)
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    try:
+        app.transfer(pipe, str(images["astronaut"]), str(images["einstein"]), "Mustache", 1.0)
+    finally:
+        stop.set()
+        thread.join()
+    assert [m.split(":")[0] for m in shown] == [
+        "Mustache is experimental",
+        "The exemplar is a black-and-white photo",
+    ]
 
 
 @pytest.mark.parametrize(
