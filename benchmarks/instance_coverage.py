@@ -9,7 +9,9 @@ coverage on every photo of a labelled photo set (``manifest.csv`` with 0/1 colum
 mustache and a goatee) and prints, per attribute, the ROC AUC, the quantiles of the two
 groups that those thresholds were read from and the share of each group (and of the women
 without the attribute) that the pipeline's check refuses (``absent``; for glasses also
-``enclosed``, how much of the way round the eyes a frame must enclose). Few photos wear
+``enclosed``, how much of the way round the eyes a frame must enclose), and for glasses how
+many faces a source would be taken as wearing a frame (``instance.wears_frame``: its frame
+is removed before the exemplar's is laid on). Few photos wear
 glasses, so frames are also drawn on every glasses-free face
 (:func:`geogan_hf.synthetic.wear_drawn_eyeglasses`, thin metal to thick acetate) and the share
 of those refused is printed. No picture is written.
@@ -34,7 +36,7 @@ from geogan_hf.align import align_face
 from geogan_hf.errors import GeoGANError
 from geogan_hf.geometry import pixel_to_normalized
 from geogan_hf.imageio import load_image, pil_to_tensor
-from geogan_hf.instance import extract_instance
+from geogan_hf.instance import WORN_BRIDGE, WORN_ENCLOSURE, extract_instance, wears_frame
 from geogan_hf.landmarks import detect_faces
 from geogan_hf.regions import ATTRIBUTE_SPECS
 from geogan_hf.runtime import configure_cpu_runtime
@@ -58,13 +60,15 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
     return float(greater + ties / 2)
 
 
-def refused(image: torch.Tensor, points: torch.Tensor, attribute: str) -> tuple[float, bool]:
-    """The face's coverage of ``attribute`` and whether the pipeline refuses it as exemplar."""
+def refused(image: torch.Tensor, points: torch.Tensor, attribute: str) -> tuple[float, bool, bool]:
+    """The face's coverage of ``attribute``, whether the pipeline refuses it as exemplar and
+    whether, as a source, it wears a frame that is removed (glasses only)."""
     with torch.no_grad():
         layers = extract_instance(image, points, attribute)
     spec = ATTRIBUTE_SPECS[attribute]
     coverage, enclosure = float(layers.coverage[0]), float(layers.enclosure[0])
-    return coverage, coverage < spec.absent or enclosure < spec.enclosed
+    worn = spec.kind == "accessory" and bool(wears_frame(layers)[0])
+    return coverage, coverage < spec.absent or enclosure < spec.enclosed, worn
 
 
 def main() -> None:
@@ -99,23 +103,33 @@ def main() -> None:
         "| absent | refused: with, without, women without | removal |"
     )
     print("|---|---|---:|---|---|---:|---|---|")
+    wearing = []
     for attribute in ATTRIBUTES:
-        coverage, refusal = np.array(
+        coverage, refusal, worn = np.array(
             [refused(pil_to_tensor(a.image), p, attribute) for _, a, p in crops]
         ).T
-        refusal = refusal.astype(bool)
+        refusal, worn = refusal.astype(bool), worn.astype(bool)
         labels = np.array([wears(row, attribute) for row, _, _ in crops])
         women = np.array([row.get("Male") == "0" for row, _, _ in crops]) & ~labels
         pos, neg = coverage[labels], coverage[~labels]
         spec = ATTRIBUTE_SPECS[attribute]
         shares = [f"{np.mean(r):.0%}" for r in (refusal[labels], refusal[~labels], refusal[women])]
         enclosed = f"; rims {spec.enclosed:.0%} round" if spec.enclosed else ""
+        removal = (
+            f"{spec.removal[0]}–{spec.removal[1]}" if spec.removal else
+            f"worn: rims {WORN_ENCLOSURE:.0%} round, bridged {WORN_BRIDGE}"
+        )  # fmt: skip
         print(
             f"| {attribute} | {len(pos)} / {len(neg)} | {auc(pos, neg):.3f} | "
             f"{pos.min():.3f}, {np.quantile(pos, 0.1):.3f}, {np.median(pos):.3f} | "
             f"{np.median(neg):.3f}, {np.quantile(neg, 0.9):.3f}, {neg.max():.3f} | "
-            f"{spec.absent}{enclosed} | {', '.join(shares)} | {spec.removal[0]}–{spec.removal[1]} |"
+            f"{spec.absent}{enclosed} | {', '.join(shares)} | {removal} |"
         )
+        if spec.kind == "accessory":
+            wearing.append(f"{attribute}: {worn[labels].sum()} of {labels.sum()} with, "
+                           f"{worn[~labels].sum()} of {(~labels).sum()} without")  # fmt: skip
+
+    print(f"\nSources taken as wearing a frame (its own removed): {'; '.join(wearing)}")
 
     rng = np.random.default_rng(0)
     bare = [(a, p) for row, a, p in crops if not wears(row, "Eyeglasses")]
@@ -124,15 +138,16 @@ def main() -> None:
         thickness = rng.uniform(*DRAWN_THICKNESS)
         wearing = wear_drawn_eyeglasses(aligned.image, aligned.landmarks, rng, (thickness,) * 2)
         drawn.append((thickness, *refused(pil_to_tensor(wearing), points, "Eyeglasses")))
-    thickness, coverage, refusal = np.array(drawn).T
+    thickness, coverage, refusal, worn = np.array(drawn).T
     by_coverage = coverage < ATTRIBUTE_SPECS["Eyeglasses"].absent
-    thin = thickness < THIN
+    thin, worn = thickness < THIN, worn.astype(bool)
     print(
         f"\nGlasses drawn on the {len(bare)} glasses-free faces (rims {DRAWN_THICKNESS[0]}–"
         f"{DRAWN_THICKNESS[1]} of a lens's half width), refused (by coverage alone): all "
         f"{np.mean(refusal):.0%} ({np.mean(by_coverage):.0%}); thin, under {THIN} "
         f"({thin.sum()}), {np.mean(refusal[thin]):.0%} ({np.mean(by_coverage[thin]):.0%}); "
-        f"thicker ({(~thin).sum()}) {np.mean(refusal[~thin]):.0%} ({np.mean(by_coverage[~thin]):.0%})"
+        f"thicker ({(~thin).sum()}) {np.mean(refusal[~thin]):.0%} ({np.mean(by_coverage[~thin]):.0%}); "
+        f"taken as worn: thin {np.mean(worn[thin]):.0%}, thicker {np.mean(worn[~thin]):.0%}"
     )
 
 

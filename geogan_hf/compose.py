@@ -19,8 +19,9 @@ source. Then, all at the source crop's resolution:
    (an upscaled low-resolution exemplar) gets strand texture back (:func:`hair_grain`), a
    frame its edges (:func:`sharpen_frame`), so neither looks pasted (:func:`matching_detail`).
 3. **remove**: the source's own instance is unmixed to its local skin,
-   ``S - a_s (F_s - B_s)``, where the source clearly has one (:func:`remove_instance`), so
-   only the exemplar's instance remains.
+   ``S - a_s (F_s - B_s)``, where the source clearly has one (:func:`remove_instance`; a
+   frame it wears is filled in from around it, :func:`remove_frame`), so only the
+   exemplar's instance remains.
 4. **composite**: ``a' F' + (1 - a') S_clean``; a beard's fine detail is then scaled so
    that it stands out of the source's skin about as far as it stood out of the
    exemplar's (:func:`match_stand_out`).
@@ -43,6 +44,7 @@ from .instance import (
     is_grayscale,
     luma,
     normalized_convolution,
+    wears_frame,
     weighted_mean,
 )
 from .regions import ATTRIBUTE_SPECS, part_mask
@@ -80,6 +82,8 @@ RIM_CRISP = 1.0  # ... then its edges are sharpened again by this (an unsharp ma
 COLOUR_SIGMA = 0.15  # scale (iod) over which an instance's hue and saturation are steady
 CHROMA_SPREAD = 0.1  # chromaticity (RGB / luminance) by which hair may differ from its local mean
 NEVER = (1.0, 2.0)  # a removal range no coverage reaches
+WORN_ALPHA = 0.05  # a worn frame is removed where its alpha is above this...
+WORN_GROW = 0.6  # ... grown by this many of its rims' widths (its soft edge, a lens's rim)
 OWN_HAIR_SHARE = 0.1  # the source's hair sets the colour where it has this share of the instance's
 HAIR_ALPHA_MIN = 0.5  # ... clearly-hair pixels: alpha above this...
 HAIR_CONTRAST = 0.12  # ... and, the source's, this far from its skin (RGB distance, [0, 1])
@@ -663,14 +667,18 @@ def sharpen_frame(alpha: Tensor, missing: Tensor, sigma: float) -> Tensor:
 def remove_instance(
     image: Tensor, layers: InstanceLayers, attributes: list[str], exemplar: InstanceLayers
 ) -> Tensor:
-    """``image`` with its own instance unmixed to the local skin, where it clearly has one.
+    """``image`` with its own instance removed, where it clearly has one.
 
-    How much is removed ramps with the instance's coverage over the attribute's
-    ``removal`` range (:class:`~geogan_hf.regions.AttributeSpec`): shadows and stubble
-    that look a little like an instance are left alone. In the region an attribute joins
-    (a goatee's mustache), by that attribute's own range, and only where the
-    ``exemplar``'s instance reaches into it (its coverage there is above the joined
-    attribute's ``absent``): a goatee without a mustache leaves the source's mustache.
+    Hair is unmixed to the local skin. How much is removed ramps with the instance's
+    coverage over the attribute's ``removal`` range
+    (:class:`~geogan_hf.regions.AttributeSpec`): shadows and stubble that look a little
+    like an instance are left alone. In the region an attribute joins (a goatee's
+    mustache), by that attribute's own range, and only where the ``exemplar``'s instance
+    reaches into it (its coverage there is above the joined attribute's ``absent``): a
+    goatee without a mustache leaves the source's mustache. A frame the source clearly
+    wears (:func:`~geogan_hf.instance.wears_frame`) is filled in from around it
+    (:func:`remove_frame`): kept, the exemplar's frame was laid over it, two pairs of
+    glasses.
     """
     specs = [ATTRIBUTE_SPECS[a] for a in attributes]
     weight = _removal(layers.coverage, image.new_tensor([s.removal or NEVER for s in specs]))
@@ -685,7 +693,31 @@ def remove_instance(
             _removal(layers.joined_coverage, ranges) * shown.view(-1, 1, 1, 1),
         )
     change = layers.alpha * (layers.skin - layers.foreground) * weight
-    return (image + change).clamp(-1, 1)
+    clean = (image + change).clamp(-1, 1)
+    frames = image.new_tensor([s.kind == "accessory" for s in specs], dtype=torch.bool)
+    frames = frames & wears_frame(layers).to(frames.device)
+    if frames.any():
+        clean = torch.where(frames.view(-1, 1, 1, 1), remove_frame(image, layers.alpha), clean)
+    return clean
+
+
+def remove_frame(image: Tensor, alpha: Tensor) -> Tensor:
+    """``image`` with a frame of ``alpha`` (both ``(N, ., h, w)``) filled in from around it.
+
+    A frame is thin, and what lies under it (a brow, a lid, an eye's corner, the nose's
+    skin) goes on at both its sides: each pixel under it takes the mean of the pixels near it
+    that it does not cover (:func:`~geogan_hf.instance.normalized_convolution` at a pixel's
+    scale, wider where the rim is). Unmixed to the smooth skin field as hair is, a rim
+    crossing a brow would be skin-coloured there. Pixels the frame does not reach are kept
+    as they are.
+    """
+    out = []
+    for one, a in zip(image, alpha, strict=True):
+        grow = max(1, round(WORN_GROW * float(rim_width(a[None]))))
+        covered = F.max_pool2d((a[None] > WORN_ALPHA).to(one), 2 * grow + 1, 1, grow)
+        filled = normalized_convolution(one[None], 1 - covered, 1.0)
+        out.append(torch.where(covered > 0, filled, one[None]))
+    return torch.cat(out)
 
 
 def _removal(coverage: Tensor, ranges: Tensor) -> Tensor:

@@ -132,6 +132,17 @@ NOSE_SIDE = 0.05  # iod: the eyes' nose sides, where a frame's rims may touch th
 RIM_WIDTH = 0.09  # rimless glasses: the frame lies within this (iod) of a lens...
 ARM_BAND = 0.08  # ... or within this (iod) of the eyes' height (the arms)
 EXCLUDE_GROW = 0.05  # never-instance parts are grown by this (iod): lip borders, eyelids
+# a face wears a frame when its rims enclose its eyes nearly all the way round and the frame
+# joins its lenses over the nose (wears_frame). Each alone is not enough: brows, lids, eye
+# make-up and a cap's shadow make rings round bare eyes (enclosure 0.9 or more on 22 of 446
+# crops of glasses-free faces in ../shared/faces, at 256 and 400 px), and shading or a
+# fringe can lie across a bare nose (a bridge up to 1.0). Together: those 22 rings' bridges
+# are at most 0.56, the five labelled frames' at least 0.88 (enclosure 0.98 or more)
+WORN_ENCLOSURE, WORN_BRIDGE = 0.9, 0.75
+BRIDGE_SPAN = 0.7  # ... read across this middle share of the way between the eyes' corners
+BRIDGE_REACH = 0.5  # ... from this far (iod) above the eyes' centres (not the brows' points:
+# on a face with glasses they often lie on the top rims)
+BRIDGE_GAPS = 1  # ... over gaps of up to this many pixels (a thin bridge breaks at one)
 OUTLINE_SOFTNESS = 0.15  # the face's outline, where an instance may reach past it (face_margin)
 HAIR_FINE_SIGMA = 0.5  # hair's fine texture: derivatives at this scale (pixels of the crop)...
 CONTOUR_SIGMA = 0.02  # ... along and across the contours of the luminance at this scale (iod),
@@ -222,6 +233,8 @@ class InstanceLayers:
         joined_coverage: ``(N,)`` the same over the region it joins (0 where none).
         enclosure: ``(N,)`` glasses: the share of the way round the less enclosed eye that a
             rim clearly encloses (:func:`glasses_zones`); 0 for other attributes.
+        bridge: ``(N,)`` glasses: how fully the frame joins its lenses over the nose
+            (:func:`frame_bridge`); 0 for other attributes.
     """
 
     alpha: Tensor
@@ -235,6 +248,7 @@ class InstanceLayers:
     coverage: Tensor
     joined_coverage: Tensor
     enclosure: Tensor
+    bridge: Tensor
 
     def full(self, name: str, fill: float = 0.0) -> Tensor:
         """The map ``name`` (``"alpha"``, ``"foreground"``...) pasted into a crop-sized tensor."""
@@ -271,7 +285,70 @@ def _stack(layers: Sequence[InstanceLayers]) -> InstanceLayers:
         coverage=torch.cat([one.coverage for one in layers]),
         joined_coverage=torch.cat([one.joined_coverage for one in layers]),
         enclosure=torch.cat([one.enclosure for one in layers]),
+        bridge=torch.cat([one.bridge for one in layers]),
     )
+
+
+def frame_bridge(
+    alpha: Tensor, landmarks: Tensor, box: tuple[int, int, int, int], size: tuple[int, int]
+) -> Tensor:
+    """``(N,)`` how fully a frame's ``alpha`` ``(N, 1, h, w)`` (on ``box`` of crops of
+    ``size``) joins its lenses over the nose: the least, over the columns across the middle
+    of the way between the eyes' inner corners (39, 42; :data:`BRIDGE_SPAN`), of the most
+    alpha (within :data:`BRIDGE_GAPS` pixels) from :data:`BRIDGE_REACH` above the eyes'
+    centres down to the nose (29). 1 where a bridge crosses, 0 where a column is bare;
+    ``landmarks`` ``(N, 68, 2)`` normalized. Columns and heights are along and across the
+    eye line, not the crop's axes: a crop may be a tilted face's.
+
+    >>> lm = torch.zeros(1, 68, 2)
+    >>> lm[0, 36:42, 0], lm[0, 42:48, 0] = -0.3, 0.3  # eyes level, 38.4 px apart
+    >>> lm[0, 39, 0], lm[0, 42, 0] = -0.2, 0.2  # their inner corners
+    >>> lm[0, 29, 1] = 0.2  # the nose below them
+    >>> alpha = torch.zeros(1, 1, 128, 128)
+    >>> float(frame_bridge(alpha, lm, (0, 128, 0, 128), (128, 128)))
+    0.0
+    >>> alpha[..., 60:63, :] = 1.0  # a bar across the nose
+    >>> float(frame_bridge(alpha, lm, (0, 128, 0, 128), (128, 128)))
+    1.0
+    """
+    y0, _, x0, _ = box
+    points = normalized_to_pixel(landmarks.to(alpha), size) - alpha.new_tensor([x0, y0])
+    along = F.normalize(points[:, 42] - points[:, 39], dim=-1)
+    across = torch.stack([-along[:, 1], along[:, 0]], -1)
+    h, w = alpha.shape[-2:]
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=alpha.dtype, device=alpha.device),
+        torch.arange(w, dtype=alpha.dtype, device=alpha.device),
+        indexing="ij",
+    )
+    grid = torch.stack([xs, ys], -1)  # (h, w, 2) pixels x, y of the box
+    near = F.max_pool2d(alpha, 2 * BRIDGE_GAPS + 1, 1, BRIDGE_GAPS)
+    bridges = []
+    for a, p, u, v in zip(near[:, 0], points, along, across, strict=True):
+        x = (grid - p[39]) @ u  # along the eye line, from the left inner corner
+        y = grid @ v
+        width = float((p[42] - p[39]) @ u)
+        eyes = torch.stack([p[36:42].mean(0), p[42:48].mean(0)])
+        top = float((eyes @ v).mean() - BRIDGE_REACH * (eyes[1] - eyes[0]).norm())
+        bottom = float(p[29] @ v)
+        span = (1 - BRIDGE_SPAN) / 2 * width
+        band = (y >= top) & (y <= bottom) & (x >= span) & (x <= width - span)
+        columns = (x[band] - span).round().long()
+        if width < 1 or columns.numel() == 0:
+            bridges.append(alpha.new_zeros(()))
+            continue
+        most = alpha.new_zeros(int(columns.max()) + 1).scatter_reduce(
+            0, columns, a[band], "amax", include_self=True
+        )
+        bridges.append(most.min())
+    return torch.stack(bridges)
+
+
+def wears_frame(layers: InstanceLayers) -> Tensor:
+    """``(N,)`` bool: the face of ``layers`` (glasses' layers) clearly wears a frame: its
+    rims enclose its eyes (:data:`WORN_ENCLOSURE`) and it joins its lenses over the nose
+    (:data:`WORN_BRIDGE`). Thin metal and rimless frames, whose bridge is barely seen, do not."""
+    return (layers.enclosure >= WORN_ENCLOSURE) & (layers.bridge >= WORN_BRIDGE)
 
 
 def is_grayscale(image: Tensor) -> Tensor:
@@ -1327,6 +1404,9 @@ def extract_instance(
     # keeps the projection's alpha: the attributes' ranges were measured on it)
     opaque = (alpha / FRAME_OPACITY).clamp(max=1)
     alpha = torch.where(glasses.view(-1, 1, 1, 1) > 0, opaque, alpha)
+    bridge = alpha.new_zeros(n)
+    if glasses.any():
+        bridge = frame_bridge(alpha, landmarks, box, (h, w)) * glasses.view(-1)
     return InstanceLayers(
         alpha=alpha,
         foreground=foreground_hr * 2 - 1,
@@ -1339,6 +1419,7 @@ def extract_instance(
         coverage=coverage,
         joined_coverage=joined_coverage,
         enclosure=enclosure,
+        bridge=bridge,
     )
 
 

@@ -84,7 +84,10 @@ class AttributeSpec:
             Both measured on the labelled real photos (``benchmarks/instance_coverage.py``).
             ``None``: never removed (a fringe's or sideburn's region holds the rest of the
             source's own hair, which stays: removed, it left skin-coloured wedges at the
-            temples and a bare strip in front of an ear).
+            temples and a bare strip in front of an ear). An accessory's is not a coverage
+            range (a frame covers as little of its region as brows and lids do): a frame
+            the source clearly wears (:func:`~geogan_hf.instance.wears_frame`) is filled
+            in from around it (:func:`~geogan_hf.compose.remove_frame`).
         own_colour: which of the source's own hair gives the instance its colours when the
             transfer takes the source's own hair colour (:data:`HAIR_COLOURS`), where the
             source shows enough of it: ``"head"``, its hair in the region outside the face;
@@ -186,7 +189,7 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     "Eyeglasses": AttributeSpec(
         "accessory", skin_parts=("cheeks", "nose", "forehead"), excluded_parts=("eyes", "mouth"),
         lookalike_parts=("lips", "brows"), face_margin=0.3, absent=0.08, enclosed=0.7,
-        removal=(0.3, 0.45), experimental=True,
+        removal=None, experimental=True,
     ),
     "Bangs": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose"), excluded_parts=("eyes",), lookalike_parts=(),

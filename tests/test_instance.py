@@ -1524,6 +1524,44 @@ def test_source_with_its_own_mustache_gets_only_the_exemplars(generator, faces, 
     assert after < 0.5 * before, (before, after)
 
 
+def test_a_worn_frame_is_told_from_bare_eyes(generator, faces):
+    """A face wears a frame when its rims enclose its eyes and the frame joins its lenses
+    over the nose (``instance.wears_frame``); bare eyes do not, and neither does a ring
+    round the eyes that nothing joins."""
+    for face in faces.values():
+        points = pixel_to_normalized(torch.tensor(face.landmarks, dtype=torch.float32), (SIZE, SIZE))
+        bare = extract_instance(face.image[None] * 2 - 1, points[None], "Eyeglasses")
+        assert not instance.wears_frame(bare).any(), face.name
+        for seed in (2, 3):  # frames thick enough at 128 px to be seen whole
+            image, _, points = wearing(generator, face, "Eyeglasses", seed)
+            layers = extract_instance(image, points, "Eyeglasses")
+            assert instance.wears_frame(layers).all(), (face.name, seed)
+            unjoined = dataclasses.replace(layers, bridge=torch.zeros(1))
+            assert not instance.wears_frame(unjoined).any()
+
+
+def test_a_source_wearing_glasses_gets_only_the_exemplars(generator, faces):
+    """A source's own frame is filled in from around it before the exemplar's is laid on:
+    where only its own frame was, the result is back near the bare face (it kept the old
+    frame under the new one)."""
+    source, exemplar_face = faces["lenna"], faces["takeo"]
+    own, own_alpha, src_points = wearing(generator, source, "Eyeglasses", 2)
+    exemplar, _, ex_points = wearing(generator, exemplar_face, "Eyeglasses", 3)
+    clean = source.image[None] * 2 - 1
+    model = GeoGAN(geometry_prior=True, image_size=SIZE, attributes=("Eyeglasses",)).eval()
+    with torch.no_grad():
+        out = model(own, exemplar, src_points, ex_points, attribute="Eyeglasses")
+        bare = model(clean, exemplar, src_points, ex_points, attribute="Eyeglasses")
+    only_own = (own_alpha > 0.5) & (out.mask[0, 0] < 0.05)
+    assert only_own.sum() > 20
+    before = (own - clean).abs().mean(1)[0][only_own].mean()
+    after = (out.image - clean).abs().mean(1)[0][only_own].mean()
+    assert after < 0.5 * before, (before, after)
+    # a bare source's pixels are its own outside the frame laid on it
+    untouched = bare.mask[0, 0] == 0
+    assert torch.equal(bare.image[0][:, untouched], clean[0][:, untouched])
+
+
 def test_a_goatee_takes_the_sources_mustache_only_with_its_own(generator, faces, monkeypatch):
     """In the mustache's region a goatee joins, the source's own mustache is replaced when
     the exemplar's goatee comes with a mustache, and kept when it comes without."""
