@@ -143,6 +143,9 @@ BRIDGE_SPAN = 0.7  # ... read across this middle share of the way between the ey
 BRIDGE_REACH = 0.5  # ... from this far (iod) above the eyes' centres (not the brows' points:
 # on a face with glasses they often lie on the top rims)
 BRIDGE_GAPS = 1  # ... over gaps of up to this many pixels (a thin bridge breaks at one)
+# iod: a worn frame in front of brows or sideburns reaches this far past its alpha (its soft
+# edge; grown by EXCLUDE_GROW, brows lying on a top rim were cut to a pale outline)
+WORN_EDGE = 0.01
 OUTLINE_SOFTNESS = 0.15  # the face's outline, where an instance may reach past it (face_margin)
 HAIR_FINE_SIGMA = 0.5  # hair's fine texture: derivatives at this scale (pixels of the crop)...
 CONTOUR_SIGMA = 0.02  # ... along and across the contours of the luminance at this scale (iod),
@@ -349,6 +352,17 @@ def wears_frame(layers: InstanceLayers) -> Tensor:
     rims enclose its eyes (:data:`WORN_ENCLOSURE`) and it joins its lenses over the nose
     (:data:`WORN_BRIDGE`). Thin metal and rimless frames, whose bridge is barely seen, do not."""
     return (layers.enclosure >= WORN_ENCLOSURE) & (layers.bridge >= WORN_BRIDGE)
+
+
+def worn_frames(image: Tensor, landmarks: Tensor) -> Tensor:
+    """``(N, 1, H, W)`` the alpha of the frame each face crop of ``image`` clearly wears
+    (:func:`wears_frame`), grown by :data:`WORN_EDGE` (its soft edge); 0 where it wears
+    none. ``landmarks`` ``(N, 68, 2)`` normalized."""
+    layers = extract_instance(image, landmarks, ["Eyeglasses"] * image.shape[0])
+    alpha = layers.full("alpha") * wears_frame(layers).view(-1, 1, 1, 1).to(layers.alpha)
+    iod = float(_iod_pixels(landmarks.to(alpha), image.shape[-2]).mean())
+    grow = max(1, round(WORN_EDGE * iod))
+    return F.max_pool2d(alpha, 2 * grow + 1, 1, grow)
 
 
 def is_grayscale(image: Tensor) -> Tensor:
@@ -1123,6 +1137,7 @@ def extract_instance(
     landmarks: Tensor,
     attribute: str | Sequence[str],
     light_strands: bool = True,
+    hidden: Tensor | None = None,
 ) -> InstanceLayers:
     """The instance of ``attribute`` in each face crop of ``image`` (see the module docstring).
 
@@ -1134,6 +1149,8 @@ def extract_instance(
             its shadows count (:data:`SALT_SHARE`); ``False`` for an instance that is to be
             removed: unmixed to the skin field, a grey beard's strands left an airbrushed
             patch inside the beard around it (real pair 24), its shadows alone do not.
+        hidden: ``(N, 1, H, W)`` in [0, 1], what lies in front of the instance and is never
+            it (a worn frame over the brows, :func:`worn_frames`), or ``None``.
 
     Returns:
         :class:`InstanceLayers` at the crops' resolution.
@@ -1146,7 +1163,8 @@ def extract_instance(
         # crop's own, so a crop's instance does not depend on the batch it comes in
         return _stack([
             extract_instance(
-                image[i : i + 1], landmarks[i : i + 1], attributes[i], light_strands
+                image[i : i + 1], landmarks[i : i + 1], attributes[i], light_strands,
+                None if hidden is None else hidden[i : i + 1],
             )
             for i in range(n)
         ])  # fmt: skip
@@ -1158,6 +1176,8 @@ def extract_instance(
     region, own_region, core, own, reference, excluded, shading, strict = _spec_masks(
         attributes, landmarks, work
     )
+    if hidden is not None:
+        excluded = torch.maximum(excluded, F.adaptive_max_pool2d(hidden.to(excluded), work))
 
     log_l, chroma, texture = _features(small, max(0.5, TEXTURE_SIGMA * iod))
     features = torch.cat([log_l, chroma, texture], 1)
@@ -1331,6 +1351,8 @@ def extract_instance(
     searched_hr = resample_box(searched, box, (h, w))
     region_hr = resample_box(region, box, (h, w))
     gate = (2 * F.max_pool2d(evidence_hr, 3, 1, 1)).clamp(max=1) * searched_hr
+    if hidden is not None:
+        gate = gate * (1 - hidden[..., y0:y1, x0:x1].to(gate))
     alpha = _line_alpha(pixels, skin_hr, fg_hr, evidence_hr) * gate
     if salt.any():
         strands = _line_alpha(pixels, skin_hr, other_colour, evidence_hr) * gate

@@ -86,6 +86,7 @@ from .instance import (
     is_grayscale,
     lip_mask,
     weighted_mean,
+    worn_frames,
 )
 from .regions import (
     ATTRIBUTE_SPECS,
@@ -211,10 +212,11 @@ class GeometricPrior:
         source_flow: ``(N, 2, h, w)`` the flow that moves the source's own face to
             ``target_landmarks`` (zero where they are the source's); ``None`` without any
             expression.
-        in_front: ``(N, 1, H, W)`` the source's head hair over the region, at the source's
-            resolution, for the attributes under it
-            (:attr:`~geogan_hf.regions.AttributeSpec.under_head_hair`; 0 for the others);
-            ``None`` without any.
+        in_front: ``(N, 1, H, W)`` what of the source lies in front of the instance, at the
+            source's resolution: its head hair over the region for the attributes under it
+            (:attr:`~geogan_hf.regions.AttributeSpec.under_head_hair`) and the frame it
+            wears for those behind one (``behind_frame``); 0 for the others; ``None``
+            without any.
         own_colour: per sample, which of the source's own hair gives the instance its
             colours: ``"head"``, ``"instance"`` (its own instance of the attribute),
             ``"brows"``, or ``None`` (the exemplar's colours;
@@ -839,8 +841,14 @@ def geometric_prior(
     attributes = [canonical_attribute(a) for a in attributes]
     hair_colour = check_hair_colour(hair_colour)
     start = time.perf_counter()
+    behind = torch.tensor(
+        [ATTRIBUTE_SPECS[a].behind_frame for a in attributes], device=source.device
+    )
     # first: a frame's flow keeps the exemplar's frame within the source's outline
-    exemplar_layers = extract_instance(exemplar, exemplar_landmarks, attributes)
+    exemplar_layers = extract_instance(
+        exemplar, exemplar_landmarks, attributes,
+        hidden=_frames(exemplar, exemplar_landmarks, behind),
+    )  # fmt: skip
     middle = time.perf_counter()
     rigid = torch.tensor(
         [ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes], device=source.device
@@ -875,15 +883,20 @@ def geometric_prior(
         flow = flow.to(source.dtype)
     warped = warp_exemplar(resize_image(exemplar, size), flow, mirror)
     end_flow = time.perf_counter()
-    source_layers = extract_instance(source, source_landmarks, attributes, light_strands=False)
-    in_front = None
+    frames = _frames(source, source_landmarks, behind)
+    source_layers = extract_instance(
+        source, source_landmarks, attributes, light_strands=False, hidden=frames
+    )
+    in_front = frames
     under = torch.tensor(
         [ATTRIBUTE_SPECS[a].under_head_hair for a in attributes], device=source.device
     )
     if under.any():  # the fringe is extracted for those samples only
         index = under.nonzero()[:, 0]
-        in_front = source.new_zeros(source.shape[0], 1, *source.shape[-2:])
-        in_front[index] = head_hair_in_front(source[index], source_landmarks[index])
+        if in_front is None:
+            in_front = source.new_zeros(source.shape[0], 1, *source.shape[-2:])
+        fringe = head_hair_in_front(source[index], source_landmarks[index])
+        in_front[index] = torch.maximum(in_front[index], fringe)
     own_colour = _own_colour(attributes, source_layers, hair_colour)
     brows = None
     if "brows" in own_colour:
@@ -914,6 +927,17 @@ def geometric_prior(
         missing, grain, hair_length, source_landmarks, white_ratio, targets, source_flow, in_front,
         own_colour, brows, stands_out,
     )  # fmt: skip
+
+
+def _frames(image: Tensor, landmarks: Tensor, behind: Tensor) -> Tensor | None:
+    """:func:`~geogan_hf.instance.worn_frames` of the samples whose instance lies behind
+    a frame (``behind`` ``(N,)``), 0 for the others; ``None`` when none does."""
+    if not behind.any():
+        return None
+    index = behind.nonzero()[:, 0]
+    frames = image.new_zeros(image.shape[0], 1, *image.shape[-2:])
+    frames[index] = worn_frames(image[index], landmarks[index])
+    return frames
 
 
 def _own_colour(

@@ -105,6 +105,11 @@ class AttributeSpec:
             falls over the region (:func:`~geogan_hf.instance.head_hair_in_front`) the
             source is kept as it is, neither its instance removed nor the new one drawn
             (brows: removed, a fringe's strands over them became skin-coloured patches).
+        behind_frame: the instance lies behind a pair of glasses (brows under the top rims,
+            sideburns under the temple arms): a frame either face clearly wears
+            (:func:`~geogan_hf.instance.worn_frames`) is never the instance, and the
+            source's stays in front of the new one (taken, an exemplar's top rims were
+            pasted as black bars for brows).
         strands: ``(landmark, height, length, curl)``: hair strands radiate from the
             point ``height`` inter-ocular distances above that landmark, are at most
             ``length`` long (as long as the exemplar's look,
@@ -155,6 +160,7 @@ class AttributeSpec:
     own_colour: str | None = None
     own_colour_by_default: bool = False
     under_head_hair: bool = False
+    behind_frame: bool = False
     strands: tuple[int, float, float, float] | None = None
     stubble: bool = False
     shaded: bool = False
@@ -203,11 +209,12 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     "Bushy_Eyebrows": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose", "forehead"), excluded_parts=("eyes",),
         lookalike_parts=(), strands=(29, 0.0, 0.08, 0.15), under_head_hair=True,
+        behind_frame=True,
     ),
     "Sideburns": AttributeSpec(
         "hair", excluded_parts=("eyes", "brows"), lookalike_parts=(), face_margin=0.06,
         removal=None, strands=(27, 3.0, 0.2, 0.15), within_outline=True, symmetric=True,
-        experimental=True,
+        behind_frame=True, experimental=True,
     ),
     # a colour replaces the lips' own (recoloured, not removed first)
     "Wearing_Lipstick": AttributeSpec(

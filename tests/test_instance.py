@@ -1562,6 +1562,33 @@ def test_a_source_wearing_glasses_gets_only_the_exemplars(generator, faces):
     assert torch.equal(bare.image[0][:, untouched], clean[0][:, untouched])
 
 
+@pytest.mark.parametrize("attribute", ["Bushy_Eyebrows", "Sideburns"])
+def test_a_worn_frame_is_in_front_of_brows_and_sideburns(generator, faces, attribute):
+    """Brows and sideburns lie behind a pair of glasses (``AttributeSpec.behind_frame``): an
+    exemplar's worn frame is never taken as them (its top rims had been pasted as black
+    bars for brows, its arms as strokes for sideburns), and a source's stays in front of the
+    new ones."""
+    face = faces["takeo"]
+    model = GeoGAN(geometry_prior=True, image_size=SIZE, attributes=(attribute,)).eval()
+    bare = faces["lenna"].image[None] * 2 - 1
+    bare_points = pixel_to_normalized(
+        torch.tensor(faces["lenna"].landmarks, dtype=torch.float32), (SIZE, SIZE)
+    )[None]
+    for seed in (2, 3):
+        worn, frame, points = wearing(generator, face, "Eyeglasses", seed)
+        on_frame = frame > 0.5
+        taken = extract_instance(worn, points, attribute).full("alpha")[0, 0]
+        found = prior.geometric_prior(bare, worn, bare_points, points, [attribute], (SIZE, SIZE))
+        assert taken[on_frame].mean() > 0.05  # the frame looks like hair, unless told
+        # (as much as that when it was taken: 0.09-0.38)
+        assert found.exemplar.full("alpha")[0, 0][on_frame].mean() < 0.3 * taken[on_frame].mean()
+        with torch.no_grad():
+            out = model(worn, bare, points, bare_points, attribute=attribute)
+        # the source's frame as it was (0.03-0.34 off on average when the new instance
+        # was drawn over it)
+        assert (out.image - worn).abs().amax(1)[0][on_frame].mean() < 0.01
+
+
 def test_a_goatee_takes_the_sources_mustache_only_with_its_own(generator, faces, monkeypatch):
     """In the mustache's region a goatee joins, the source's own mustache is replaced when
     the exemplar's goatee comes with a mustache, and kept when it comes without."""
