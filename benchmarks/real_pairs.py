@@ -8,9 +8,10 @@ numbered on from the first file's). ``benchmarks/real_pairs_heldout.jsonl`` (16 
 and goatee pairs: bearded exemplars and beardless male sources that no other pair uses in
 that role, drawn at random) is not in the default run: no change is tuned on it, it is run to see
 whether what was tuned on the others holds (``--pairs benchmarks/real_pairs_heldout.jsonl``).
-``benchmarks/real_pairs_worn.jsonl`` (20 glasses pairs between the five photos that wear
-glasses: a source's own frame is removed before the exemplar's is laid on) is not in it
-either (``--pairs benchmarks/real_pairs_worn.jsonl``).
+``benchmarks/real_pairs_worn.jsonl`` (the five photos that wear glasses: 20 glasses pairs
+between them, a source's own frame removed before the exemplar's is laid on, and 20 brows
+and sideburns pairs with them as exemplars or sources, which lie behind a frame) is not in
+it either (``--pairs benchmarks/real_pairs_worn.jsonl``).
 It writes, to an output folder that is never committed
 (``outputs/real_pairs`` by default, ignored by git: the photos' terms forbid redistributing
 them or pictures made from them):
