@@ -9,9 +9,9 @@ and goatee pairs: bearded exemplars and beardless male sources that no other pai
 that role, drawn at random) is not in the default run: no change is tuned on it, it is run to see
 whether what was tuned on the others holds (``--pairs benchmarks/real_pairs_heldout.jsonl``).
 ``benchmarks/real_pairs_worn.jsonl`` (the five photos that wear glasses: 20 glasses pairs
-between them, a source's own frame removed before the exemplar's is laid on, and 20 brows
-and sideburns pairs with them as exemplars or sources, which lie behind a frame) is not in
-it either (``--pairs benchmarks/real_pairs_worn.jsonl``).
+between them, a source's own frame removed before the exemplar's is laid on; 20 brows
+and sideburns pairs with them as exemplars or sources, which lie behind a frame; 10 bangs
+pairs likewise) is not in it either (``--pairs benchmarks/real_pairs_worn.jsonl``).
 It writes, to an output folder that is never committed
 (``outputs/real_pairs`` by default, ignored by git: the photos' terms forbid redistributing
 them or pictures made from them):
