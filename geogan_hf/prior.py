@@ -900,7 +900,11 @@ def geometric_prior(
     own_colour = _own_colour(attributes, source_layers, hair_colour)
     brows = None
     if "brows" in own_colour:
-        brows = extract_instance(source, source_landmarks, ["Bushy_Eyebrows"] * len(attributes))
+        # a worn frame's top rims are no brows (AttributeSpec.behind_frame)
+        brows = extract_instance(
+            source, source_landmarks, ["Bushy_Eyebrows"] * len(attributes),
+            hidden=worn_frames(source, source_landmarks),
+        )  # fmt: skip
     blur, missing = sharpness_match(source, exemplar, source_landmarks, exemplar_landmarks)
     hair = torch.tensor(
         [ATTRIBUTE_SPECS[a].strands is not None for a in attributes], device=source.device

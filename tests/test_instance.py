@@ -1589,6 +1589,26 @@ def test_a_worn_frame_is_in_front_of_brows_and_sideburns(generator, faces, attri
         assert (out.image - worn).abs().amax(1)[0][on_frame].mean() < 0.01
 
 
+def test_a_beard_in_the_source_s_own_colours_takes_them_from_its_brows_not_its_frame(
+    generator, faces
+):
+    """With ``hair_colour="own"`` a mustache takes the colours of the source's brows; on a
+    face that wears glasses those are read without the frame (its top rims had made a
+    mustache near-black on grey-browed faces)."""
+    face, exemplar = faces["takeo"], faces["lenna"]
+    ex_image, _, ex_points = wearing(generator, exemplar, "Mustache", 0)
+    for seed in (2, 3):
+        worn, frame, points = wearing(generator, face, "Eyeglasses", seed)
+        on_frame = frame > 0.5
+        taken = extract_instance(worn, points, "Bushy_Eyebrows").full("alpha")[0, 0]
+        found = prior.geometric_prior(
+            worn, ex_image, points, ex_points, ["Mustache"], (SIZE, SIZE), hair_colour="own"
+        )
+        assert found.brows is not None
+        brows = found.brows.full("alpha")[0, 0]
+        assert brows[on_frame].mean() < 0.3 * taken[on_frame].mean()
+
+
 def test_a_goatee_takes_the_sources_mustache_only_with_its_own(generator, faces, monkeypatch):
     """In the mustache's region a goatee joins, the source's own mustache is replaced when
     the exemplar's goatee comes with a mustache, and kept when it comes without."""
