@@ -131,6 +131,12 @@ LENS_MIDLINE = 0.06  # iod: a lens ends at least this far from the nose's ridge 
 NOSE_SIDE = 0.05  # iod: the eyes' nose sides, where a frame's rims may touch them, this far across
 RIM_WIDTH = 0.09  # rimless glasses: the frame lies within this (iod) of a lens...
 ARM_BAND = 0.08  # ... or within this (iod) of the eyes' height (the arms)
+# a frame without its temple arms ends this far (iod) past its rims along the eye line: its
+# end-pieces. Beyond lie the arms' stubs, which, fading as an arm leaves the light, were laid
+# on another face as a beak or a blob at the end-piece (real pairs 28 and 30, and one
+# exemplar's thin frame onto all wild photos); that face's own arms are drawn
+# (prior.temple_arms)
+END_PIECE_REACH = 0.03
 EXCLUDE_GROW = 0.05  # never-instance parts are grown by this (iod): lip borders, eyelids
 # a face wears a frame when its rims enclose its eyes nearly all the way round and the frame
 # joins its lenses over the nose (wears_frame). Each alone is not enough: brows, lids, eye
@@ -782,7 +788,7 @@ def _rim(
 
 
 def glasses_zones(
-    score: Tensor, landmarks: Tensor, iod: float, face: Tensor
+    score: Tensor, landmarks: Tensor, iod: float, face: Tensor, arms: bool = True
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(lens, frame)`` maps ``(N, 1, h, w)``: inside the lenses, and where a frame can be;
     the ``(N,)`` enclosure: the share of the way round the less enclosed eye where its
@@ -795,14 +801,15 @@ def glasses_zones(
     shadow is still closed. The frame can only be on the rims, as thick as they are all
     round, and in a band at the lenses' height inside the ``face``, where the score is
     about the rims' own (the bridge and the arms; beyond the face outline that band holds
-    hair and background, and inside it shaded skin). Where no rim
+    hair and background, and inside it shaded skin; without ``arms``, only as far as
+    :data:`END_PIECE_REACH` past the rims). Where no rim
     encloses an eye (rimless glasses), the lens is an ellipse of the usual size and the
     frame a ring of :data:`RIM_WIDTH` around it.
     """
     n, _, h, w = score.shape
     lens = np.zeros((n, h, w), dtype=bool)
     frame = np.zeros((n, h, w), dtype=bool)
-    arms = np.zeros((n, h, w), dtype=bool)
+    band = np.zeros((n, h, w), dtype=bool)
     pixels = ((landmarks.detach().cpu().numpy() + 1) * np.array([w, h]) - 1) / 2
     grid = np.stack(np.mgrid[:h, :w][::-1], -1).astype(np.float64)  # (h, w, 2) x, y
     values = score.detach().cpu().numpy()[:, 0].astype(np.float64)
@@ -841,8 +848,8 @@ def glasses_zones(
             strengths.append(strength)
             clear.append(float(np.mean(peak >= RIM_CLEAR)))
             # the arms: what is about as distinct from the skin as the rims, at their height
-            band = np.abs((grid - centre) @ down) <= ARM_BAND * iod
-            arms[i] |= band & inside_face[i] & (values[i] >= RIM_EDGE * strength)
+            level = np.abs((grid - centre) @ down) <= ARM_BAND * iod
+            band[i] |= level & inside_face[i] & (values[i] >= RIM_EDGE * strength)
         enclosure[i] = min(clear)
         rims = frame[i] & ~(insides[0] | insides[1])
         if min(strengths) >= RIM_MIN_SCORE and rims.any():
@@ -858,8 +865,14 @@ def glasses_zones(
             insides = [inside & ~notches for inside in insides]
             frame[i] |= notches
         lens[i] = insides[0] | insides[1]
+        seen = frame[i] & (values[i] >= RIM_EDGE * min(strengths))
+        if not arms and seen.any():
+            along = (grid - (eyes[0] + eyes[1]) / 2) @ right
+            reach = along[seen]
+            band[i] &= along >= reach.min() - END_PIECE_REACH * iod
+            band[i] &= along <= reach.max() + END_PIECE_REACH * iod
         # ... and joined to the rims (not specks of hair or shadow at the temples)
-        labels, _ = ndimage.label(arms[i] | frame[i])
+        labels, _ = ndimage.label(band[i] | frame[i])
         joined = np.unique(labels[frame[i]])
         frame[i] = ndimage.binary_dilation(np.isin(labels, joined[joined > 0]) & ~lens[i])
         # a lens never reaches over the nose's ridge, where a weak rim left its contour
@@ -1147,6 +1160,7 @@ def extract_instance(
     attribute: str | Sequence[str],
     light_strands: bool = True,
     hidden: Tensor | None = None,
+    arms: bool = True,
 ) -> InstanceLayers:
     """The instance of ``attribute`` in each face crop of ``image`` (see the module docstring).
 
@@ -1160,6 +1174,8 @@ def extract_instance(
             patch inside the beard around it (real pair 24), its shadows alone do not.
         hidden: ``(N, 1, H, W)`` in [0, 1], what lies in front of the instance and is never
             it (a worn frame over the brows, :func:`worn_frames`), or ``None``.
+        arms: a frame's alpha takes its temple arms; ``False`` for a frame to be laid on
+            another face, which ends at its end-pieces (:data:`END_PIECE_REACH`).
 
     Returns:
         :class:`InstanceLayers` at the crops' resolution.
@@ -1173,7 +1189,7 @@ def extract_instance(
         return _stack([
             extract_instance(
                 image[i : i + 1], landmarks[i : i + 1], attributes[i], light_strands,
-                None if hidden is None else hidden[i : i + 1],
+                None if hidden is None else hidden[i : i + 1], arms,
             )
             for i in range(n)
         ])  # fmt: skip
@@ -1260,7 +1276,7 @@ def extract_instance(
     lens, enclosure = torch.zeros_like(evidence), glasses.new_zeros(n)
     if glasses.any():
         score = (colour_distance / threshold - 1).clamp_min(0) * region * allowed
-        lens, frame, enclosure, cores = glasses_zones(score, landmarks, iod, face)
+        lens, frame, enclosure, cores = glasses_zones(score, landmarks, iod, face, arms)
         enclosure = enclosure * glasses
         glasses = glasses.view(-1, 1, 1, 1)
         frame = gaussian_blur(frame, 0.5)

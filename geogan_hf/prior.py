@@ -844,10 +844,11 @@ def geometric_prior(
     behind = torch.tensor(
         [ATTRIBUTE_SPECS[a].behind_frame for a in attributes], device=source.device
     )
-    # first: a frame's flow keeps the exemplar's frame within the source's outline
+    # first: a frame's flow keeps the exemplar's frame within the source's outline. Its
+    # frame comes without its temple arms: the source's are drawn (temple_arms)
     exemplar_layers = extract_instance(
         exemplar, exemplar_landmarks, attributes,
-        hidden=_frames(exemplar, exemplar_landmarks, behind),
+        hidden=_frames(exemplar, exemplar_landmarks, behind), arms=False,
     )  # fmt: skip
     middle = time.perf_counter()
     rigid = torch.tensor(

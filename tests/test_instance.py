@@ -216,6 +216,40 @@ def rectangular_rims(lm, iod, xs, ys, reach, thick):
     return rims, boxes
 
 
+@pytest.mark.parametrize("name", ["lenna", "takeo"])
+def test_a_frame_to_be_laid_on_another_face_ends_at_its_end_pieces(faces, name):
+    """A frame's temple arms leave it at the end-pieces and fade as they turn away from the
+    light: taken with the frame, their stubs were laid on another face as a beak or a blob
+    at its ends (real pairs 28 and 30), where that face's own arms are drawn. Without
+    ``arms`` the frame ends ``END_PIECE_REACH`` past its rims' elliptic zone (at the eyes'
+    height up to 0.2 iod past these rectangles), whole; with them (a worn frame, to be
+    removed) the stubs, 0.3 iod long, are its own."""
+    face = faces[name]
+    image = face.image[None].clone() * 2 - 1
+    lm = torch.tensor(face.landmarks, dtype=torch.float32)
+    iod = float((lm[42:48].mean(0) - lm[36:42].mean(0)).norm())
+    ys, xs = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+    rims, boxes = rectangular_rims(lm, iod, xs, ys, (0.3, 0.3), (3, 3))
+    stubs = torch.zeros_like(rims)
+    for (x0, x1, y0, y1), side in zip(boxes, (-1, 1), strict=True):
+        out = side * (xs - (x0 if side < 0 else x1))
+        stubs |= (out > 0) & (out <= 0.3 * iod) & ((ys - (y0 + y1) / 2).abs() <= 1.5)
+    image[0][:, rims | stubs] = DARK_FRAME[:, None]
+    points = pixel_to_normalized(lm, (SIZE, SIZE))[None]
+    image = gaussian_blur(image, 0.7)
+    with_arms, without = (
+        extract_instance(image, points, "Eyeglasses", arms=arms).full("alpha")[0, 0]
+        for arms in (True, False)
+    )
+    reach = 0.25 * iod
+    beyond = torch.zeros_like(rims)
+    for (x0, x1, _, _), side in zip(boxes, (-1, 1), strict=True):
+        beyond |= side * (xs - (x0 if side < 0 else x1)) > reach
+    assert with_arms[stubs & beyond].mean() > 0.5, float(with_arms[stubs & beyond].mean())
+    assert without[beyond].max() < 0.05, float(without[beyond].max())
+    assert without[rims].mean() > 0.95 * with_arms[rims].mean()
+
+
 @pytest.mark.parametrize("name", ["lenna", "takeo", "astronaut"])
 def test_a_close_set_frames_nose_side_rims_are_whole(faces, name):
     """A small frame's nose-side rims start at the eyes' inner corners, inside the eyes'
