@@ -921,9 +921,10 @@ def lip_alpha(
     far as its chromaticity lies from the local ``skin``'s toward the lips' typical one
     (all lip from :data:`LIP_FULL` of the way). Teeth and skin the outline takes in by
     mistake are not lips, so lipstick does not paint them; a highlight on a lip, as pale
-    as a tooth, is, because it lies inside the lip or is small (:data:`LIP_SPECK`): only
-    what is unlike the lips and reaches the ``mouth``'s opening or the outline's edge is
-    left out. With lips hardly of another colour than the skin (:data:`LIP_CONTRAST`), the
+    as a tooth, is, because it lies inside the lip or is small (:data:`LIP_SPECK`), or,
+    reaching the outline's edge, is lighter and whiter than the skin (skin is the skin's
+    colour): only what is unlike the lips and reaches the ``mouth``'s opening, or the
+    outline's edge as skin, is left out. With lips hardly of another colour than the skin (:data:`LIP_CONTRAST`), the
     outline alone. Its edges are softened by :data:`LIP_EDGE`. The lips' typical colour is
     read in ``reference`` (the outline if ``None``). ``pixels`` and ``skin`` in [0, 1], the
     masks soft in [0, 1], ``iod`` in their pixels.
@@ -940,10 +941,14 @@ def lip_alpha(
     def chromaticity(x: Tensor) -> Tensor:
         return x / (x.sum(1, keepdim=True) + 0.06)
 
+    def saturation(x: Tensor) -> Tensor:
+        return (x.amax(0) - x.amin(0)) / x.amax(0).clamp_min(1e-3)
+
     out = []
     references = outline if reference is None else reference
-    for c, s, inside, opening, typical in zip(
-        chromaticity(pixels), chromaticity(skin), outline, mouth, references, strict=True
+    for p, b, c, s, inside, opening, typical in zip(
+        pixels, skin, chromaticity(pixels), chromaticity(skin), outline, mouth, references,
+        strict=True,
     ):
         core, lips = inside[0] > 0.5, typical[0] > 0.5
         if not lips.any():
@@ -957,13 +962,24 @@ def lip_alpha(
         share = ((c - s) * direction.view(3, 1, 1)).sum(0, keepdim=True) / length2
         t = (share / LIP_FULL).clamp(0, 1)
         likeness = t * t * (3 - 2 * t)
-        # the unlike parts enclosed by lip (highlights) are lip
+        # the unlike parts enclosed by lip (highlights) are lip; so are those lighter and
+        # whiter than the skin there (a highlight is the light's own colour added) that
+        # reach the outline's edge but not the mouth's opening: the lit edge of a full lower
+        # lip was left unpainted beside the lipstick
         unlike, count = ndimage.label((likeness[0] < 0.5).cpu().numpy() & core.cpu().numpy())
         if count:
             edge = ~ndimage.binary_erosion(core.cpu().numpy(), border_value=0)
-            open_ = ndimage.binary_dilation((opening[0] > 0.5).cpu().numpy()) | edge
+            at_opening = ndimage.binary_dilation((opening[0] > 0.5).cpu().numpy())
+            labels = np.arange(count + 1)
             sizes = np.bincount(unlike.ravel(), minlength=count + 1)
-            kept = np.unique(unlike[open_ & (unlike > 0) & (sizes[unlike] > (LIP_SPECK * iod) ** 2)])
+            shine = np.ones(count + 1, dtype=bool)
+            for lit, plain in ((luma(p[None])[0, 0], luma(b[None])[0, 0]),
+                               (saturation(b), saturation(p))):  # fmt: skip
+                shine &= np.asarray(ndimage.mean((lit - plain).cpu().numpy(), unlike, labels)) > 0
+            reaches = np.isin(labels, unlike[at_opening]) | (
+                np.isin(labels, unlike[edge]) & ~shine
+            )
+            kept = labels[reaches & (sizes > (LIP_SPECK * iod) ** 2) & (labels > 0)]
             enclosed = torch.from_numpy((unlike > 0) & ~np.isin(unlike, kept)).to(inside.device)
             likeness = torch.where(enclosed, 1.0, likeness)
         out.append(inside * likeness)
