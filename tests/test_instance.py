@@ -1765,9 +1765,9 @@ def test_a_lips_highlight_at_its_edge_is_lip_and_skin_there_is_not():
     the outline took in by mistake; but a highlight on a full lower lip reaches its edge
     too, and stayed unpainted beside the lipstick (a white speck in real pair 55; a pale
     patch on some of the 13 of 118 wild photos it changed under one exemplar). A highlight
-    is the light's colour added to the lip: lighter and whiter than the skin there, while
-    skin is the skin's colour. Teeth reaching the mouth's opening stay out, whatever their
-    colour."""
+    is the light's colour added to the lip: its darkest channel is above the skin's there
+    (``LIP_SHINE``), while skin is the skin's colour. Teeth reaching the mouth's opening
+    stay out, whatever their colour."""
     skin = torch.tensor([0.8, 0.6, 0.5]).view(1, 3, 1, 1).expand(1, 3, 24, 24).clone()
     pixels = skin.clone()
     outline = torch.zeros(1, 1, 24, 24)
