@@ -929,10 +929,11 @@ def lip_alpha(
     as a tooth, is, because it lies inside the lip or is small (:data:`LIP_SPECK`), or,
     reaching the outline's edge, has the light's colour added to the skin's
     (:data:`LIP_SHINE`): only what is unlike the lips and reaches the ``mouth``'s opening,
-    or the outline's edge as skin, is left out. With lips hardly of another colour than the skin (:data:`LIP_CONTRAST`), the
-    outline alone. Its edges are softened by :data:`LIP_EDGE`. The lips' typical colour is
-    read in ``reference`` (the outline if ``None``). ``pixels`` and ``skin`` in [0, 1], the
-    masks soft in [0, 1], ``iod`` in their pixels.
+    or the outline's edge as skin, is left out. With lips hardly of another colour than
+    the skin (:data:`LIP_CONTRAST`), the outline alone. Its edges are softened by
+    :data:`LIP_EDGE`. The lips' typical colour is read in ``reference`` (the outline if
+    ``None``). ``pixels`` and ``skin`` in [0, 1], the masks soft in [0, 1], ``iod`` in
+    their pixels.
 
     >>> skin = torch.full((1, 3, 6, 6), 0.6)
     >>> pixels = skin.clone(); pixels[:, :, 1:] = torch.tensor([0.7, 0.3, 0.3]).view(3, 1, 1)
