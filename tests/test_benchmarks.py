@@ -195,3 +195,49 @@ def test_blind_ab_hides_which_version_is_which_and_decodes_verdicts(real_pairs_r
     guessed = blind_ab.sides(mapping, f"pair 1: {side['new']}\npair 2: B\n")
     assert guessed["controls"] == [2] and guessed["A"] + guessed["B"] == 2
     assert doctest.testmod(blind_ab).failed == 0
+
+
+def test_sweep_lays_one_exemplar_on_every_photo_and_shows_what_changed(tmp_path, capsys):
+    """``benchmarks/sweep.py`` on a folder of package sample faces and a faceless picture:
+    a close-up of each transfer, in the same box whatever the transfer did, on a sheet; the
+    faceless one listed as refused with its message; against an earlier sweep, the crops
+    that differ (most first, side by side) and only those; a bad attribute is refused
+    before any photo is run."""
+    import shutil
+
+    import numpy as np
+    import sweep
+    from PIL import Image
+
+    from geogan_hf.samples import load_sample
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("astronaut", "lenna"):
+        load_sample(name).image.save(photos / f"{name}.png")
+    Image.new("RGB", (96, 96), (120, 140, 160)).save(photos / "wall.png")
+    exemplar = tmp_path / "einstein.png"
+    load_sample("einstein").image.save(exemplar)
+    args = [str(exemplar), "mustache", "--photos", str(photos), "--tile", "120"]
+
+    assert sweep.main([*args, "--output", str(tmp_path / "old")]) == 0
+    out = capsys.readouterr().out
+    assert "2 transferred" in out and "1 refused" in out
+    assert "| wall.png | refused (NoFaceError) |" in out
+    crops = sorted(p.name for p in (tmp_path / "old" / "crops").iterdir())
+    assert crops == ["astronaut.png", "lenna.png"]
+    assert (tmp_path / "old" / "sheet_0.png").is_file()
+
+    # an earlier sweep whose lenna crop differs: only lenna is reported and shown
+    earlier = tmp_path / "earlier"
+    shutil.copytree(tmp_path / "old", earlier)
+    lenna = np.asarray(Image.open(earlier / "crops" / "lenna.png")).copy()
+    lenna[:10, :10] = 255 - lenna[:10, :10]
+    Image.fromarray(lenna).save(earlier / "crops" / "lenna.png")
+    assert sweep.main([*args, "--output", str(tmp_path / "new"), "--against", str(earlier)]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 crops changed" in out and "lenna (" in out and "astronaut (" not in out
+    assert Image.open(tmp_path / "new" / "changed.png").width == 2 * (120 + sweep.GAP) + sweep.GAP
+
+    assert sweep.main([str(exemplar), "Hat", "--photos", str(photos)]) == 2
+    assert "unknown attribute 'Hat'" in capsys.readouterr().err
