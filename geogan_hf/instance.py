@@ -870,8 +870,8 @@ def glasses_zones(
             insides = [inside & ~notches for inside in insides]
             frame[i] |= notches
         lens[i] = insides[0] | insides[1]
-        seen = frame[i] & (values[i] >= RIM_EDGE * min(strengths))
-        if not arms and seen.any():
+        seen = None if arms else frame[i] & (values[i] >= RIM_EDGE * min(strengths))
+        if seen is not None and seen.any():
             along = (grid - (eyes[0] + eyes[1]) / 2) @ right
             reach = along[seen]
             band[i] &= along >= reach.min() - END_PIECE_REACH * iod
