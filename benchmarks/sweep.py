@@ -40,6 +40,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from geogan_hf import GeoGANError, TransferPipeline
+from geogan_hf.errors import InvalidArgumentError
+from geogan_hf.imageio import load_image
 from geogan_hf.regions import DEFAULT_HAIR_COLOUR, HAIR_COLOURS, canonical_attribute
 from geogan_hf.runtime import configure_cpu_runtime
 
@@ -101,8 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         help="whose colours hair takes (TransferPipeline's hair_colour)",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    # what is wrong with the command is said once, before any photo is run (a misspelt
+    # exemplar path had been "refused" on each of 121 photos)
     try:
         attribute = canonical_attribute(args.attribute)
+        load_image(args.exemplar, role="exemplar")
+        if not args.photos.is_dir():
+            raise InvalidArgumentError(f"--photos {str(args.photos)!r} is not a folder")
     except GeoGANError as err:
         print(f"sweep.py: {err}", file=sys.stderr)
         return 2

@@ -201,8 +201,8 @@ def test_sweep_lays_one_exemplar_on_every_photo_and_shows_what_changed(tmp_path,
     """``benchmarks/sweep.py`` on a folder of package sample faces and a faceless picture:
     a close-up of each transfer, in the same box whatever the transfer did, on a sheet; the
     faceless one listed as refused with its message; against an earlier sweep, the crops
-    that differ (most first, side by side) and only those; a bad attribute is refused
-    before any photo is run."""
+    that differ (most first, side by side) and only those; a bad attribute, a missing
+    exemplar or a missing folder of photos is refused before any photo is run."""
     import shutil
 
     import numpy as np
@@ -241,3 +241,10 @@ def test_sweep_lays_one_exemplar_on_every_photo_and_shows_what_changed(tmp_path,
 
     assert sweep.main([str(exemplar), "Hat", "--photos", str(photos)]) == 2
     assert "unknown attribute 'Hat'" in capsys.readouterr().err
+    bad = ["--output", str(tmp_path / "bad")]
+    missing = tmp_path / "einstien.png"
+    assert sweep.main([str(missing), "mustache", "--photos", str(photos), *bad]) == 2
+    assert "einstien.png" in capsys.readouterr().err
+    assert sweep.main([str(exemplar), "mustache", "--photos", str(tmp_path / "fotos"), *bad]) == 2
+    assert "'" + str(tmp_path / "fotos") + "' is not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
