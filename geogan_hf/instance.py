@@ -49,7 +49,9 @@ lighting or exposure for the attribute):
    makes its colour nor reaches alpha 1 in that colour; and it is one colour all round
    (:data:`FRAME_COLOUR_SIGMA`), so a thin rim, mixed all across, takes the thick ones'.
    Where the rims enclose the eyes (:data:`FRAME_ENCLOSED`) that colour is read from the
-   rims' cores alone, not from the brows or hair touching them (:data:`FRAME_PURE`).
+   rims' cores alone, not from the brows or hair touching them (:data:`FRAME_PURE`). A
+   patterned frame (tortoiseshell) keeps its own pixels inside its rims
+   (:func:`_patterned_frame`).
 
 Images are float NCHW in [-1, 1]; landmarks normalized ``(N, 68, 2)`` (see
 :mod:`geogan_hf.geometry`). Everything here is computed without gradients: it depends on
@@ -173,6 +175,12 @@ SHADOW_TINT_SOFTNESS = 0.1
 # lip, from a low-resolution exemplar) must not leave a hollow chin
 SHADING_DOUBT = 0.75
 EDGE_REACH = 0.03  # a frame's soft edge: look-alike pixels within this (iod) of the frame
+FRAME_CORE = 0.01  # iod: a frame's rims are all frame this far inside their edges...
+FRAME_CORE_PIXELS = 20  # ... where it has this many such pixels at least
+# correlation of lightness and warmth across a frame's core over which the share of its own
+# pixels in its colour rises from 0 to 1 (tortoiseshell 0.66-0.71; black, brown and plum
+# frames with reflections -0.64-0.33)
+FRAME_PATTERN = (0.4, 0.6)
 FRAME_OPACITY = 0.6  # a frame's projected alpha from which it is opaque (divided by this)
 TURNED = 0.7  # nose-to-jaw asymmetry (0 frontal, 1 profile) from which a face's far side...
 FRAME_MATCH = 0.12  # ... off the face is a frame only within this RGB distance of its colour
@@ -1469,6 +1477,7 @@ def extract_instance(
     alpha = torch.where(glasses.view(-1, 1, 1, 1) > 0, opaque, alpha)
     bridge = alpha.new_zeros(n)
     if glasses.any():
+        foreground_hr = _patterned_frame(pixels, foreground_hr, opaque, glasses, iod * h / work[0])
         bridge = frame_bridge(alpha, landmarks, box, (h, w)) * glasses.view(-1)
     return InstanceLayers(
         alpha=alpha,
@@ -1484,6 +1493,40 @@ def extract_instance(
         enclosure=enclosure,
         bridge=bridge,
     )
+
+
+def _patterned_frame(
+    pixels: Tensor, foreground: Tensor, opaque: Tensor, glasses: Tensor, iod: float
+) -> Tensor:
+    """``foreground`` ``(N, 3, h, w)`` in [0, 1] with a patterned frame's core in its own
+    pixels' colours (``pixels``); ``opaque``: the frame's alpha; ``iod`` in pixels.
+
+    A frame's colour is its rims' darker quarter, and a pixel lighter than that is read as
+    part skin and made opaque in it: a tortoiseshell frame came out black (real pairs 27
+    and 31). Inside its rims (:data:`FRAME_CORE` from their edges) a pixel is all frame,
+    but lighter for one of two reasons: the frame's own pattern (tortoiseshell, horn:
+    lighter is warmer amber), or a reflection (it adds the light's colour: lighter is
+    greyer or cooler, on black and plum frames), which taken as the frame's colour made
+    it patchy and streaked (blind A/B, thirty-fifth session of
+    ``benchmarks/results/real_pairs.md``). So a frame's core takes its pixels as far as
+    its lighter pixels are its warmer ones (:data:`FRAME_PATTERN`: the correlation of
+    log luminance and log red-over-blue across the core).
+    """
+    reach = max(1, round(FRAME_CORE * iod))
+    core = -F.max_pool2d(-opaque, 2 * reach + 1, 1, reach)
+    low, high = FRAME_PATTERN
+    out = foreground.clone()
+    for i in range(len(pixels)):
+        inside = core[i, 0] > 0.99
+        if glasses.view(-1)[i] <= 0 or inside.sum() < FRAME_CORE_PIXELS:
+            continue
+        own = pixels[i][:, inside] + 0.02
+        light = (own.new_tensor(LUMA) @ own).log()
+        warmth = (own[0] / own[2]).log()
+        pattern = float(torch.corrcoef(torch.stack([light, warmth]))[0, 1].nan_to_num(0.0))
+        share = min(max((pattern - low) / (high - low), 0.0), 1.0)
+        out[i] = torch.lerp(foreground[i], pixels[i], core[i] * share)
+    return out
 
 
 def head_hair_in_front(image: Tensor, landmarks: Tensor) -> Tensor:

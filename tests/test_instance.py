@@ -415,6 +415,38 @@ def test_a_soft_frames_thin_rims_take_the_colour_of_its_thick_ones(faces):
     assert sum(errors) / len(errors) < 0.03, errors
 
 
+def test_a_tortoiseshell_frame_keeps_its_pattern_and_a_glossy_one_its_colour(faces):
+    """A thick frame streaked with lighter pixels: where they are warmer (tortoiseshell's
+    amber on dark brown) they are the frame's own colour and its core keeps them; where
+    they are cooler (a reflection's light on a black frame) they are not, and the frame
+    is its dark colour there too (taken, reflections made frames patchy and streaked)."""
+    lighter = {"tortoiseshell": [], "glossy": []}
+    for name in ("lenna", "takeo"):
+        face = faces[name]
+        lm = torch.tensor(face.landmarks, dtype=torch.float32)
+        iod = float((lm[42:48].mean(0) - lm[36:42].mean(0)).norm())
+        ys, xs = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+        rims, _ = rectangular_rims(lm, iod, xs, ys, (0.3, 0.4), (7, 7))
+        streaks = rims & ((xs // 5) % 2 == 0)
+        points = pixel_to_normalized(lm, (SIZE, SIZE))[None]
+        for material, dark, light in (
+            ("tortoiseshell", (-0.84, -0.92, -0.94), (-0.4, -0.74, -0.92)),  # brown, amber
+            ("glossy", (-0.92, -0.92, -0.9), (-0.72, -0.66, -0.48)),  # black, a reflection
+        ):
+            image = face.image[None].clone() * 2 - 1
+            image[0][:, rims] = torch.tensor(dark)[:, None]
+            image[0][:, streaks] = torch.tensor(light)[:, None]
+            layers = extract_instance(gaussian_blur(image, 0.5), points, "Eyeglasses")
+            alpha = layers.full("alpha")[0, 0]
+            shade = luma((layers.full("foreground") + 1) / 2)[0, 0]
+            core, dark_core = streaks & (alpha > 0.99), rims & ~streaks & (alpha > 0.99)
+            assert core.sum() > 20 and dark_core.sum() > 20
+            lighter[material].append(float(shade[core].mean() - shade[dark_core].mean()))
+    # (amber is 0.12 lighter; the frame's darker quarter all round kept 0.01 and 0.03)
+    assert sum(lighter["tortoiseshell"]) / 2 > 0.04, lighter
+    assert max(lighter["glossy"]) < 0.03, lighter
+
+
 def test_a_thick_brow_on_a_thin_top_rim_is_not_the_frame(faces):
     """A thin rectangular frame whose top rims lie close above the eyes, under thick dark
     brows a pixel above them: the brows score higher than the thin rims, yet the rims are
