@@ -176,7 +176,11 @@ SHADOW_TINT_SOFTNESS = 0.1
 SHADING_DOUBT = 0.75
 EDGE_REACH = 0.03  # a frame's soft edge: look-alike pixels within this (iod) of the frame
 FRAME_CORE = 0.01  # iod: a frame's rims are all frame this far inside their edges...
-FRAME_CORE_PIXELS = 20  # ... where it has this many such pixels at least
+FRAME_CORE_PIXELS = 20  # ... where it has this many such pixels at least...
+# ... and they are this share of it, from which (to which) they count (a thin or soft
+# frame's core is mixed with the skin, lighter and warmer too: the sample breakingbad's
+# 0.09-0.11; tortoiseshell 0.23-0.51)
+FRAME_CORE_SHARE = (0.15, 0.2)
 # correlation of lightness and warmth across a frame's core over which the share of its own
 # pixels in its colour rises from 0 to 1 (tortoiseshell 0.66-0.71; black, brown and plum
 # frames with reflections -0.64-0.33)
@@ -1510,11 +1514,11 @@ def _patterned_frame(
     it patchy and streaked (blind A/B, thirty-fifth session of
     ``benchmarks/results/real_pairs.md``). So a frame's core takes its pixels as far as
     its lighter pixels are its warmer ones (:data:`FRAME_PATTERN`: the correlation of
-    log luminance and log red-over-blue across the core).
+    log luminance and log red-over-blue across the core) and the frame is thick enough to
+    have a core of its own (:data:`FRAME_CORE_SHARE`).
     """
     reach = max(1, round(FRAME_CORE * iod))
     core = -F.max_pool2d(-opaque, 2 * reach + 1, 1, reach)
-    low, high = FRAME_PATTERN
     out = foreground.clone()
     for i in range(len(pixels)):
         inside = core[i, 0] > 0.99
@@ -1524,9 +1528,15 @@ def _patterned_frame(
         light = (own.new_tensor(LUMA) @ own).log()
         warmth = (own[0] / own[2]).log()
         pattern = float(torch.corrcoef(torch.stack([light, warmth]))[0, 1].nan_to_num(0.0))
-        share = min(max((pattern - low) / (high - low), 0.0), 1.0)
+        thick = float(inside.sum() / (opaque[i, 0] > 0.5).sum())
+        share = _ramp(pattern, FRAME_PATTERN) * _ramp(thick, FRAME_CORE_SHARE)
         out[i] = torch.lerp(foreground[i], pixels[i], core[i] * share)
     return out
+
+
+def _ramp(value: float, bounds: tuple[float, float]) -> float:
+    """0 below ``bounds[0]``, 1 above ``bounds[1]``, linear between."""
+    return min(max((value - bounds[0]) / (bounds[1] - bounds[0]), 0.0), 1.0)
 
 
 def head_hair_in_front(image: Tensor, landmarks: Tensor) -> Tensor:
