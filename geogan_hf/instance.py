@@ -182,8 +182,8 @@ FRAME_CORE_PIXELS = 20  # ... where it has this many such pixels at least...
 # 0.09-0.11; tortoiseshell 0.23-0.51)
 FRAME_CORE_SHARE = (0.15, 0.2)
 # correlation of lightness and warmth across a frame's core over which the share of its own
-# pixels in its colour rises from 0 to 1 (tortoiseshell 0.66-0.71; black, brown and plum
-# frames with reflections -0.64-0.33)
+# pixels in its colour rises from 0 to 1 (tortoiseshell 0.64-0.71; black, brown and plum
+# frames with reflections -0.65-0.34)
 FRAME_PATTERN = (0.4, 0.6)
 FRAME_OPACITY = 0.6  # a frame's projected alpha from which it is opaque (divided by this)
 TURNED = 0.7  # nose-to-jaw asymmetry (0 frontal, 1 profile) from which a face's far side...

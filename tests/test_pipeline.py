@@ -444,6 +444,24 @@ def test_a_face_without_glasses_is_refused_as_their_exemplar(prior, exemplar):
         prior(small_astronaut(), sample(exemplar), "Eyeglasses")
 
 
+def test_the_demos_thin_soft_frame_is_not_taken_for_a_patterned_one(prior, monkeypatch):
+    """The demo's glasses (breakingbad's thin frame in a soft photo) have a core mixed with
+    the skin, lighter where warmer, as a tortoiseshell's is: taken for its own pattern it
+    came out grey and mottled. It is too thin to have a core of its own, so the result is
+    the one no frame is patterned for."""
+    from geogan_hf import instance
+
+    def transfer() -> np.ndarray:
+        return np.asarray(prior(sample("einstein"), sample("breakingbad"), "Eyeglasses").image)
+
+    kept = transfer()
+    monkeypatch.setattr(instance, "FRAME_PATTERN", (2.0, 3.0))  # no frame is patterned
+    assert np.array_equal(transfer(), kept)
+    monkeypatch.setattr(instance, "FRAME_PATTERN", (0.4, 0.6))
+    monkeypatch.setattr(instance, "FRAME_CORE_SHARE", (-1.0, 0.0))  # any core will do
+    assert np.abs(transfer().astype(int) - kept).max() > 20
+
+
 def test_untrained_and_experimental_are_said(quick):
     with pytest.warns(UntrainedModelWarning, match="never trained"):
         untrained = TransferPipeline(GeoGAN(ngf=4, image_size=64), device="cpu")
