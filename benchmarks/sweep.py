@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     # exemplar path had been "refused" on each of 121 photos)
     try:
         attribute = canonical_attribute(args.attribute)
-        load_image(args.exemplar, role="exemplar")
+        exemplar = load_image(args.exemplar, role="exemplar")  # decoded once, for every photo
         if not args.photos.is_dir():
             raise InvalidArgumentError(f"--photos {str(args.photos)!r} is not a folder")
     except GeoGANError as err:
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     for number, photo in enumerate(photos, 1):
         start = time.perf_counter()
         try:
-            result = pipe(photo, args.exemplar, attribute, hair_colour=args.hair_colour)
+            result = pipe(photo, exemplar, attribute, hair_colour=args.hair_colour)
         except GeoGANError as err:
             refused.append((photo.name, type(err).__name__, str(err)))
             continue
