@@ -328,9 +328,14 @@ def own_hair_colour(
         hue = own / own_light
         if own.shape[1]:
             # far lighter or darker than most of it, or of another hue, is the background
-            # around the head
-            hue_off = (hue - hue.median(1, keepdim=True).values).norm(dim=0)
-            light_off = (own_light.log() - own_light.log().median()).abs()
+            # around the head; both read 0.02 above black, as the log luminance is
+            # elsewhere: a near-black pixel's hue is the photo's noise over its luminance,
+            # which put half of a black head's pixels off hue, and with too few left its
+            # fringe kept the exemplar's ginger (a sweep of barbershop_16's fringe: 5 of 118)
+            steady = (own + 0.02) / (own_light + 0.02)
+            hue_off = (steady - steady.median(1, keepdim=True).values).norm(dim=0)
+            level = (own_light + 0.02).log()
+            light_off = (level - level.median()).abs()
             kept = (light_off <= HAIR_SPREAD) & (hue_off <= HAIR_HUE_SPREAD)
             own_light, hue = own_light[kept], hue[:, kept]
         enough = max(PALETTE_SIZE, OWN_HAIR_SHARE * reference.numel())

@@ -1508,6 +1508,27 @@ def test_a_fringe_takes_the_colours_of_the_sources_own_hair():
     assert torch.equal(bald, fringe * 2 - 1)
 
 
+def test_a_fringe_on_black_hair_is_black_whatever_the_noise_in_its_hue():
+    """A near-black pixel's hue is mostly the photo's noise: divided by its own luminance,
+    half of a black head's hair read as background of another hue, too little was left, and
+    the fringe kept the exemplar's ginger (a sweep of barbershop_16's fringe: 5 of 118)."""
+    gen = torch.Generator().manual_seed(2)
+    h, w = 40, 60
+    ginger = (0.2 + 0.3 * torch.rand(1, 1, h, w, generator=gen)) * torch.tensor(
+        [1.6, 0.8, 0.45]
+    ).view(1, 3, 1, 1)
+    alpha = torch.ones(1, 1, h, w)
+    skin = torch.tensor([0.85, 0.65, 0.55]).view(1, 3, 1, 1).expand(1, 3, h, w)
+    # black hair above the face's outline, each channel off by up to 0.01 (compression)
+    black = (0.03 + 0.02 * (torch.rand(1, 3, h, w, generator=gen) - 0.5)).clamp_min(0.002)
+    above = torch.arange(h).view(1, 1, h, 1) < 5  # an eighth of the fringe's pixels
+    hair = torch.where(above, black, skin * 1.1)
+    painted = compose.own_hair_colour(
+        ginger * 2 - 1, alpha, hair * 2 - 1, alpha, skin * 2 - 1, above.expand(1, 1, h, w)
+    )
+    assert abs(float(luma((painted + 1) / 2).median()) - 0.03) < 0.005
+
+
 def test_a_beard_in_the_brows_colours_keeps_its_own_contrast():
     """Brows are few pixels, their darkest lashes and their lightest skin: ranked as a palette
     they made black specks and a grey fringe on a mustache. Without a palette the instance
