@@ -27,6 +27,7 @@ add a flow residual, an alpha correction and a refinement residual).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from torch import Tensor
 from .align import FLIP_PERMUTATION_68
 from .compose import (
     COLOUR_SIGMA,
+    FILL_MARGIN,
     FRAME_EDGE,
     STAND_OUT_FLOOR,
     STAND_OUT_TYPICAL,
@@ -45,7 +47,9 @@ from .compose import (
     composite,
     detail_unit,
     eye_white,
+    fill_in,
     fine_texture,
+    frame_cover,
     hair_grain,
     hair_length,
     match_stand_out,
@@ -68,6 +72,7 @@ from .geometry import (
     gaussian_blur,
     identity_grid,
     isotropic_scale,
+    max_filter,
     normalized_to_pixel,
     pixel_to_normalized,
     resample_box,
@@ -85,6 +90,7 @@ from .instance import (
     head_hair_in_front,
     is_grayscale,
     lip_mask,
+    wears_frame,
     weighted_mean,
     worn_frames,
 )
@@ -118,6 +124,9 @@ FRAME_OUTLINE = (0, 1, 15, 16)  # the face's outline beside the eyes, left and r
 FRAME_REACH = 0.05  # iod: how far a frame's end stands out of that outline, at most
 FRAME_KNEE = 0.25  # iod from the eyes' midpoint: a frame is squeezed into the outline beyond this
 ARM_ROOM = 0.15  # iod of temple between a frame's end and the outline from which its arm shows
+WORN_ARM_BEYOND = 0.25  # iod: a worn frame's arm is looked for this far past the outline...
+WORN_ARM_REACH = 0.04  # ... and this far beside where it would be drawn...
+WORN_ARM_CONTRAST = (0.04, 0.12)  # ... and is there as far as a pixel is unlike its fill by this
 ARM_BEYOND = 0.1  # an arm goes on this far (iod) past the outline beside the eyes (to the ear)...
 EAR_ROOT = 0.05  # ... to the ear's root: this far (iod) above the outline's top point (0 / 16)
 ARM_FADE = 0.25  # ... fading out over its last this much (iod): it goes behind the ear
@@ -544,8 +553,8 @@ def outline_squeeze(
 
 def temple_arms(
     alpha: Tensor, foreground: Tensor, points: Tensor, box: tuple[int, int, int, int],
-    size: tuple[int, int],
-) -> tuple[Tensor, Tensor]:
+    size: tuple[int, int], room: float = ARM_ROOM, beyond: float = ARM_BEYOND,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
     """``(alpha, colour)`` ``(N, 1, H, W)`` and ``(N, 3, H, W)`` of the temple arms of the
     frames ``alpha``, ``foreground`` (the composite's, on ``box`` of a ``size`` image) on
     faces with landmarks ``points`` ``(N, 68, 2)`` (pixels).
@@ -558,7 +567,9 @@ def temple_arms(
     of the end-piece down to the ear's root (:data:`EAR_ROOT`, just above the outline's top
     point beside the eyes) just past the outline, as thick as the frame's top rim near its
     end (:data:`ARM_SHARE`, :data:`ARM_TAPER`), in the end-piece's colour, with edges as
-    soft as the frame's. Drawn from what the frame is (no gradient).
+    soft as the frame's. Drawn from what the frame is (no gradient). ``room`` and
+    ``beyond``: the temple (iod) from which an arm shows and how far past the outline it
+    goes (a frame worn in the photo has its arms wherever they are seen, on to the ear).
     """
     alpha, foreground = alpha.detach(), foreground.detach()
     n = alpha.shape[0]
@@ -594,8 +605,8 @@ def temple_arms(
         soft = max(0.0, float(1 / (slope * 2.5066)) - 0.5)
         sides = ((-1, columns[0], FRAME_OUTLINE[:2]), (1, columns[-1], FRAME_OUTLINE[2:]))
         for sign, end, outline in sides:
-            tip, room = float(along[end]), float(line[list(outline), 0].mean())
-            if sign * (room - tip) < ARM_ROOM * iod:
+            tip, outline_x = float(along[end]), float(line[list(outline), 0].mean())
+            if sign * (outline_x - tip) < room * iod:
                 continue
             inward = sign * (tip - along)
             piece = (inward >= END_PIECE[0] * iod) & (inward <= END_PIECE[1] * iod)
@@ -625,7 +636,7 @@ def temple_arms(
             top = outline[0] if sign < 0 else outline[-1]
             ear = float(line[top, 1]) - EAR_ROOT * iod
             ends = torch.tensor([[[tip - sign * ARM_OVERLAP * iod, hinge],
-                                  [room + sign * ARM_BEYOND * iod, max(hinge, ear)]]],
+                                  [outline_x + sign * beyond * iod, max(hinge, ear)]]],
                                 dtype=torch.float64, device=alpha.device)  # fmt: skip
             start, stop = apply_homography(to_image, ends)[0].to(alpha)
             margin = thickness + 3 * soft + 2
@@ -650,6 +661,55 @@ def temple_arms(
             arms[patch] = torch.maximum(arms[patch], arm[0])
             paint[patch] = torch.where(arm[0] > 0, colour.view(3, 1, 1), paint[patch])
     return arms, paint
+
+
+def remove_worn_arms(
+    image: Tensor, layers: InstanceLayers, points: Tensor
+) -> tuple[Tensor, Tensor]:
+    """``(image, removed)``: the full ``image`` ``(N, 3, H, W)`` with the temple arms of the
+    frames its faces clearly wear (:func:`~geogan_hf.instance.wears_frame` of the glasses'
+    ``layers``) filled in, and ``(N, 1, H, W)`` how much each pixel was.
+
+    The frame itself is removed inside the glasses' region
+    (:func:`~geogan_hf.compose.remove_frame`), but its arms run on from the end-pieces
+    across the temples to the ears: left, they stood beside the new frame (every worn-frame
+    pair of ``real_pairs_worn.jsonl``; filled in, better blind on 15 and 14 of the 16 that
+    changed, thirty-seventh session of ``real_pairs.md``). An arm lies about where
+    :func:`temple_arms` draws one for that frame, within :data:`WORN_ARM_REACH`, on to the
+    ear (:data:`WORN_ARM_BEYOND`); there a pixel is arm as far as it is unlike what its
+    surroundings predict (:func:`~geogan_hf.compose.fill_in` of that way and the frame,
+    :data:`WORN_ARM_CONTRAST`): the temple's skin without an arm stays as it is, long
+    textured hair along the way is smoothed there. ``points``: the landmarks
+    ``(N, 68, 2)`` in pixels.
+    """
+    size = image.shape[-2:]
+    worn = wears_frame(layers).view(-1, 1, 1, 1).to(image)
+    alpha = layers.alpha * worn
+    arms, _ = temple_arms(
+        alpha, layers.foreground, points, layers.box, size, -math.inf, WORN_ARM_BEYOND
+    )
+    iod = (points[:, 42:48].mean(1) - points[:, 36:42].mean(1)).norm(dim=-1)
+    reach = max(1, round(WORN_ARM_REACH * float(iod.mean())))
+    removed = torch.zeros_like(arms)
+    ys, xs = torch.nonzero(arms.amax((0, 1)) > 0, as_tuple=True)
+    if len(ys) == 0:
+        return image, removed
+    # on the arms' box only: whole-image maps cost 100 ms at 1024²
+    margin = reach + FILL_MARGIN
+    y0, y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, size[0])
+    x0, x1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, size[1])
+    crop = image[..., y0:y1, x0:x1]
+    frame = _paste(frame_cover(alpha).to(image), layers.box, size)[..., y0:y1, x0:x1] > 0
+    corridor = (max_filter((arms[..., y0:y1, x0:x1] > 0).to(image), reach) > 0) & ~frame
+    filled = fill_in(crop, corridor | frame)
+    unlike = (crop - filled).abs().amax(1, keepdim=True) / 2  # in [0, 1] units
+    low, high = WORN_ARM_CONTRAST
+    seen = ((unlike - low) / (high - low)).clamp(0, 1) * corridor
+    # its soft edges too
+    removed[..., y0:y1, x0:x1] = gaussian_blur(max_filter(seen, 1), 0.5) * corridor
+    out = image.clone()
+    out[..., y0:y1, x0:x1] = torch.lerp(crop, filled, removed[..., y0:y1, x0:x1])
+    return out, removed
 
 
 def landmark_flow(
@@ -987,6 +1047,16 @@ def compose_transfer(
     src, ex = prior.source, prior.exemplar
     box = src.box
     y0, y1, x0, x1 = box
+    points = (prior.source_landmarks + 1) * prior.source_landmarks.new_tensor(size[::-1]) / 2
+    frame = torch.tensor(
+        [ATTRIBUTE_SPECS[a].kind == "accessory" for a in prior.attributes], device=source.device
+    )
+    arms_removed = source.new_zeros(source.shape[0], 1, *size)
+    if frame.any():
+        # a worn frame's arms, outside the region, before anything reads the source
+        unarmed, arms_removed = remove_worn_arms(source, src, points)
+        arms_removed = arms_removed * frame.view(-1, 1, 1, 1)
+        source = torch.lerp(source, unarmed, frame.view(-1, 1, 1, 1).to(source))
     ex_layers = torch.cat([ex.foreground * ex.alpha, ex.alpha, ex.skin, ex.transmission - 1], 1)
     ex_grid = _exemplar_box_grid(resample_box(flow, box, size), box, size, ex)
     bicubic = torch.tensor(
@@ -997,7 +1067,6 @@ def compose_transfer(
     symmetric = torch.tensor(
         [ATTRIBUTE_SPECS[a].symmetric for a in prior.attributes], device=source.device
     ).view(-1, 1, 1, 1)
-    points = (prior.source_landmarks + 1) * prior.source_landmarks.new_tensor(size[::-1]) / 2
     iod = float((points[:, 42:48].mean(1) - points[:, 36:42].mean(1)).norm(dim=-1).mean())
     if weight.amax() > 0 or symmetric.any():
         mirror_grid = _exemplar_box_grid(resample_box(mirror[0], box, size), box, size, ex)
@@ -1055,7 +1124,6 @@ def compose_transfer(
     if lipped.any():
         lips = lip_mask((pixels + 1) / 2, (src.skin + 1) / 2, prior.source_landmarks, box, size)
         prior_alpha = torch.where(lipped, off_the_lips(prior_alpha, lips, iod), prior_alpha)
-    frame = torch.tensor([k == "accessory" for k in kinds], device=source.device)
     if frame.any():
         # only the frames' samples: the rims' smoothing works sample by sample
         index = frame.nonzero()[:, 0]
@@ -1085,7 +1153,9 @@ def compose_transfer(
             prior_alpha[..., y0:y1, x0:x1] * frame.view(-1, 1, 1, 1), foreground, points, box, size
         )
         blended = composite(blended, colour, arms)
-        alpha, prior_alpha = torch.maximum(alpha, arms), torch.maximum(prior_alpha, arms)
+        # the worn frame's arms removed are part of the edit too
+        edited = torch.maximum(arms, arms_removed)
+        alpha, prior_alpha = torch.maximum(alpha, edited), torch.maximum(prior_alpha, edited)
     return blended, alpha, prior_alpha
 
 
