@@ -650,7 +650,7 @@ def smooth_rims(alpha: Tensor) -> Tensor:
         smooth = sum(w * _shifted(frame, along * (reach * t)) for w, t in zip(weights, steps))
         smooth = smooth / sum(weights)
         r = max(1, round(width))
-        peak = F.max_pool2d(guide, 2 * r + 1, 1, r) / F.max_pool2d(smooth.detach(), 2 * r + 1, 1, r)
+        peak = max_filter(guide, r) / max_filter(smooth.detach(), r)
         smooth = (smooth * peak.nan_to_num(1.0).clamp(1, 2)).clamp(0, 1)
         crisp = smooth + RIM_CRISP * (smooth - gaussian_blur(smooth, max(0.5, width / 3)))
         out.append(crisp.clamp(0, 1))
@@ -770,7 +770,7 @@ def off_the_lips(alpha: Tensor, lips: Tensor, iod: float) -> Tensor:
     (``lookalike_parts``); a long mustache hanging over the lip is cut at it.
     """
     r = round(LIP_OVERHANG * iod)
-    covered = -F.max_pool2d(-lips, 2 * r + 1, 1, r) if r >= 1 else lips
+    covered = -max_filter(-lips, r) if r >= 1 else lips
     return alpha * (1 - covered)
 
 

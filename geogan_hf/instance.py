@@ -71,7 +71,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import Tensor
 
-from .geometry import gaussian_blur, normalized_to_pixel, resample_box, resize_image
+from .geometry import gaussian_blur, max_filter, normalized_to_pixel, resample_box, resize_image
 from .regions import ATTRIBUTE_SPECS, canonical_attribute, of_kind, part_mask, region_mask
 
 WORK_SIZE = 256  # side of the working copy the fields and the evidence are computed on
@@ -352,7 +352,7 @@ def frame_bridge(
         indexing="ij",
     )
     grid = torch.stack([xs, ys], -1)  # (h, w, 2) pixels x, y of the box
-    near = F.max_pool2d(alpha, 2 * BRIDGE_GAPS + 1, 1, BRIDGE_GAPS)
+    near = max_filter(alpha, BRIDGE_GAPS)
     bridges = []
     for a, p, u, v in zip(near[:, 0], points, along, across, strict=True):
         x = (grid - p[39]) @ u  # along the eye line, from the left inner corner
@@ -389,7 +389,7 @@ def worn_frames(image: Tensor, landmarks: Tensor) -> Tensor:
     alpha = layers.full("alpha") * wears_frame(layers).view(-1, 1, 1, 1).to(layers.alpha)
     iod = float(_iod_pixels(landmarks.to(alpha), image.shape[-2]).mean())
     grow = max(1, round(WORN_EDGE * iod))
-    return F.max_pool2d(alpha, 2 * grow + 1, 1, grow)
+    return max_filter(alpha, grow)
 
 
 def is_grayscale(image: Tensor) -> Tensor:
@@ -919,7 +919,7 @@ def _lens_tint(image: Tensor, skin: Tensor, lens: Tensor, iod: float) -> Tensor:
     if not lens.amax() > 0:
         return lens.new_ones(len(lens), 3, 1, 1)  # no lenses (hair): 5 ms a face saved
     reach = max(1, round(LENS_EDGE * iod))
-    inside = -F.max_pool2d(-lens, 2 * reach + 1, 1, reach)
+    inside = -max_filter(-lens, reach)
     ratio = (image + 0.02) / (skin + 0.02)
     tint = torch.cat([_reference_quantile(c, inside, 0.5) for c in ratio.split(1, dim=1)], 1)
     tint = tint.clamp(0.2, 1.0)
@@ -1311,7 +1311,7 @@ def extract_instance(
         # a soft dark frame's edges, its colour mixed with the skin's, have the colour of
         # brows: look-alike pixels this close to the frame's own pixels are its edges
         reach = max(1, round(EDGE_REACH * iod))
-        beside = F.max_pool2d(evidence, 2 * reach + 1, 1, reach)
+        beside = max_filter(evidence, reach)
         relieved = 1 - torch.maximum(never, lookalike * (1 - beside))
         allowed = torch.lerp(allowed, relieved, glasses)
         evidence = rise * allowed
@@ -1403,7 +1403,7 @@ def extract_instance(
     evidence_hr = resample_box(evidence, box, (h, w))
     searched_hr = resample_box(searched, box, (h, w))
     region_hr = resample_box(region, box, (h, w))
-    gate = (2 * F.max_pool2d(evidence_hr, 3, 1, 1)).clamp(max=1) * searched_hr
+    gate = (2 * max_filter(evidence_hr, 1)).clamp(max=1) * searched_hr
     if hidden is not None:
         gate = gate * (1 - hidden[..., y0:y1, x0:x1].to(gate))
     alpha = _line_alpha(pixels, skin_hr, fg_hr, evidence_hr) * gate
@@ -1437,7 +1437,7 @@ def extract_instance(
         # worse on 1 (twenty-sixth session of real_pairs.md)
         hr_iod = iod * h / work[0]
         clear = max(1, round(HOLE_CLEAR * iod))
-        near = F.max_pool2d(torch.maximum(never, lookalike_area), 2 * clear + 1, 1, clear)
+        near = max_filter(torch.maximum(never, lookalike_area), clear)
         away = searched_hr * (1 - resample_box(near, box, (h, w))).clamp(0, 1)
         source = away * (evidence_hr >= HOLE_SURE).to(alpha)
         filled = fill_holes(
@@ -1518,7 +1518,7 @@ def _patterned_frame(
     have a core of its own (:data:`FRAME_CORE_SHARE`).
     """
     reach = max(1, round(FRAME_CORE * iod))
-    core = -F.max_pool2d(-opaque, 2 * reach + 1, 1, reach)
+    core = -max_filter(-opaque, reach)
     out = foreground.clone()
     for i in range(len(pixels)):
         inside = core[i, 0] > 0.99
