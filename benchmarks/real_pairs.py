@@ -6,8 +6,10 @@ then ``benchmarks/real_pairs_more.jsonl`` (pairs of the same photos for the attr
 first has none of, lipstick and smiling, the exemplars chosen by their CelebA labels;
 numbered on from the first file's). ``benchmarks/real_pairs_heldout.jsonl`` (16 mustache
 and goatee pairs: bearded exemplars and beardless male sources that no other pair uses in
-that role, drawn at random) is not in the default run: no change is tuned on it, it is run to see
-whether what was tuned on the others holds (``--pairs benchmarks/real_pairs_heldout.jsonl``).
+that role, drawn at random; then 12 glasses pairs: the five exemplars that wear glasses
+onto sources that wear none and that no glasses pair uses, drawn at random) is not in the
+default run: no change is tuned on it, it is run to see whether what was tuned on the
+others holds (``--pairs benchmarks/real_pairs_heldout.jsonl``).
 ``benchmarks/real_pairs_worn.jsonl`` (the five photos that wear glasses: 20 glasses pairs
 between them, a source's own frame removed before the exemplar's is laid on; 20 brows
 and sideburns pairs with them as exemplars or sources, which lie behind a frame; 10 bangs

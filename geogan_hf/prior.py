@@ -123,6 +123,10 @@ MAX_TURN = 1.2  # radians: turns beyond this (profiles) are taken as this
 FRAME_OUTLINE = (0, 1, 15, 16)  # the face's outline beside the eyes, left and right
 FRAME_REACH = 0.05  # iod: how far a frame's end stands out of that outline, at most
 FRAME_KNEE = 0.25  # iod from the eyes' midpoint: a frame is squeezed into the outline beyond this
+UPPER_LIDS, LOWER_LIDS = (37, 38, 43, 44), (40, 41, 46, 47)
+LENS_CLEARANCE = 0.09  # iod: a frame's top rim clears the upper lids by at least this...
+LENS_LIFT = (0.08, 0.1)  # ... lifted by at most this, keeping this much below the lower lids
+LENS_STRIP = 0.1  # iod along the eye line: a lens's rims are read this close to its eye's centre
 ARM_ROOM = 0.15  # iod of temple between a frame's end and the outline from which its arm shows
 WORN_ARM_BEYOND = 0.25  # iod: a worn frame's arm is looked for this far past the outline...
 WORN_ARM_REACH = 0.04  # ... and this far beside where it would be drawn...
@@ -451,7 +455,10 @@ def _lens_plane(landmarks: Tensor) -> Tensor:
 
 
 def frame_map(
-    source_landmarks: Tensor, exemplar_landmarks: Tensor, size: tuple[int, int]
+    source_landmarks: Tensor,
+    exemplar_landmarks: Tensor,
+    size: tuple[int, int],
+    rims: Tensor | None = None,
 ) -> Tensor:
     """``(N, 3, 3)`` the projective map from source to exemplar normalized coordinates that
     carries a pair of glasses.
@@ -465,6 +472,13 @@ def frame_map(
     and frame alike. A longer face is taken as a longer face, not as a pitch: faces differ
     in that height as much as a pitch changes it, and stretched with it, a frame came out
     taller and rounder than the exemplar's, reaching the cheeks.
+
+    Given the exemplar frame's ``rims`` (:func:`frame_rims`), the frame is lifted where the
+    source's upper lids would come closer to its top rim than :data:`LENS_CLEARANCE`, as
+    far as :data:`LENS_LIFT` allows: a frame sits on the nose at the eye corners' height,
+    and an exemplar's frame worn low over narrowed, smiling eyes came down onto wide-open
+    eyes, "the eyes pressed against the top rim" (four fresh reviewers, thirty-eighth
+    session of ``benchmarks/results/real_pairs.md``).
     """
     iso = isotropic_scale(*size, source_landmarks.to(torch.float64))
     src = source_landmarks.to(torch.float64) * iso
@@ -480,6 +494,16 @@ def frame_map(
     scale_y = e[:, height, 1].mean(1) / seen[:, height, 1].mean(1).clamp_min(1e-6)
     scale_y = scale_y.clamp(scale_x, scale_x * FRAME_ASPECT_LIMIT)
     shift_y = (e[:, corners, 1] - scale_y[:, None] * seen[:, corners, 1]).mean(1)
+    if rims is not None:
+        iod = e[:, 42:48, 0].mean(1) - e[:, 36:42, 0].mean(1)
+        upper = scale_y * seen[:, list(UPPER_LIDS), 1].mean(1) + shift_y
+        lower = scale_y * seen[:, list(LOWER_LIDS), 1].mean(1) + shift_y
+        rims = rims.to(e)
+        most, below = LENS_LIFT
+        need = (LENS_CLEARANCE * iod - (upper - rims[:, 0])).clamp_min(0)
+        room = (rims[:, 1] - lower - below * iod).clamp_min(0)
+        lift = torch.minimum(torch.minimum(need, room), most * iod)
+        shift_y = shift_y + lift.nan_to_num(0.0)
     across = torch.zeros_like(along)
     across[:, 0, 0], across[:, 2, 2] = 1, 1
     across[:, 1, 1], across[:, 1, 2] = scale_y, shift_y
@@ -500,15 +524,56 @@ def frame_ends(alpha: Tensor, landmarks: Tensor) -> Tensor:
         (len(landmarks), 2, 2), float("nan"), dtype=torch.float64, device=landmarks.device
     )
     for i, crop in enumerate(alpha[:, 0]):
-        ys, xs = torch.nonzero(crop > 0.5, as_tuple=True)
-        if len(xs) < 16:
+        along = _frame_pixels(crop, frame[i : i + 1], iso)
+        if along is None:
             continue
-        pixels = torch.stack([xs, ys], -1).to(torch.float64)[None]
-        along = apply_homography(frame[i : i + 1], pixel_to_normalized(pixels, (h, w)) * iso)
-        reach = torch.quantile(along[0, :, 0], along.new_tensor([0.005, 0.995]))
+        reach = torch.quantile(along[:, 0], along.new_tensor([0.005, 0.995]))
         ends[i] = torch.stack([reach, torch.zeros_like(reach)], -1)
         ends[i] = apply_homography(torch.linalg.inv(frame[i : i + 1]), ends[i : i + 1])[0] / iso
     return ends.to(landmarks.device)
+
+
+def _frame_pixels(crop: Tensor, frame: Tensor, iso: Tensor) -> Tensor | None:
+    """``(K, 2)`` the clearly-frame pixels (alpha over 0.5) of ``crop`` ``(H, W)`` in the
+    eye-line ``frame`` ``(1, 3, 3)`` of its isotropic coordinates (scale ``iso``); ``None``
+    where it shows too few to tell."""
+    ys, xs = torch.nonzero(crop > 0.5, as_tuple=True)
+    if len(xs) < 16:
+        return None
+    pixels = torch.stack([xs, ys], -1).to(torch.float64)[None]
+    return apply_homography(frame, pixel_to_normalized(pixels, tuple(crop.shape)) * iso)[0]
+
+
+def frame_rims(alpha: Tensor, landmarks: Tensor) -> Tensor:
+    """``(N, 2)`` where a frame's rims end above and below the eyes: the inner edges of its
+    top and bottom rims over each eye's centre (robust percentiles of the clearly-frame
+    pixels of ``alpha`` ``(N, 1, H, W)`` within :data:`LENS_STRIP` of it, along the line),
+    averaged over the eyes, as heights across the eye line in :func:`_eye_frame`'s frame of
+    the isotropic coordinates of ``landmarks``' crops (down positive); NaN where a crop
+    shows no rim there."""
+    h, w = alpha.shape[-2:]
+    iso = isotropic_scale(h, w, landmarks.to(torch.float64))
+    frame = _eye_frame(landmarks.to(torch.float64) * iso)
+    eyes = apply_homography(frame, landmarks.to(torch.float64) * iso)
+    rims = torch.full(
+        (len(landmarks), 2), float("nan"), dtype=torch.float64, device=landmarks.device
+    )
+    for i, crop in enumerate(alpha[:, 0]):
+        seen = _frame_pixels(crop, frame[i : i + 1], iso)
+        if seen is None:
+            continue
+        centres = torch.stack([eyes[i, 36:42].mean(0), eyes[i, 42:48].mean(0)])
+        reach = LENS_STRIP * (centres[1, 0] - centres[0, 0])
+        edges = []
+        for centre in centres:
+            strip = seen[(seen[:, 0] - centre[0]).abs() < reach, 1] - centre[1]
+            above, below = strip[strip < 0], strip[strip > 0]
+            if len(above) < 4 or len(below) < 4:
+                break
+            edges.append(torch.stack([torch.quantile(above, 0.9), torch.quantile(below, 0.1)]))
+        if len(edges) == 2:
+            rims[i] = torch.stack(edges).mean(0)
+    return rims.to(landmarks.device)
 
 
 def outline_squeeze(
@@ -718,6 +783,7 @@ def landmark_flow(
     size: tuple[int, int],
     rigid: Tensor | None = None,
     frame_ends: Tensor | None = None,
+    rims: Tensor | None = None,
 ) -> Tensor:
     """The landmark TPS flow (:func:`tps_flow`) at ``size``.
 
@@ -725,7 +791,8 @@ def landmark_flow(
     most ``TPS_GRID`` per side and upsampled bilinearly (sub-pixel difference, and about
     16x cheaper at 256 px). Samples where ``rigid`` ``(N,)`` is true are carried by the
     frame's projective map (:func:`frame_map`) instead, squeezed into the source's outline
-    (:func:`outline_squeeze`) where ``frame_ends`` (:func:`frame_ends`) are given.
+    (:func:`outline_squeeze`) where ``frame_ends`` (:func:`frame_ends`) are given, and
+    lifted off the eyes where its ``rims`` (:func:`frame_rims`) are.
     """
     h, w = size
     scale = min(1.0, TPS_GRID / max(h, w))
@@ -733,7 +800,7 @@ def landmark_flow(
     if rigid is None or not rigid.any():
         flow = tps_flow(source_landmarks, exemplar_landmarks, coarse, TPS_REGULARIZATION)
     else:
-        matrix = frame_map(source_landmarks, exemplar_landmarks, size)
+        matrix = frame_map(source_landmarks, exemplar_landmarks, size, rims)
         grid = identity_grid(len(matrix), *coarse, device=matrix.device, dtype=matrix.dtype)
         grid = grid.reshape(len(matrix), -1, 2)
         seen = grid
@@ -776,6 +843,7 @@ def mirror_warp(
     flow: Tensor,
     rigid: Tensor | None = None,
     frame_ends: Tensor | None = None,
+    rims: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The mirrored exemplar's warp, and where to use it instead of the exemplar's.
 
@@ -789,7 +857,8 @@ def mirror_warp(
     missing), and patching it from its mirror image ghosts it; except on the far side of a
     strongly turned exemplar (:func:`~geogan_hf.instance.far_side`), whose far lens is
     seen against the background and mostly lost, where the frame's far half is its near
-    half's mirror image. ``frame_ends`` as for :func:`landmark_flow`.
+    half's mirror image. ``frame_ends`` and ``rims`` as for :func:`landmark_flow` (a
+    mirror image's rims are as high).
 
     Returns:
         ``(mirror_flow (N, 2, H, W), weight (N, 1, H, W))``.
@@ -803,7 +872,7 @@ def mirror_warp(
     weight = torch.sigmoid(8 * gain)
     if rigid is not None and rigid.any():
         mirrored_ends = None if frame_ends is None else frame_ends[:, [1, 0]] * flip.double()
-        flow_m = landmark_flow(source_landmarks, mirrored, (h, w), rigid, mirrored_ends)
+        flow_m = landmark_flow(source_landmarks, mirrored, (h, w), rigid, mirrored_ends, rims)
         flow_m = flow_m.to(flow.dtype)
         far = gaussian_blur(far_side(source_landmarks, (h, w), exemplar_landmarks), sigma)
         weight = torch.where(rigid.view(-1, 1, 1, 1), far.to(weight), weight)
@@ -914,9 +983,10 @@ def geometric_prior(
     rigid = torch.tensor(
         [ATTRIBUTE_SPECS[a].kind == "accessory" for a in attributes], device=source.device
     )
-    ends = None
+    ends = rims = None
     if rigid.any():
         ends = frame_ends(exemplar_layers.full("alpha"), exemplar_landmarks)
+        rims = frame_rims(exemplar_layers.full("alpha"), exemplar_landmarks)
     expression = torch.tensor(
         [ATTRIBUTE_SPECS[a].kind == "expression" for a in attributes], device=source.device
     )
@@ -938,9 +1008,9 @@ def geometric_prior(
         lifted = targets + (lip_level_corners(pixels) - pixels) * 2 / targets.new_tensor([w, h])
         flow_targets = torch.where(on_lip.view(-1, 1, 1), lifted, targets)
     flow = landmark_flow(flow_targets, exemplar_landmarks, size).to(source.dtype)
-    mirror = mirror_warp(flow_targets, exemplar_landmarks, flow, rigid, ends)
+    mirror = mirror_warp(flow_targets, exemplar_landmarks, flow, rigid, ends, rims)
     if rigid.any():
-        flow = landmark_flow(source_landmarks, exemplar_landmarks, size, rigid, ends)
+        flow = landmark_flow(source_landmarks, exemplar_landmarks, size, rigid, ends, rims)
         flow = flow.to(source.dtype)
     warped = warp_exemplar(resize_image(exemplar, size), flow, mirror)
     end_flow = time.perf_counter()

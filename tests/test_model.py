@@ -26,8 +26,11 @@ from geogan_hf.prior import (
     ARM_FADE,
     EAR_ROOT,
     FRAME_REACH,
+    LENS_CLEARANCE,
+    LENS_LIFT,
     WORN_ARM_BEYOND,
     frame_map,
+    frame_rims,
     geometric_prior,
     landmark_flow,
     mirror_warp,
@@ -274,6 +277,51 @@ def test_a_frame_keeps_its_aspect_on_a_longer_face(pair64):
     foreshortened = frame_map(shorter, exemplar, size)[0]
     assert abs(float(foreshortened[0, 0]) - 1) < 0.01  # as wide (the eye line is not level)
     assert 1.05 < float(foreshortened[1, 1]) <= 1.3 + 1e-9  # shorter (exemplar per source)
+
+
+def test_a_frame_worn_low_is_lifted_off_wide_open_eyes():
+    """A frame sits on the nose at the eye corners' height, but its top rim clears the
+    source's upper lids by ``LENS_CLEARANCE`` at least (real pairs: an exemplar's frame worn
+    low over narrowed eyes came down onto wide-open ones). ``frame_rims`` reads the rims'
+    inner edges off a frame's alpha; a source whose lids leave that room gets the frame as
+    before, one whose lids rise gets it lifted, by at most ``LENS_LIFT``."""
+    _, landmarks = aligned("takeo", 128)
+    points = (landmarks[0] + 1) * 64
+    alpha, _, _ = _spectacles(points, 128, rim=3.0, reach=0.45)
+    left, right = points[36:42].mean(0), points[42:48].mean(0)
+    iod = float((right - left).norm())
+    rims = frame_rims(alpha, landmarks)
+    scale = 2 / 128  # isotropic (normalized) units per pixel of a square crop
+    thin = 3.0 / iod
+    # inner edges 0.25 - thin iod above and below the eye line (within a pixel)
+    assert torch.allclose(rims[0] / (scale * iod), rims.new_tensor([thin - 0.25, 0.25 - thin]),
+                          atol=1.5 / iod)  # fmt: skip
+    size = (128, 128)
+    same = frame_map(landmarks, landmarks, size)
+    assert torch.allclose(frame_map(landmarks, landmarks, size, rims), same)
+    down = torch.stack([left[1] - right[1], right[0] - left[0]]) / iod  # across the eye line
+    lids = [37, 38, 43, 44]
+
+    def clearance(source: torch.Tensor, matrix: torch.Tensor) -> float:
+        """Where the source's upper lids land in the exemplar, below its top rim (iod)."""
+        lid = torch.cat([source[0, lids], torch.ones(4, 1)], -1).double() @ matrix[0].T
+        lid = (lid[:, :2] / lid[:, 2:] + 1) * 64
+        centre = torch.stack([left, right]).repeat_interleave(2, 0).double()
+        return float(((lid - centre) @ down.double()).mean()) / iod - float(rims[0, 0]) / (scale * iod)
+
+    own = clearance(landmarks, same)
+    assert own > LENS_CLEARANCE
+    for rise in (0.03, 0.2):  # past the clearance: lifted to it; far past: by the most allowed
+        wide = points.clone()
+        wide[lids] -= (own - LENS_CLEARANCE + rise) * iod * down
+        source = pixel_to_normalized(wide, size)[None].float()
+        plain = clearance(source, frame_map(source, landmarks, size))
+        lifted = clearance(source, frame_map(source, landmarks, size, rims))
+        assert plain == pytest.approx(LENS_CLEARANCE - rise, abs=1e-3)
+        if rise < LENS_LIFT[0]:
+            assert lifted == pytest.approx(LENS_CLEARANCE, abs=1e-3)
+        else:  # the lift, or the room left above the lower lids (LENS_LIFT[1])
+            assert plain + 0.02 < lifted <= plain + LENS_LIFT[0] + 1e-3
 
 
 def test_glasses_ignore_the_face_outline(pair64):
