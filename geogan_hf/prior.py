@@ -985,8 +985,9 @@ def geometric_prior(
     )
     ends = rims = None
     if rigid.any():
-        ends = frame_ends(exemplar_layers.full("alpha"), exemplar_landmarks)
-        rims = frame_rims(exemplar_layers.full("alpha"), exemplar_landmarks)
+        frame = exemplar_layers.full("alpha")
+        ends = frame_ends(frame, exemplar_landmarks)
+        rims = frame_rims(frame, exemplar_landmarks)
     expression = torch.tensor(
         [ATTRIBUTE_SPECS[a].kind == "expression" for a in attributes], device=source.device
     )
