@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .geometry import gaussian_blur, max_filter, resize_image
+from .geometry import gaussian_blur, max_filter, min_filter, resize_image
 from .instance import (
     LUMA,
     InstanceLayers,
@@ -770,7 +770,7 @@ def off_the_lips(alpha: Tensor, lips: Tensor, iod: float) -> Tensor:
     (``lookalike_parts``); a long mustache hanging over the lip is cut at it.
     """
     r = round(LIP_OVERHANG * iod)
-    covered = -max_filter(-lips, r) if r >= 1 else lips
+    covered = min_filter(lips, r) if r >= 1 else lips
     return alpha * (1 - covered)
 
 

@@ -329,6 +329,16 @@ def max_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
     return F.max_pool2d(rows, (1, 2 * radius + 1), 1, (0, radius))
 
 
+def min_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """The minimum of ``x`` over the same square (an erosion): :func:`max_filter` of ``-x``.
+
+    >>> x = torch.ones(1, 1, 5, 5); x[0, 0, 2, 2] = 0
+    >>> min_filter(x, 1)[0, 0, 1:4, 1:4].sum().item(), min_filter(x, 1)[0, 0, 0, 0].item()
+    (0.0, 1.0)
+    """
+    return -max_filter(-x, radius)
+
+
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur with reflect padding; ``sigma`` in pixels (no-op below 0.3)."""
     if sigma < 0.3:

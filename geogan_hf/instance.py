@@ -71,7 +71,14 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import Tensor
 
-from .geometry import gaussian_blur, max_filter, normalized_to_pixel, resample_box, resize_image
+from .geometry import (
+    gaussian_blur,
+    max_filter,
+    min_filter,
+    normalized_to_pixel,
+    resample_box,
+    resize_image,
+)
 from .regions import ATTRIBUTE_SPECS, canonical_attribute, of_kind, part_mask, region_mask
 
 WORK_SIZE = 256  # side of the working copy the fields and the evidence are computed on
@@ -651,11 +658,8 @@ def fill_holes(
         for a in (alpha, alpha * source)
     )
     r = max(1, round(reach / factor))
-    # a closing by a square, separably: a dilation, then an erosion; no beard beyond the box
-    hull = F.pad(density, (2 * r,) * 4)
-    for sign in (1, -1):
-        hull = sign * F.max_pool2d(sign * hull, (1, 2 * r + 1), 1, (0, r))
-        hull = sign * F.max_pool2d(sign * hull, (2 * r + 1, 1), 1, (r, 0))
+    # a closing by a square: a dilation, then an erosion; no beard beyond the box
+    hull = min_filter(max_filter(F.pad(density, (2 * r,) * 4), r), r)
     hull = hull[..., 2 * r : -2 * r, 2 * r : -2 * r]
     angles = [2 * math.pi * k / HOLE_DIRECTIONS for k in range(HOLE_DIRECTIONS)]
     steps = [(round(math.sin(a) * reach), round(math.cos(a) * reach)) for a in angles]
@@ -919,7 +923,7 @@ def _lens_tint(image: Tensor, skin: Tensor, lens: Tensor, iod: float) -> Tensor:
     if not lens.amax() > 0:
         return lens.new_ones(len(lens), 3, 1, 1)  # no lenses (hair): 5 ms a face saved
     reach = max(1, round(LENS_EDGE * iod))
-    inside = -max_filter(-lens, reach)
+    inside = min_filter(lens, reach)
     ratio = (image + 0.02) / (skin + 0.02)
     tint = torch.cat([_reference_quantile(c, inside, 0.5) for c in ratio.split(1, dim=1)], 1)
     tint = tint.clamp(0.2, 1.0)
@@ -1518,7 +1522,7 @@ def _patterned_frame(
     have a core of its own (:data:`FRAME_CORE_SHARE`).
     """
     reach = max(1, round(FRAME_CORE * iod))
-    core = -max_filter(-opaque, reach)
+    core = min_filter(opaque, reach)
     out = foreground.clone()
     for i in range(len(pixels)):
         inside = core[i, 0] > 0.99
