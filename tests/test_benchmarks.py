@@ -139,8 +139,9 @@ def test_cuda_check_runs_every_transfer_on_the_recorded_detections(tmp_path):
 def test_blind_ab_hides_which_version_is_which_and_decodes_verdicts(real_pairs_run, tmp_path):
     """``benchmarks/blind_ab.py`` on two runs of ``real_pairs.py`` (the second's result
     altered, as a changed transfer would): each A/B side is the version its key says, at
-    the same box; a pair identical in both runs is kept only as the asked-for control; the
-    key is refused inside the reviewers' folder; verdicts are decoded with it."""
+    the same box; a pair the same in both runs, or differing by no more than
+    ``blind_ab.UNSEEN`` levels, is kept only as the asked-for control; the key is refused
+    inside the reviewers' folder; verdicts are decoded with it."""
     import doctest
     import json
     import shutil
@@ -154,22 +155,33 @@ def test_blind_ab_hides_which_version_is_which_and_decodes_verdicts(real_pairs_r
     for version in ("old", "new"):
         results = tmp_path / version / "results"
         shutil.copytree(folder / "out" / "results", results)
-        for suffix in (".png", ".json"):  # pair 2: the same transfer, unchanged by the change
-            shutil.copy(results / f"01_Mustache{suffix}", results / f"02_Mustache{suffix}")
+        for suffix in (".png", ".json"):  # pairs 2, 3: the same transfer, unchanged by the change
+            for other in ("02", "03"):
+                shutil.copy(results / f"01_Mustache{suffix}", results / f"{other}_Mustache{suffix}")
         runs[version] = results
     altered = np.asarray(Image.open(runs["new"] / "01_Mustache.png")).copy()
     record = json.loads((runs["new"] / "01_Mustache.json").read_text())
     x0, y0, x1, y1 = record["box"]
     altered[max(y0, 0) : y1, max(x0, 0) : x1] //= 2  # the new version's edit: darker
     Image.fromarray(altered).save(runs["new"] / "01_Mustache.png")
+    # pair 3 changed by a few levels, under what a reviewer can see: unchanged too
+    nudged = np.asarray(Image.open(runs["new"] / "03_Mustache.png")).astype(int)
+    nudged[max(y0, 0) : y1, max(x0, 0) : x1] += blind_ab.UNSEEN
+    Image.fromarray(nudged.clip(0, 255).astype(np.uint8)).save(runs["new"] / "03_Mustache.png")
 
     out, key = tmp_path / "ab", tmp_path / "key.json"
     args = ["sheets", str(tmp_path / "old"), str(tmp_path / "new"), str(out), "--key", str(key)]
     assert blind_ab.main([*args, "--controls", "0"]) == 0
     assert sorted(json.loads(key.read_text())) == ["1"]
+    both = ["sheets", *args[1:3], str(tmp_path / "ab2"), "--key", str(tmp_path / "key2.json")]
+    assert blind_ab.main([*both, "--controls", "2"]) == 0
+    assert {n: e["unchanged"] for n, e in json.loads((tmp_path / "key2.json").read_text()).items()} == {
+        "1": False, "2": True, "3": True,
+    }  # fmt: skip
     assert blind_ab.main([*args, "--controls", "1", "--seed", "3"]) == 0
     mapping = json.loads(key.read_text())
-    assert {n: e["identical"] for n, e in mapping.items()} == {"1": False, "2": True}
+    assert len(mapping) == 2 and mapping["1"]["unchanged"] is False
+    control, dropped = ("2", "3") if "2" in mapping else ("3", "2")
     sheet = np.asarray(Image.open(out / "pair_01.png").convert("RGB")).astype(int)
     tile = (sheet.shape[1] - blind_ab.GAP) // 2
     top = tile + 2 * blind_ab.CAPTION
@@ -184,16 +196,17 @@ def test_blind_ab_hides_which_version_is_which_and_decodes_verdicts(real_pairs_r
     inside = [*args[:4], "--key", str(out / "key.json")]
     assert blind_ab.main(inside) == 2 and not (out / "key.json").exists()
     side = {v: s for s, v in mapping["1"].items() if s in ("A", "B")}
-    verdicts = f"pair 1: {side['new']}, 4, crisper strands\npair 2: same\npair 9: A\n"
-    assert blind_ab.tally(mapping, verdicts) == {"new": [1], "old": [], "same": [2]}
+    verdicts = f"pair 1: {side['new']}, 4, crisper strands\npair {control}: same\npair 9: A\n"
+    assert blind_ab.tally(mapping, verdicts) == {"new": [1], "old": [], "same": [int(control)]}
     # the enlarged views: A and B as on the sheet, the middle of the box
     zoom = np.asarray(Image.open(out / "pair_01_zoom.png").convert("RGB")).astype(int)
     views = zoom[blind_ab.CAPTION :, : blind_ab.ZOOM_SIDE], zoom[blind_ab.CAPTION :, -blind_ab.ZOOM_SIDE :]
     assert ("A" if views[0].sum() < views[1].sum() else "B") == darker
-    assert (out / "pair_02_zoom.png").exists() and not (out / "pair_03_zoom.png").exists()
+    assert (out / f"pair_0{control}_zoom.png").exists()
+    assert not (out / f"pair_0{dropped}_zoom.png").exists()
     # a reviewer who calls the control different is counted, by side
-    guessed = blind_ab.sides(mapping, f"pair 1: {side['new']}\npair 2: B\n")
-    assert guessed["controls"] == [2] and guessed["A"] + guessed["B"] == 2
+    guessed = blind_ab.sides(mapping, f"pair 1: {side['new']}\npair {control}: B\n")
+    assert guessed["controls"] == [int(control)] and guessed["A"] + guessed["B"] == 2
     assert doctest.testmod(blind_ab).failed == 0
 
 
