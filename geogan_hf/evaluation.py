@@ -45,7 +45,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from geogan_hf.align import align_face
+from geogan_hf.align import AlignedFace, align_face, turned_like
 from geogan_hf.arguments import ranged
 from geogan_hf.errors import DatasetError, ModelLoadError, NoFaceError, UnknownAttributeError
 from geogan_hf.geometry import (
@@ -58,7 +58,7 @@ from geogan_hf.geometry import (
 from geogan_hf.imageio import load_image, pil_to_tensor
 from geogan_hf.landmarks import detect_faces
 from geogan_hf.prior import landmark_weights
-from geogan_hf.regions import canonical_attribute, region_mask
+from geogan_hf.regions import ATTRIBUTE_SPECS, canonical_attribute, region_mask
 
 __all__ = [
     "IOU_THRESHOLD",
@@ -451,7 +451,9 @@ def load_photo_pairs(
     Each line is ``{"source": PATH, "exemplar": PATH, "attribute": NAME}``, paths relative to
     the file. The largest face of each photo is detected with ``landmark_backend`` and
     aligned like training data; ``landmark_nme`` is then measured against the detected
-    landmarks.
+    landmarks. An exemplar turned the other way from its source is mirrored where the
+    attribute's instance looks the same mirrored (glasses), as
+    :class:`~geogan_hf.pipeline.TransferPipeline` takes it.
 
     Args:
         path: the JSON Lines file.
@@ -491,20 +493,15 @@ def load_photo_pairs(
     if not rows:
         raise DatasetError(f"no photo pairs in {listing}")
     allowed = None if attributes is None else {canonical_attribute(a) for a in attributes}
-    aligned: dict[str, tuple[Tensor, Tensor]] = {}  # one detection per photo
+    aligned: dict[str, AlignedFace] = {}  # one detection per photo
 
-    def face(name: str, role: str) -> tuple[Tensor, Tensor]:
+    def face(name: str, role: str) -> AlignedFace:
         if name not in aligned:
             image = load_image(listing.parent / name)
             found = detect_faces(image, backend=landmark_backend)
             if not found:
                 raise NoFaceError(f"no face found in the {role} photo {name}", role=role)
-            crop = align_face(image, found[0].landmarks, size)
-            points = torch.as_tensor(crop.landmarks, dtype=torch.float32)
-            aligned[name] = (
-                pil_to_tensor(crop.image),
-                pixel_to_normalized(points, (size, size))[None],
-            )
+            aligned[name] = align_face(image, found[0].landmarks, size)
         return aligned[name]
 
     fields: dict[str, list] = {
@@ -515,10 +512,13 @@ def load_photo_pairs(
             raise UnknownAttributeError(
                 f"the evaluated method transfers {sorted(allowed)}, not {attribute!r}"
             )
-        for role, name in (("source", source), ("exemplar", exemplar)):
-            image, points = face(name, role)
-            fields[role].append(image)
-            fields[f"{role}_landmarks"].append(points)
+        source_crop, exemplar_crop = face(source, "source"), face(exemplar, "exemplar")
+        if ATTRIBUTE_SPECS[attribute].mirrors:  # as the pipeline takes it
+            exemplar_crop, _ = turned_like(exemplar_crop, source_crop)
+        for role, crop in (("source", source_crop), ("exemplar", exemplar_crop)):
+            points = torch.as_tensor(crop.landmarks, dtype=torch.float32)
+            fields[role].append(pil_to_tensor(crop.image))
+            fields[f"{role}_landmarks"].append(pixel_to_normalized(points, (size, size))[None])
     tensors = {k: torch.cat(v) for k, v in fields.items()}
     return EvalPairs(**tensors, attributes=[attribute for _, _, attribute in rows])
 

@@ -9,7 +9,9 @@
    face it finds can be edited or copied from).
 2. Each face is aligned to the FFHQ square at one *work size* ``S``: the face's natural crop
    size in the source photo, rounded, capped at ``work_size`` (1024) and never below the
-   model's ``image_size``. The exemplar is aligned at the same ``S``.
+   model's ``image_size``. The exemplar is aligned at the same ``S``; where its instance
+   looks the same mirrored (glasses) and its face is turned the other way from the
+   source's, it is mirrored (:func:`~geogan_hf.align.turned_like`).
 3. The model transfers the attribute on the ``S`` x ``S`` crops (the geometry prior: the
    exemplar's instance matted, warped, relit and composited at ``S``; networks, when
    trained, at ``image_size``; see :class:`geogan_hf.model.GeoGAN`). An exemplar that
@@ -47,7 +49,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from .align import AlignedFace, align_face, face_crop_size, paste_back
+from .align import AlignedFace, align_face, face_crop_size, paste_back, turned_like
 from .errors import (
     AttributeNotFoundError,
     ExperimentalAttributeWarning,
@@ -124,7 +126,8 @@ class TransferResult:
         source: the source photo as loaded (RGB, upright).
         exemplar: the exemplar photo as loaded.
         source_crop: aligned source face crop.
-        exemplar_crop: aligned exemplar face crop.
+        exemplar_crop: aligned exemplar face crop, as the model took it (mirrored where
+            :attr:`exemplar_mirrored`).
         warped: the exemplar crop warped onto the source geometry (at the networks' size).
         mask: the model's attribute mask (``L`` image, 255 = take the warped exemplar).
         flow_rgb: the flow as a colour picture (hue = direction, saturation = magnitude) at
@@ -147,6 +150,9 @@ class TransferResult:
         exemplar_faces: every face found in the exemplar photo, largest first.
         source_face: index of the edited face in :attr:`source_faces`.
         exemplar_face: index of the exemplar face in :attr:`exemplar_faces`.
+        exemplar_mirrored: the exemplar crop was mirrored: its face was turned the other way
+            from the source's and the attribute's instance looks the same mirrored
+            (:attr:`~geogan_hf.regions.AttributeSpec.mirrors`: glasses).
         flow: the flow ``(1, 2, S, S)`` (normalized backward displacement, see
             :mod:`geogan_hf.geometry`) that produced :attr:`warped`.
         paste_weight: ``(S, S)`` float32 weight given to :func:`~geogan_hf.align.paste_back`
@@ -178,6 +184,7 @@ class TransferResult:
     exemplar_faces: list[Face] = field(default_factory=list)
     source_face: int = 0
     exemplar_face: int = 0
+    exemplar_mirrored: bool = False
     flow: torch.Tensor | None = None
     paste_weight: np.ndarray | None = None
     aligned: AlignedFace | None = None
@@ -542,6 +549,9 @@ class TransferPipeline:
         src = align_face(photo, face.landmarks, size)
         resample = Image.Resampling.BICUBIC if ATTRIBUTE_SPECS[name].bicubic else Image.Resampling.BILINEAR
         ex = align_face(ex_photo, ex_face.landmarks, size, resample)
+        mirrored = False
+        if ATTRIBUTE_SPECS[name].mirrors:
+            ex, mirrored = turned_like(ex, src)
         lap("align")
 
         out, crop, ex_crop = self._run_model(src, ex, name, hair_colour)
@@ -605,6 +615,7 @@ class TransferPipeline:
             exemplar_faces=exemplar_faces,
             source_face=source_face,
             exemplar_face=exemplar_face,
+            exemplar_mirrored=mirrored,
             flow=flow,
             paste_weight=weight,
             aligned=src,

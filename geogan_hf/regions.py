@@ -135,6 +135,12 @@ class AttributeSpec:
             edge of the source's box (held-out real pair 12).
         symmetric: the instance is about symmetric: a side the exemplar shows faint is
             filled in from its mirror image.
+        mirrors: the instance is the same object mirrored (a frame): an exemplar turned the
+            other way from the source (:func:`~geogan_hf.align.turned_apart`) is mirrored
+            before the transfer, so that its near side, seen larger and whole, lands on
+            the source's near side (unmirrored, the far lens came out narrow on a turned
+            source). Preferred in blind reviews for glasses, not for beards: a beard's own
+            asymmetry is part of its instance.
         joins: the attribute whose region the instance reaches into, where the face has
             hair there too: CelebA's goatees nearly all come with a mustache (so do all 6
             photos labelled Goatee in the project's real photo set), and a goatee without
@@ -167,6 +173,7 @@ class AttributeSpec:
     lit_skin: bool = False
     within_outline: bool = False
     symmetric: bool = False
+    mirrors: bool = False
     joins: str | None = None
     experimental: bool = False
 
@@ -195,7 +202,7 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
     "Eyeglasses": AttributeSpec(
         "accessory", skin_parts=("cheeks", "nose", "forehead"), excluded_parts=("eyes", "mouth"),
         lookalike_parts=("lips", "brows"), face_margin=0.3, absent=0.08, enclosed=0.7,
-        removal=None, experimental=True,
+        removal=None, mirrors=True, experimental=True,
     ),
     "Bangs": AttributeSpec(
         "hair", skin_parts=("cheeks", "nose"), excluded_parts=("eyes",), lookalike_parts=(),

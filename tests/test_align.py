@@ -11,8 +11,12 @@ from geogan_hf.align import (
     AlignedFace,
     align_face,
     face_crop_size,
+    face_turn,
     flip_landmarks,
+    mirror_face,
     paste_back,
+    turned_apart,
+    turned_like,
 )
 from geogan_hf.landmarks import detect_faces
 from geogan_hf.samples import load_sample
@@ -301,3 +305,38 @@ def test_flipped_landmarks_match_detection_on_the_mirrored_photo(lenna) -> None:
     error = np.hypot(*(flip_landmarks(face.landmarks, lenna.image.width) - mirrored.landmarks).T)
     inter_ocular = np.hypot(*(face.landmarks[36:42].mean(0) - face.landmarks[42:48].mean(0)))
     assert np.median(error) / inter_ocular < 0.05
+
+
+def test_mirror_face_is_the_mirrored_crop_placed_in_the_photo(lenna) -> None:
+    aligned = align_face(lenna.image, lenna.landmarks, size=96)
+    mirrored = mirror_face(aligned)
+    assert np.array_equal(np.asarray(mirrored.image), np.asarray(ImageOps.mirror(aligned.image)))
+    # each mirrored landmark lands, through the new placement, on its relabelled original
+    perm = list(FLIP_PERMUTATION_68)
+    np.testing.assert_allclose(
+        _to_photo(mirrored.matrix, mirrored.landmarks), lenna.landmarks[perm], atol=1e-9
+    )
+    twice = mirror_face(mirrored)
+    np.testing.assert_allclose(twice.matrix, aligned.matrix, atol=1e-12)
+    np.testing.assert_allclose(twice.landmarks, aligned.landmarks, atol=1e-12)
+    assert (mirrored.size, mirrored.scale) == (aligned.size, aligned.scale)
+
+
+def test_face_turn_changes_sign_when_mirrored_and_turned_like_mirrors_only_then(lenna) -> None:
+    """Lenna looks a third of the way to one side (about 0.25): mirrored, the other way."""
+    turn = face_turn(lenna.landmarks)
+    assert 0.15 < abs(turn) < 0.4
+    mirrored = flip_landmarks(lenna.landmarks, lenna.image.width)
+    assert face_turn(mirrored) == pytest.approx(-turn)
+    assert turned_apart(lenna.landmarks, mirrored) and not turned_apart(mirrored, mirrored)
+    # a frontal face (the turn under TURNED_APART) is not turned apart from either
+    frontal = lenna.landmarks.copy()
+    frontal[30] = (frontal[0] + frontal[16]) / 2
+    assert not turned_apart(frontal, lenna.landmarks) and not turned_apart(frontal, mirrored)
+
+    face = align_face(lenna.image, lenna.landmarks, size=64)
+    other = mirror_face(face)
+    same, was = turned_like(face, face)
+    assert same is face and not was
+    turned, was = turned_like(face, other)
+    assert was and face_turn(turned.landmarks) * face_turn(other.landmarks) > 0

@@ -236,6 +236,28 @@ def test_cli_evaluates_real_photo_pairs_without_ground_truth(tmp_path, capsys):
         assert image.width == 4 * SIZE and image.height > 2 * SIZE
 
 
+@pytest.mark.samples("einstein", "breakingbad")
+def test_photo_pairs_take_the_exemplar_as_the_pipeline_does(tmp_path):
+    """Glasses from a face turned the other way are taken mirrored, a mustache is not."""
+    from geogan_hf.align import face_turn
+    from geogan_hf.evaluation import load_photo_pairs
+    from geogan_hf.samples import load_sample
+
+    einstein, breakingbad = (str(load_sample(n).path) for n in ("einstein", "breakingbad"))
+    rows = [
+        {"source": einstein, "exemplar": breakingbad, "attribute": a}
+        for a in ("Eyeglasses", "Mustache")
+    ]
+    pairs = load_photo_pairs(_write_pairs(tmp_path / "pairs.jsonl", rows), SIZE)
+    glasses, mustache = pairs.exemplar
+    assert torch.equal(glasses, mustache.flip(-1))
+    turns = [
+        [face_turn(p.numpy()) for p in landmarks]
+        for landmarks in (pairs.source_landmarks, pairs.exemplar_landmarks)
+    ]
+    assert turns[0][0] * turns[1][0] > 0 and turns[0][1] * turns[1][1] < 0
+
+
 @pytest.mark.samples("astronaut")
 def test_photo_pairs_report_bad_input_in_one_line(tmp_path, capsys):
     from geogan_hf.cli import eval_main

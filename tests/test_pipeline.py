@@ -12,7 +12,7 @@ from PIL import Image
 from scipy import ndimage
 
 from geogan_hf import GeoGAN, TransferPipeline, detect_faces
-from geogan_hf.align import paste_back
+from geogan_hf.align import face_turn, flip_landmarks, paste_back
 from geogan_hf.errors import (
     AttributeNotFoundError,
     ExperimentalAttributeWarning,
@@ -442,6 +442,21 @@ def test_a_face_without_glasses_is_refused_as_their_exemplar(prior, exemplar):
     round (``benchmarks/results/instance_coverage.md``)."""
     with pytest.raises(AttributeNotFoundError, match="eyeglasses: what it shows encloses an eye"):
         prior(small_astronaut(), sample(exemplar), "Eyeglasses")
+
+
+def test_glasses_from_a_face_turned_the_other_way_are_taken_mirrored(prior):
+    """Einstein looks about 0.3 to one side, breakingbad's man 0.5 to the other: his glasses
+    are taken mirrored (the near lens onto the near eye), his mustache as it is."""
+    source, exemplar = sample("einstein"), sample("breakingbad")
+    glasses = prior(source, exemplar, "Eyeglasses")
+    mustache = prior(source, exemplar, "Mustache")
+    assert glasses.exemplar_mirrored and not mustache.exemplar_mirrored
+    size = glasses.exemplar_crop.width
+    np.testing.assert_allclose(
+        glasses.exemplar_landmarks, flip_landmarks(mustache.exemplar_landmarks, size)
+    )
+    assert face_turn(glasses.source_landmarks) * face_turn(glasses.exemplar_landmarks) > 0
+    assert face_turn(mustache.source_landmarks) * face_turn(mustache.exemplar_landmarks) < 0
 
 
 def test_the_demos_thin_soft_frame_is_not_taken_for_a_patterned_one(prior, monkeypatch):
