@@ -202,9 +202,20 @@ def attribute_label(name: str) -> str:
     return f"{label} (experimental)" if name in EXPERIMENTAL_ATTRIBUTES else label
 
 
-def model_panel(pipe: TransferPipeline, timings: dict[str, float] | None = None) -> str:
-    """Markdown naming the loaded model and, after a run, how long each stage took."""
+def model_panel(
+    pipe: TransferPipeline,
+    timings: dict[str, float] | None = None,
+    exemplar_mirrored: bool = False,
+) -> str:
+    """Markdown naming the loaded model and, after a run, how long each stage took and
+    whether the exemplar crop was mirrored (:attr:`TransferResult.exemplar_mirrored`)."""
     lines = [f"**Model:** {pipe.describe()}", ""]
+    if exemplar_mirrored:
+        lines += [
+            "The exemplar's face is turned the other way from the source's: its crop was "
+            "mirrored, so that the near side of the glasses lands on the near eye.",
+            "",
+        ]
     if pipe.mode == MODE_UNTRAINED:
         lines = [
             "⚠️ **This model was never trained: its results are noise.** "
@@ -348,7 +359,7 @@ def transfer(
         save_output(result.warped, folder / "warped.jpg", DETAIL_SIZE),
         save_output(result.mask, folder / "mask.png", DETAIL_SIZE),
         save_output(result.flow_rgb, folder / "flow.jpg", DETAIL_SIZE),
-        model_panel(pipe, result.timings),
+        model_panel(pipe, result.timings, result.exemplar_mirrored),
     )
 
 

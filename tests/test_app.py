@@ -149,6 +149,16 @@ def test_checkpoint_model_is_described(app, tmp_path, images):
         app.transfer(pipe, str(images["astronaut"]), str(images["einstein"]), "Mustache", 1.0)
 
 
+@pytest.mark.samples("breakingbad")
+def test_a_mirrored_exemplar_is_said_in_the_model_panel(app, pipe, images):
+    """Breakingbad's man looks the other way from einstein, not from astronaut (frontal)."""
+    exemplar = str(load_sample("breakingbad").path)
+    turned = app.transfer(pipe, str(images["einstein"]), exemplar, "Eyeglasses", 1.0)[-1]
+    frontal = app.transfer(pipe, str(images["astronaut"]), exemplar, "Eyeglasses", 1.0)[-1]
+    assert "crop was mirrored" in turned and "mirrored" not in frontal
+    assert "mirrored" not in app.model_panel(pipe)
+
+
 def test_experimental_attributes_and_untrained_models_are_said(app, pipe, images, monkeypatch):
     from geogan_hf import GeoGAN, TransferPipeline
 
