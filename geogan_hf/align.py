@@ -20,6 +20,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from .geometry import face_turn
+
 FLIP_PERMUTATION_68: tuple[int, ...] = (
     *range(16, -1, -1),  # jaw
     *range(26, 16, -1),  # brows
@@ -305,42 +307,23 @@ def flip_landmarks(landmarks, width: int):
     return flipped
 
 
-TURNED_APART = 0.05
-"""How far (:func:`face_turn`) two faces must both be turned, opposite ways, to count as
-turned apart (:func:`turned_apart`): nearly frontal faces look alike mirrored or not."""
-
-
-def face_turn(landmarks) -> float:
-    """How far a face is turned left or right, from its 68 landmarks.
-
-    The nose tip's (point 30) offset from the middle of the jaw's two ends (points 0 and
-    16), over their distance: 0 for a frontal face, positive where the nose lies towards
-    point 16 (the face turned towards the image's right for an upright face), about 0.3
-    at a three-quarter view.
-
-    >>> import numpy as np
-    >>> points = np.zeros((68, 2)); points[16, 0] = 100.0; points[30, 0] = 60.0
-    >>> round(face_turn(points), 2)
-    0.1
-    >>> round(face_turn(flip_landmarks(points, 200)), 2)
-    -0.1
-    """
-    points = _check_landmarks(landmarks)
-    left, right = points[0], points[16]
-    axis = right - left
-    return float((points[30] - (left + right) / 2) @ axis / (axis @ axis))
+TURNED_APART = 0.08
+"""How far (:func:`~geogan_hf.geometry.face_turn`) two faces must both be turned, opposite
+ways, to count as turned apart (:func:`turned_apart`): nearly frontal faces look alike
+mirrored or not."""
 
 
 def turned_apart(landmarks, other, least: float = TURNED_APART) -> bool:
     """Whether two faces are turned opposite ways, each at least ``least``
-    (:func:`face_turn`).
+    (:func:`~geogan_hf.geometry.face_turn`).
 
     >>> import numpy as np
     >>> points = np.zeros((68, 2)); points[16, 0] = 100.0; points[30, 0] = 60.0
     >>> turned_apart(points, flip_landmarks(points, 200)), turned_apart(points, points)
     (True, False)
     """
-    turn, other_turn = face_turn(landmarks), face_turn(other)
+    turn = float(face_turn(_check_landmarks(landmarks)))
+    other_turn = float(face_turn(_check_landmarks(other)))
     return turn * other_turn < 0 and min(abs(turn), abs(other_turn)) >= least
 
 

@@ -72,6 +72,7 @@ from scipy import ndimage
 from torch import Tensor
 
 from .geometry import (
+    face_turn,
     gaussian_blur,
     max_filter,
     min_filter,
@@ -1071,8 +1072,8 @@ def _likeness(
 def far_side(landmarks: Tensor, size: tuple[int, int], turned: Tensor | None = None) -> Tensor:
     """``(N, 1, h, w)``: 1 on the far side of a strongly turned face, 0 elsewhere.
 
-    A face is strongly turned when its jaw ends' distances to the nose tip differ by
-    :data:`TURNED` of their sum or more; its far side is that of the jaw end nearer the nose,
+    A face is strongly turned when its turn (:func:`~geogan_hf.geometry.face_turn`) is
+    :data:`TURNED` or more; its far side is that of the jaw end nearer the nose,
     beyond the nose tip. ``turned``: other landmarks ``(N, 68, 2)`` whose turn decides
     (the same side of ``landmarks``' face is marked: where an exemplar's far side lands on
     the source). Landmarks normalized.
@@ -1081,9 +1082,7 @@ def far_side(landmarks: Tensor, size: tuple[int, int], turned: Tensor | None = N
     scale = landmarks.new_tensor([w, h]) / 2
     points = (landmarks + 1) * scale
     ref = points if turned is None else (turned.to(points) + 1) * scale
-    near_0 = (ref[:, 0] - ref[:, 30]).norm(dim=-1)
-    near_16 = (ref[:, 16] - ref[:, 30]).norm(dim=-1)
-    turn = (near_0 - near_16) / (near_0 + near_16).clamp_min(1e-6)
+    turn = face_turn(ref)
     jaw = torch.where((turn < 0)[:, None], points[:, 0], points[:, 16])
     right = points[:, 42:48].mean(1) - points[:, 36:42].mean(1)
     side = ((jaw - (points[:, 0] + points[:, 16]) / 2) * right).sum(-1).sign()

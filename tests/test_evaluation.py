@@ -31,7 +31,7 @@ from geogan_hf.evaluation import (
     run,
     summarize,
 )
-from geogan_hf.geometry import identity_flow, pixel_to_normalized
+from geogan_hf.geometry import face_turn, identity_flow, pixel_to_normalized
 
 SIZE = 64
 
@@ -239,7 +239,6 @@ def test_cli_evaluates_real_photo_pairs_without_ground_truth(tmp_path, capsys):
 @pytest.mark.samples("einstein", "breakingbad")
 def test_photo_pairs_take_the_exemplar_as_the_pipeline_does(tmp_path):
     """Glasses from a face turned the other way are taken mirrored, a mustache is not."""
-    from geogan_hf.align import face_turn
     from geogan_hf.evaluation import load_photo_pairs
     from geogan_hf.samples import load_sample
 
@@ -252,7 +251,7 @@ def test_photo_pairs_take_the_exemplar_as_the_pipeline_does(tmp_path):
     glasses, mustache = pairs.exemplar
     assert torch.equal(glasses, mustache.flip(-1))
     turns = [
-        [face_turn(p.numpy()) for p in landmarks]
+        [float(face_turn(p)) for p in landmarks]
         for landmarks in (pairs.source_landmarks, pairs.exemplar_landmarks)
     ]
     assert turns[0][0] * turns[1][0] > 0 and turns[0][1] * turns[1][1] < 0
