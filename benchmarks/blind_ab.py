@@ -17,12 +17,22 @@ boxes):
   of them are kept as controls (reviewers who call them different are guessing), the rest
   left out. ``KEY`` (JSON, kept out of ``OUT``: reviewers get ``OUT``) says which side is
   which.
-- ``tally KEY VERDICTS...``: each reviewer's verdicts (text with lines like
-  ``pair 13: A, 3, denser stubble``; ``A``, ``B`` or ``same``) decoded with the key: the
-  pairs each reviewer found better in the new version, in the old, and the same; and how
-  many times each side was chosen and which controls were called different, so that a
-  reviewer who chose by side rather than by picture shows (the sides are drawn at random:
-  a reviewer choosing ``B`` on 13 of 13 pairs, the unchanged ones too, is not judging).
+  ``--swapped`` writes the same sheets with every pair's sides the other way round.
+- ``tally KEY VERDICTS... [KEY VERDICTS...]``: each reviewer's verdicts (text with lines
+  like ``pair 13: A, 3, denser stubble``; ``A``, ``B`` or ``same``) decoded with the key
+  given before them: the pairs each reviewer found better in the new version, in the old,
+  and the same; and how many times each side was chosen and which controls were called
+  different, so that a reviewer who chose by side rather than by picture shows. Then, over
+  all reviewers, each pair's preference that holds on both sides (:func:`counterbalanced`).
+
+Reviewers choose by side: in the forty-second session four fresh reviewers chose ``B`` on
+all 16 of their choices, the same four changed pairs the new version when it was ``B``
+and the old one when it was (they gave reasons either way: "fuller, like the exemplar",
+"rises into the nostrils"), as reviewers of earlier sessions chose ``B`` on 17 of 19, 13 of
+14 and 14 of 16. Drawing the sides at random per pair does not cancel that when every
+reviewer sees the same draw. So a change is judged on two sets of sheets, one ``--swapped``
+(the same seed), each given to its own reviewers, and only a preference that holds on both
+sides counts.
 
 Like the sheets they are made from, the A/B sheets show people's photos: they go to an
 ignored folder (``outputs/``), never into the repository.
@@ -31,9 +41,10 @@ Usage::
 
     python benchmarks/real_pairs.py --output outputs/old    # on the old code
     python benchmarks/real_pairs.py --output outputs/new    # on the new code
-    python benchmarks/blind_ab.py sheets outputs/old outputs/new outputs/ab \
-        --key outputs/ab_key.json
-    python benchmarks/blind_ab.py tally outputs/ab_key.json reviewer1.txt reviewer2.txt
+    python benchmarks/blind_ab.py sheets outputs/old outputs/new outputs/ab1 --key keys/ab1.json
+    python benchmarks/blind_ab.py sheets outputs/old outputs/new outputs/ab2 --key keys/ab2.json \
+        --swapped
+    python benchmarks/blind_ab.py tally keys/ab1.json reviewer1.txt keys/ab2.json reviewer2.txt
 """
 
 from __future__ import annotations
@@ -110,8 +121,11 @@ def zoom_sheet(left: Image.Image, right: Image.Image) -> Image.Image:
     return sheet
 
 
-def make_sheets(old: Path, new: Path, out: Path, key: Path, seed: int, controls: int) -> dict:
-    """Write the A/B sheets and the key (see the module docstring); returns the key."""
+def make_sheets(
+    old: Path, new: Path, out: Path, key: Path, seed: int, controls: int, swapped: bool = False
+) -> dict:
+    """Write the A/B sheets and the key (see the module docstring); returns the key.
+    ``swapped``: every pair's sides the other way round from ``seed``'s draw."""
     if key.resolve().is_relative_to(out.resolve()):
         raise ValueError(f"the key {key} must not be inside {out}: reviewers get that folder")
     old_runs, new_runs = recorded(old), recorded(new)
@@ -150,7 +164,7 @@ def make_sheets(old: Path, new: Path, out: Path, key: Path, seed: int, controls:
         results = [Image.open(path).convert("RGB") for path in images]
         tiles, _ = native_tiles(source, results, exemplar, box, faces)
         source_tile, old_tile, new_tile, exemplar_tile = tiles
-        new_left = rng.random() < 0.5
+        new_left = (rng.random() < 0.5) != swapped
         left, right = (new_tile, old_tile) if new_left else (old_tile, new_tile)
         sheet = ab_sheet(number, source_tile, exemplar_tile, left, right)
         sheet.save(out / f"pair_{number:02d}.png")
@@ -191,6 +205,40 @@ def tally(key: dict, verdicts: str) -> dict[str, list[int]]:
     return {v: sorted(n for n, d in decided.items() if d == v) for v in ("new", "old", "same")}
 
 
+def counterbalanced(reviews: list[tuple[dict, str]]) -> dict[str, list[int]]:
+    """Each pair's preference over several reviewers' ``(key, verdicts)``: ``"new"`` or
+    ``"old"`` where that version was chosen more often than the other and by reviewers who
+    saw it on both sides (``A`` and ``B``), so that choosing by side cannot make it;
+    ``"side"`` where the choices lean one way but only from one side; ``"none"`` for the
+    rest (all "same", or as many choices each way).
+
+    >>> one = {"3": {"A": "new", "B": "old"}, "5": {"A": "old", "B": "new"}}
+    >>> two = {"3": {"A": "old", "B": "new"}, "5": {"A": "new", "B": "old"}}
+    >>> counterbalanced([(one, "pair 3: A\\npair 5: B"), (two, "pair 3: B\\npair 5: B")])
+    {'new': [3], 'old': [], 'side': [], 'none': [5]}
+    >>> counterbalanced([(one, "pair 3: B\\npair 5: B"), (two, "pair 3: same\\npair 5: same")])
+    {'new': [], 'old': [], 'side': [3, 5], 'none': []}
+    """
+    votes: dict[int, dict[str, set[str] | int]] = {}
+    for key, verdicts in reviews:
+        for number, side in _choices(key, verdicts).items():
+            entry = votes.setdefault(number, {"new": 0, "old": 0, "new_sides": set(), "old_sides": set()})
+            if side != "same":
+                version = key[str(number)][side]
+                entry[version] += 1
+                entry[f"{version}_sides"].add(side)
+    result: dict[str, list[int]] = {"new": [], "old": [], "side": [], "none": []}
+    for number, entry in sorted(votes.items()):
+        lead = "new" if entry["new"] > entry["old"] else "old" if entry["old"] > entry["new"] else None
+        if lead is None:
+            result["none"].append(number)
+        elif len(entry[f"{lead}_sides"]) == 2:
+            result[lead].append(number)
+        else:
+            result["side"].append(number)
+    return result
+
+
 def sides(key: dict, verdicts: str) -> dict[str, int | list[int]]:
     """How often one reviewer chose each side (``"A"``, ``"B"``: counts) and the controls
     (unchanged pairs) they called different (``"controls"``: pair numbers).
@@ -209,6 +257,27 @@ def sides(key: dict, verdicts: str) -> dict[str, int | list[int]]:
     }
 
 
+def _reviews(files: list[Path]) -> list[tuple[str, dict, str]]:
+    """``(reviewer, key, verdicts)`` of ``tally``'s files: each verdicts file decoded with
+    the key (a JSON file) given before it."""
+    reviews, key = [], None
+    for path in files:
+        text = path.read_text()
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError:
+            loaded = None
+        if isinstance(loaded, dict):
+            key = loaded
+        elif key is None:
+            raise ValueError(f"{path}: verdicts before any key")
+        else:
+            reviews.append((path.stem, key, text))
+    if not reviews:
+        raise ValueError("no verdicts after the key")
+    return reviews
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -219,27 +288,38 @@ def main(argv: list[str] | None = None) -> int:
     sheets.add_argument("--key", type=Path, required=True, help="JSON key, outside OUT")
     sheets.add_argument("--seed", type=int, default=0)
     sheets.add_argument("--controls", type=int, default=2, help="unchanged pairs kept")
-    count = commands.add_parser("tally", help="decode reviewers' verdicts with the key")
-    count.add_argument("key", type=Path)
-    count.add_argument("verdicts", type=Path, nargs="+", help="one text file per reviewer")
+    sheets.add_argument(
+        "--swapped", action="store_true", help="every pair's sides the other way round"
+    )
+    count = commands.add_parser("tally", help="decode reviewers' verdicts with the keys")
+    count.add_argument(
+        "files", type=Path, nargs="+",
+        help="a key (JSON), then one text file per reviewer of its sheets; then another key...",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
         if args.command == "sheets":
-            mapping = make_sheets(args.old, args.new, args.out, args.key, args.seed, args.controls)
+            mapping = make_sheets(
+                args.old, args.new, args.out, args.key, args.seed, args.controls, args.swapped
+            )
             controls = [n for n, e in mapping.items() if e["unchanged"]]
             print(f"wrote {len(mapping)} sheets to {args.out} ({len(controls)} unchanged: "
                   f"{', '.join(controls) or 'none'}); key: {args.key}")  # fmt: skip
             return 0
-        key = json.loads(args.key.read_text())
+        reviews = _reviews(args.files)
         print("| reviewer | new better | old better | same | chose A / B | controls called different |")
         print("|---|---|---|---|---|---|")
-        for path in args.verdicts:
-            text = path.read_text()
+        for name, key, text in reviews:
             result, chosen = tally(key, text), sides(key, text)
             cells = [", ".join(map(str, result[v])) or "–" for v in ("new", "old", "same")]
             cells.append(f"{chosen['A']} / {chosen['B']}")
             cells.append(", ".join(map(str, chosen["controls"])) or "–")
-            print(f"| {path.stem} | {' | '.join(cells)} |")
+            print(f"| {name} | {' | '.join(cells)} |")
+        both = counterbalanced([(key, text) for _, key, text in reviews])
+        labels = {"new": "new better", "old": "old better", "side": "from one side only",
+                  "none": "no preference"}  # fmt: skip
+        summary = "; ".join(f"{labels[v]}: {', '.join(map(str, both[v])) or '–'}" for v in labels)
+        print(f"\nover all reviewers, a preference held on both sides: {summary}")
         return 0
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

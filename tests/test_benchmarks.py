@@ -207,6 +207,32 @@ def test_blind_ab_hides_which_version_is_which_and_decodes_verdicts(real_pairs_r
     # a reviewer who calls the control different is counted, by side
     guessed = blind_ab.sides(mapping, f"pair 1: {side['new']}\npair {control}: B\n")
     assert guessed["controls"] == [int(control)] and guessed["A"] + guessed["B"] == 2
+    # the same draw with every pair's sides the other way round, for other reviewers
+    swapped_key = tmp_path / "swapped.json"
+    swap = ["sheets", *args[1:3], str(tmp_path / "ab_swapped"), "--key", str(swapped_key)]
+    assert blind_ab.main([*swap, "--controls", "1", "--seed", "3", "--swapped"]) == 0
+    swapped = json.loads(swapped_key.read_text())
+    assert set(swapped) == set(mapping)
+    assert all(swapped[n]["A"] == mapping[n]["B"] for n in mapping)
+    flipped = np.asarray(Image.open(tmp_path / "ab_swapped" / "pair_01.png").convert("RGB")).astype(int)
+    assert np.array_equal(flipped[top:, :tile], right) and np.array_equal(flipped[top:, -tile:], left)
+    # reviewers who chose by side: "B" on both sets is no preference; the new version on
+    # both sides is
+    by_side, by_picture = tmp_path / "by_side.txt", tmp_path / "by_picture.txt"
+    by_side.write_text("pair 1: B\n")
+    by_picture.write_text(f"pair 1: {side['old']}\n")  # the swapped set: new is on old's side
+    first = tmp_path / "first.txt"
+    first.write_text(f"pair 1: {side['new']}\n")
+    files = [str(key), str(by_side), str(swapped_key), str(by_side)]
+    assert blind_ab.counterbalanced(
+        [(mapping, "pair 1: B"), (swapped, "pair 1: B")]
+    ) == {"new": [], "old": [], "side": [], "none": [1]}
+    assert blind_ab.main(["tally", *files]) == 0
+    assert blind_ab.main(["tally", str(key), str(first), str(swapped_key), str(by_picture)]) == 0
+    assert blind_ab.counterbalanced(
+        [(mapping, first.read_text()), (swapped, by_picture.read_text())]
+    )["new"] == [1]
+    assert blind_ab.main(["tally", str(by_side)]) == 2  # verdicts before any key
     assert doctest.testmod(blind_ab).failed == 0
 
 
