@@ -45,7 +45,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from geogan_hf.align import AlignedFace, align_face, turned_like
+from geogan_hf.align import CHIN_ROOM, AlignedFace, align_face, turned_like
 from geogan_hf.arguments import ranged
 from geogan_hf.errors import DatasetError, ModelLoadError, NoFaceError, UnknownAttributeError
 from geogan_hf.geometry import (
@@ -493,16 +493,16 @@ def load_photo_pairs(
     if not rows:
         raise DatasetError(f"no photo pairs in {listing}")
     allowed = None if attributes is None else {canonical_attribute(a) for a in attributes}
-    aligned: dict[str, AlignedFace] = {}  # one detection per photo
+    aligned: dict[tuple[str, float], AlignedFace] = {}  # one detection per photo and crop
 
-    def face(name: str, role: str) -> AlignedFace:
-        if name not in aligned:
+    def face(name: str, role: str, room: float) -> AlignedFace:
+        if (name, room) not in aligned:
             image = load_image(listing.parent / name)
             found = detect_faces(image, backend=landmark_backend)
             if not found:
                 raise NoFaceError(f"no face found in the {role} photo {name}", role=role)
-            aligned[name] = align_face(image, found[0].landmarks, size)
-        return aligned[name]
+            aligned[name, room] = align_face(image, found[0].landmarks, size, chin_room=room)
+        return aligned[name, room]
 
     fields: dict[str, list] = {
         k: [] for k in ("source", "exemplar", "source_landmarks", "exemplar_landmarks")
@@ -512,8 +512,10 @@ def load_photo_pairs(
             raise UnknownAttributeError(
                 f"the evaluated method transfers {sorted(allowed)}, not {attribute!r}"
             )
-        source_crop, exemplar_crop = face(source, "source"), face(exemplar, "exemplar")
-        if ATTRIBUTE_SPECS[attribute].mirrors:  # as the pipeline takes it
+        # cropped as the pipeline crops them
+        room = CHIN_ROOM if ATTRIBUTE_SPECS[attribute].chin else 0.0
+        source_crop, exemplar_crop = face(source, "source", room), face(exemplar, "exemplar", room)
+        if ATTRIBUTE_SPECS[attribute].mirrors:
             exemplar_crop, _ = turned_like(exemplar_crop, source_crop)
         for role, crop in (("source", source_crop), ("exemplar", exemplar_crop)):
             points = torch.as_tensor(crop.landmarks, dtype=torch.float32)

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from geogan_hf.align import (
+    CHIN_ROOM,
     FLIP_PERMUTATION_68,
     AlignedFace,
     align_face,
@@ -340,3 +341,28 @@ def test_face_turn_changes_sign_when_mirrored_and_turned_like_mirrors_only_then(
     assert same is face and not was
     turned, was = turned_like(face, other)
     assert was and face_turn(turned.landmarks) * face_turn(other.landmarks) > 0
+
+
+def test_a_crop_for_the_chin_keeps_room_under_it(lenna) -> None:
+    """FFHQ's square ends at or above the chin of a long face or an open mouth: with
+    ``chin_room`` the crop grows about its centre until the chin (point 8) lies that many
+    inter-ocular distances inside its bottom edge; where FFHQ's leaves that much, it is
+    FFHQ's, pixel for pixel."""
+    plain = align_face(lenna.image, lenna.landmarks, size=128)
+    roomy = align_face(lenna.image, lenna.landmarks, size=128, chin_room=CHIN_ROOM)
+    np.testing.assert_array_equal(np.asarray(plain.image), np.asarray(roomy.image))
+    # the same face with its chin dropped 0.6 inter-ocular distances (a wide-open mouth)
+    points = np.asarray(lenna.landmarks, dtype=np.float64).copy()
+    iod = np.linalg.norm(points[42:48].mean(0) - points[36:42].mean(0))
+    points[8, 1] += 0.6 * iod
+    for room in (0.0, CHIN_ROOM, 0.3):
+        face = align_face(lenna.image, points, size=128, chin_room=room)
+        crop_iod = np.linalg.norm(face.landmarks[42:48].mean(0) - face.landmarks[36:42].mean(0))
+        under = (128 - 0.5 - face.landmarks[8, 1]) / crop_iod
+        if room == 0.0:
+            assert under < CHIN_ROOM  # FFHQ's square: the chin at its edge
+        else:
+            assert under == pytest.approx(room, abs=0.01)
+            assert face_crop_size(points, room) > face_crop_size(points)
+        # still a similarity onto the photo, about FFHQ's centre
+        np.testing.assert_allclose(face.landmarks, _to_crop(face.matrix, points), atol=1e-9)
