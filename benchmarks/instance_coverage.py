@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from _common import cpu_name
 
-from geogan_hf.align import align_face
+from geogan_hf.align import CHIN_ROOM, align_face
 from geogan_hf.errors import GeoGANError
 from geogan_hf.geometry import pixel_to_normalized
 from geogan_hf.imageio import load_image, pil_to_tensor
@@ -89,10 +89,13 @@ def main() -> None:
             continue
         if not faces:
             continue
-        aligned = align_face(photo, faces[0].landmarks, args.size)
-        points = torch.tensor(aligned.landmarks, dtype=torch.float32)
-        points = pixel_to_normalized(points, (args.size, args.size))[None]
-        crops.append((row, aligned, points))
+        # cropped as the pipeline crops them: with room under the chin for a goatee
+        by_room = {}
+        for room in (0.0, CHIN_ROOM):
+            aligned = align_face(photo, faces[0].landmarks, args.size, chin_room=room)
+            points = torch.tensor(aligned.landmarks, dtype=torch.float32)
+            by_room[room] = (aligned, pixel_to_normalized(points, (args.size, args.size))[None])
+        crops.append((row, by_room))
 
     print(
         f"machine: {cpu_name()}, {os.cpu_count()} cores; {len(crops)} of {len(rows)} photos "
@@ -105,12 +108,13 @@ def main() -> None:
     print("|---|---|---:|---|---|---:|---|---|")
     wearing = []
     for attribute in ATTRIBUTES:
+        room = CHIN_ROOM if ATTRIBUTE_SPECS[attribute].chin else 0.0
         coverage, refusal, worn = np.array(
-            [refused(pil_to_tensor(a.image), p, attribute) for _, a, p in crops]
+            [refused(pil_to_tensor(c[room][0].image), c[room][1], attribute) for _, c in crops]
         ).T
         refusal, worn = refusal.astype(bool), worn.astype(bool)
-        labels = np.array([wears(row, attribute) for row, _, _ in crops])
-        women = np.array([row.get("Male") == "0" for row, _, _ in crops]) & ~labels
+        labels = np.array([wears(row, attribute) for row, _ in crops])
+        women = np.array([row.get("Male") == "0" for row, _ in crops]) & ~labels
         pos, neg = coverage[labels], coverage[~labels]
         spec = ATTRIBUTE_SPECS[attribute]
         shares = [f"{np.mean(r):.0%}" for r in (refusal[labels], refusal[~labels], refusal[women])]
@@ -132,7 +136,7 @@ def main() -> None:
     print(f"\nSources taken as wearing a frame (its own removed): {'; '.join(wearing)}")
 
     rng = np.random.default_rng(0)
-    bare = [(a, p) for row, a, p in crops if not wears(row, "Eyeglasses")]
+    bare = [by_room[0.0] for row, by_room in crops if not wears(row, "Eyeglasses")]
     drawn = []
     for aligned, points in bare:
         thickness = rng.uniform(*DRAWN_THICKNESS)
