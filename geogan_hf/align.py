@@ -7,8 +7,9 @@ and the mouth centre (mean of the corners 48 and 54),
 ``max(2.0 |eye_to_eye|, 1.8 |eye_to_mouth|)``, ``y = rot90(x)``, centre
 ``eye_avg + 0.1 eye_to_mouth``; the crop is the square of side ``2 |x|`` around the centre,
 grown about it, for an instance that reaches the chin, where the chin (point 8) would lie
-less than ``chin_room`` (:data:`CHIN_ROOM`) inside its bottom edge. Unlike the FFHQ script, the half-pixel offset between landmark coordinates (pixel centres
-at integers, see :mod:`geogan_hf.geometry`) and PIL's sampling grid is accounted for, so
+less than ``chin_room`` (:data:`CHIN_ROOM`) inside its bottom edge. Unlike the FFHQ script,
+the half-pixel offset between landmark coordinates (pixel centres at integers, see
+:mod:`geogan_hf.geometry`) and PIL's sampling grid is accounted for, so
 ``AlignedFace.matrix`` maps crop landmarks exactly onto photo landmarks.
 """
 

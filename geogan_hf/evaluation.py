@@ -493,15 +493,18 @@ def load_photo_pairs(
     if not rows:
         raise DatasetError(f"no photo pairs in {listing}")
     allowed = None if attributes is None else {canonical_attribute(a) for a in attributes}
-    aligned: dict[tuple[str, float], AlignedFace] = {}  # one detection per photo and crop
+    detected: dict[str, tuple[Image.Image, np.ndarray]] = {}  # one detection per photo
+    aligned: dict[tuple[str, float], AlignedFace] = {}  # one crop per photo and chin room
 
     def face(name: str, role: str, room: float) -> AlignedFace:
-        if (name, room) not in aligned:
+        if name not in detected:
             image = load_image(listing.parent / name)
             found = detect_faces(image, backend=landmark_backend)
             if not found:
                 raise NoFaceError(f"no face found in the {role} photo {name}", role=role)
-            aligned[name, room] = align_face(image, found[0].landmarks, size, chin_room=room)
+            detected[name] = (image, found[0].landmarks)
+        if (name, room) not in aligned:
+            aligned[name, room] = align_face(*detected[name], size, chin_room=room)
         return aligned[name, room]
 
     fields: dict[str, list] = {
