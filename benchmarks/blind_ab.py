@@ -219,23 +219,22 @@ def counterbalanced(reviews: list[tuple[dict, str]]) -> dict[str, list[int]]:
     >>> counterbalanced([(one, "pair 3: B\\npair 5: B"), (two, "pair 3: same\\npair 5: same")])
     {'new': [], 'old': [], 'side': [3, 5], 'none': []}
     """
-    votes: dict[int, dict[str, set[str] | int]] = {}
+    picks: dict[int, list[tuple[str, str]]] = {}  # pair -> (version, side) of each choice
     for key, verdicts in reviews:
         for number, side in _choices(key, verdicts).items():
-            entry = votes.setdefault(number, {"new": 0, "old": 0, "new_sides": set(), "old_sides": set()})
+            chosen = picks.setdefault(number, [])
             if side != "same":
-                version = key[str(number)][side]
-                entry[version] += 1
-                entry[f"{version}_sides"].add(side)
+                chosen.append((key[str(number)][side], side))
     result: dict[str, list[int]] = {"new": [], "old": [], "side": [], "none": []}
-    for number, entry in sorted(votes.items()):
-        lead = "new" if entry["new"] > entry["old"] else "old" if entry["old"] > entry["new"] else None
-        if lead is None:
+    for number, chosen in sorted(picks.items()):
+        new = sum(version == "new" for version, _ in chosen)
+        old = len(chosen) - new
+        if new == old:
             result["none"].append(number)
-        elif len(entry[f"{lead}_sides"]) == 2:
-            result[lead].append(number)
-        else:
-            result["side"].append(number)
+            continue
+        lead = "new" if new > old else "old"
+        both = len({side for version, side in chosen if version == lead}) == 2
+        result[lead if both else "side"].append(number)
     return result
 
 

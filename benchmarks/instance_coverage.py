@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from _common import cpu_name
 
-from geogan_hf.align import CHIN_ROOM, align_face
+from geogan_hf.align import align_face
 from geogan_hf.errors import GeoGANError
 from geogan_hf.geometry import pixel_to_normalized
 from geogan_hf.imageio import load_image, pil_to_tensor
@@ -91,7 +91,7 @@ def main() -> None:
             continue
         # cropped as the pipeline crops them: with room under the chin for a goatee
         by_room = {}
-        for room in (0.0, CHIN_ROOM):
+        for room in {0.0, *(ATTRIBUTE_SPECS[a].chin_room for a in ATTRIBUTES)}:
             aligned = align_face(photo, faces[0].landmarks, args.size, chin_room=room)
             points = torch.tensor(aligned.landmarks, dtype=torch.float32)
             by_room[room] = (aligned, pixel_to_normalized(points, (args.size, args.size))[None])
@@ -108,7 +108,7 @@ def main() -> None:
     print("|---|---|---:|---|---|---:|---|---|")
     wearing = []
     for attribute in ATTRIBUTES:
-        room = CHIN_ROOM if ATTRIBUTE_SPECS[attribute].chin else 0.0
+        room = ATTRIBUTE_SPECS[attribute].chin_room
         coverage, refusal, worn = np.array(
             [refused(pil_to_tensor(c[room][0].image), c[room][1], attribute) for _, c in crops]
         ).T

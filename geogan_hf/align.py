@@ -38,7 +38,7 @@ FLIP_PERMUTATION_68: tuple[int, ...] = (
 
 CHIN_ROOM = 0.1
 """Inter-ocular distances a crop keeps under the chin (point 8) for an instance that reaches
-it (:attr:`~geogan_hf.regions.AttributeSpec.chin`). FFHQ's square ends at or above the chin
+it (:attr:`~geogan_hf.regions.AttributeSpec.chin_room`). FFHQ's square ends at or above the chin
 of a long face or a wide-open mouth (18 of the 228 faces of the project's real photos had
 less room, 4 none): an exemplar's goatee was cut where its crop ended and laid on the source
 ending in a dark band above its chin (real pair held-out 10). A goatee fades out within 0.075

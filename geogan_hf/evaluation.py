@@ -45,7 +45,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from geogan_hf.align import CHIN_ROOM, AlignedFace, align_face, turned_like
+from geogan_hf.align import AlignedFace, align_face, turned_like
 from geogan_hf.arguments import ranged
 from geogan_hf.errors import DatasetError, ModelLoadError, NoFaceError, UnknownAttributeError
 from geogan_hf.geometry import (
@@ -516,7 +516,7 @@ def load_photo_pairs(
                 f"the evaluated method transfers {sorted(allowed)}, not {attribute!r}"
             )
         # cropped as the pipeline crops them
-        room = CHIN_ROOM if ATTRIBUTE_SPECS[attribute].chin else 0.0
+        room = ATTRIBUTE_SPECS[attribute].chin_room
         source_crop, exemplar_crop = face(source, "source", room), face(exemplar, "exemplar", room)
         if ATTRIBUTE_SPECS[attribute].mirrors:
             exemplar_crop, _ = turned_like(exemplar_crop, source_crop)

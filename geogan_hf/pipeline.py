@@ -49,7 +49,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from .align import CHIN_ROOM, AlignedFace, align_face, face_crop_size, paste_back, turned_like
+from .align import AlignedFace, align_face, face_crop_size, paste_back, turned_like
 from .errors import (
     AttributeNotFoundError,
     ExperimentalAttributeWarning,
@@ -545,7 +545,7 @@ class TransferPipeline:
         exemplar_faces, ex_face = self._pick_face(ex_photo, exemplar_face, "exemplar")
         lap("detect")
 
-        room = CHIN_ROOM if ATTRIBUTE_SPECS[name].chin else 0.0
+        room = ATTRIBUTE_SPECS[name].chin_room
         size = _work_size(face_crop_size(face.landmarks, room), self.image_size, self.work_size)
         src = align_face(photo, face.landmarks, size, chin_room=room)
         resample = Image.Resampling.BICUBIC if ATTRIBUTE_SPECS[name].bicubic else Image.Resampling.BILINEAR

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .align import CHIN_ROOM
 from .errors import InvalidArgumentError, UnknownAttributeError
 from .geometry import normalized_to_pixel
 
@@ -135,9 +136,10 @@ class AttributeSpec:
             edge of the source's box (held-out real pair 12).
         symmetric: the instance is about symmetric: a side the exemplar shows faint is
             filled in from its mirror image.
-        chin: the instance reaches the chin (a goatee): both faces' crops keep
-            :data:`~geogan_hf.align.CHIN_ROOM` under it, where FFHQ's square ends at or
-            above a long face's or an open mouth's chin.
+        chin_room: inter-ocular distances both faces' crops keep under the chin
+            (:func:`~geogan_hf.align.align_face`): :data:`~geogan_hf.align.CHIN_ROOM` for an
+            instance that reaches it (a goatee), where FFHQ's square ends at or above a long
+            face's or an open mouth's chin; 0 (FFHQ's square) for the others.
         mirrors: the instance is the same object mirrored (a frame): an exemplar turned the
             other way from the source (:func:`~geogan_hf.align.turned_apart`) is mirrored
             before the transfer, so that its near side, seen larger and whole, lands on
@@ -176,7 +178,7 @@ class AttributeSpec:
     lit_skin: bool = False
     within_outline: bool = False
     symmetric: bool = False
-    chin: bool = False
+    chin_room: float = 0.0
     mirrors: bool = False
     joins: str | None = None
     experimental: bool = False
@@ -200,7 +202,7 @@ ATTRIBUTE_SPECS: dict[str, AttributeSpec] = {
         "hair", shading_parts=("chin",), texture_parts=("mouth_corners", "folds"),
         face_margin=0.0, absent=0.15, removal=(0.6, 0.85), strands=(33, 0.4, 0.12, 0.3),
         stubble=True, shaded=True, lit_skin=True, within_outline=True, symmetric=True,
-        chin=True, joins="Mustache", own_colour="brows", experimental=True,
+        chin_room=CHIN_ROOM, joins="Mustache", own_colour="brows", experimental=True,
     ),
     # the nostrils' region reaches the nose wings, where a large frame's bottom rims rest
     "Eyeglasses": AttributeSpec(
