@@ -85,6 +85,8 @@ NEVER = (1.0, 2.0)  # a removal range no coverage reaches
 WORN_ALPHA = 0.05  # a worn frame is removed where its alpha is above this...
 WORN_GROW = 0.6  # ... grown by this many of its rims' widths (its soft edge, a lens's rim)
 FILL_MARGIN = 32  # pixels around a hole that its fill reads (its widest scale's reach)
+FILL_DETAIL = 1.0  # pixels: a fill's grain is the detail around the hole finer than this...
+FILL_GRAIN_REACH = 6.0  # ... as strong as within this many pixels of each filled pixel
 OWN_HAIR_SHARE = 0.1  # the source's hair sets the colour where it has this share of the instance's
 HAIR_ALPHA_MIN = 0.5  # ... clearly-hair pixels: alpha above this...
 HAIR_CONTRAST = 0.12  # ... and, the source's, this far from its skin (RGB distance, [0, 1])
@@ -721,8 +723,8 @@ def fill_in(image: Tensor, mask: Tensor) -> Tensor:
     """``image`` ``(N, C, H, W)`` with the pixels where ``mask`` ``(N, 1, H, W)`` is true
     filled in from around them: each takes the mean of the pixels near it that the mask does
     not cover (:func:`~geogan_hf.instance.normalized_convolution` at a pixel's scale, wider
-    where the hole is). Computed on the mask's box only; pixels outside it are kept as
-    they are. A biharmonic fill (``skimage.restoration.inpaint_biharmonic``), which carries
+    where the hole is), and the grain of the pixels around it (:func:`_grain_like`).
+    Computed on the mask's box only; pixels outside it are kept as they are. A biharmonic fill (``skimage.restoration.inpaint_biharmonic``), which carries
     the surroundings' gradients on into the hole, left grey ghosts of a removed frame's
     dark edges (blind A/B, thirty-seventh session of ``real_pairs.md``).
     """
@@ -735,9 +737,30 @@ def fill_in(image: Tensor, mask: Tensor) -> Tensor:
         y0, y1 = max(int(ys.min()) - FILL_MARGIN, 0), min(int(ys.max()) + FILL_MARGIN + 1, h)
         x0, x1 = max(int(xs.min()) - FILL_MARGIN, 0), min(int(xs.max()) + FILL_MARGIN + 1, w)
         patch, hole = image[i : i + 1, :, y0:y1, x0:x1], mask[i : i + 1, :, y0:y1, x0:x1]
-        filled = normalized_convolution(patch, (~hole).to(patch), 1.0)
+        known = (~hole).to(patch)
+        filled = normalized_convolution(patch, known, 1.0) + _grain_like(patch, known)
         out[i : i + 1, :, y0:y1, x0:x1] = torch.where(hole, filled, patch)
     return out
+
+
+def _grain_like(image: Tensor, known: Tensor, seed: int = 0) -> Tensor:
+    """Seeded noise ``(1, C, h, w)`` as strong, channel by channel, as the fine detail of
+    ``image (1, C, h, w)`` where ``known`` around each pixel.
+
+    A fill is the mean of what lies around it: smooth, where the photo has pores, grain and
+    compression noise; a removed frame's band read as a smudge ("ghosts where the old glasses
+    were", in every blind review of the worn-frame pairs). The noise is white at a pixel's
+    scale, shared by the channels (the detail of skin is mostly its lightness).
+    """
+    detail = (image - normalized_convolution(image, known, FILL_DETAIL)).abs() * known
+    # from the mean absolute detail (the standard deviation of normal noise is sqrt(pi / 2)
+    # times it): a lid's, a lash's or a rim's edge beside the hole left speckles as a root
+    # mean square (the worn-frame pair 14's lens)
+    strength = normalized_convolution(detail, known, FILL_GRAIN_REACH) * math.sqrt(math.pi / 2)
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn((1, 1, *image.shape[-2:]), generator=generator).to(image)
+    noise = gaussian_blur(noise, FILL_DETAIL / 2)
+    return noise / noise.std().clamp_min(1e-6) * strength
 
 
 def remove_frame(image: Tensor, alpha: Tensor) -> Tensor:

@@ -1650,6 +1650,27 @@ def test_a_worn_frame_is_told_from_bare_eyes(generator, faces):
             assert not instance.wears_frame(unjoined).any()
 
 
+def test_a_fill_has_the_grain_of_what_lies_around_it():
+    """compose.fill_in: filled pixels carry fine detail about as strong as the photo's
+    around them (a smooth mean read as a smudge where a frame was), the same on every call;
+    a flat surround gives a flat fill, and pixels outside the hole stay as they are."""
+    image = 0.2 + 0.05 * torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    hole = torch.zeros(1, 1, 64, 64, dtype=torch.bool)
+    hole[..., 28:36, 8:56] = True
+    filled = compose.fill_in(image, hole)
+
+    def detail(x: torch.Tensor) -> torch.Tensor:
+        return x - gaussian_blur(x, 1.0)
+
+    ratio = detail(filled)[..., 29:35, 10:54].std() / detail(image)[..., 10:20, 10:54].std()
+    assert 0.6 < float(ratio) < 1.5, ratio
+    assert torch.equal(filled, compose.fill_in(image, hole))
+    outside = ~hole.expand_as(image)
+    assert torch.equal(filled[outside], image[outside])
+    flat = torch.full_like(image, 0.2)
+    assert float((compose.fill_in(flat, hole) - 0.2).abs().max()) < 1e-4
+
+
 def test_a_source_wearing_glasses_gets_only_the_exemplars(generator, faces):
     """A source's own frame is filled in from around it before the exemplar's is laid on:
     where only its own frame was, the result is back near the bare face (it kept the old
