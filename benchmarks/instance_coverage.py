@@ -63,11 +63,14 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
 def refused(image: torch.Tensor, points: torch.Tensor, attribute: str) -> tuple[float, bool, bool]:
     """The face's coverage of ``attribute``, whether the pipeline refuses it as exemplar and
     whether, as a source, it wears a frame that is removed (glasses only)."""
-    with torch.no_grad():
-        layers = extract_instance(image, points, attribute)
     spec = ATTRIBUTE_SPECS[attribute]
+    with torch.no_grad():
+        # as the pipeline takes an exemplar (a frame without its arms and a worn frame's
+        # end-pieces) and, for glasses, a source (the frame it wears, to be removed)
+        layers = extract_instance(image, points, attribute, arms=False)
+        own = extract_instance(image, points, attribute) if spec.kind == "accessory" else None
     coverage, enclosure = float(layers.coverage[0]), float(layers.enclosure[0])
-    worn = spec.kind == "accessory" and bool(wears_frame(layers)[0])
+    worn = own is not None and bool(wears_frame(own)[0])
     return coverage, coverage < spec.absent or enclosure < spec.enclosed, worn
 
 

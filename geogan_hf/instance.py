@@ -147,6 +147,10 @@ ARM_BAND = 0.08  # ... or within this (iod) of the eyes' height (the arms)
 # exemplar's thin frame onto all wild photos); that face's own arms are drawn
 # (prior.temple_arms)
 END_PIECE_REACH = 0.03
+# a worn frame (to be removed) goes on this far (iod) past its rims along the eye line, from
+# its top rim down to the arms' band: its end-pieces, past the face's outline too (a
+# browline frame's black corner was left standing on the background, real worn pair 19)
+WORN_END_PIECE = 0.12
 EXCLUDE_GROW = 0.05  # never-instance parts are grown by this (iod): lip borders, eyelids
 # a face wears a frame when its rims enclose its eyes nearly all the way round and the frame
 # joins its lenses over the nose (wears_frame). Each alone is not enough: brows, lids, eye
@@ -591,6 +595,13 @@ def shading_plane(values: Tensor, reference: Tensor, steps: int = 3) -> Tensor:
     return (basis.transpose(2, 3) @ coefficients).view(n, c, h, w)
 
 
+def _unlike_frame(image: Tensor, colour: Tensor, zone: Tensor) -> Tensor:
+    """``(N, 1, h, w)``: how far each pixel of ``zone`` is not a frame of ``colour``
+    ``(N, 3, 1, 1)``, by its RGB distance to it (:data:`FRAME_MATCH`)."""
+    distance = (image - colour).square().sum(1, keepdim=True).sqrt()
+    return zone * (1 - torch.exp(-0.5 * (distance / FRAME_MATCH) ** 2))
+
+
 def _reference_quantile(values: Tensor, reference: Tensor, q: float) -> Tensor:
     """Per-sample ``q``-quantile ``(N, 1, 1, 1)`` of ``values`` over the reference pixels."""
     out = []
@@ -814,8 +825,10 @@ def glasses_zones(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(lens, frame)`` maps ``(N, 1, h, w)``: inside the lenses, and where a frame can be;
     the ``(N,)`` enclosure: the share of the way round the less enclosed eye where its
-    rim's score reaches :data:`RIM_CLEAR`; and the ``(N, 1, h, w)`` rims' cores there (the
-    most distinct pixel beside the ridge at each such angle).
+    rim's score reaches :data:`RIM_CLEAR`; the ``(N, 1, h, w)`` rims' cores there (the
+    most distinct pixel beside the ridge at each such angle); and, with ``arms`` (a worn
+    frame), the ``(N, 1, h, w)`` zone of its end-pieces (:data:`WORN_END_PIECE`), which
+    the face's outline does not bound.
 
     Each rim is the strongest closed ridge of ``score`` (instance evidence, unsaturated)
     around an eye, the innermost one preferred (rims, not eyebrows): found by dynamic
@@ -838,6 +851,7 @@ def glasses_zones(
     inside_face = face.detach().cpu().numpy()[:, 0] > 0.5
     enclosure = np.zeros(n)
     cores = np.zeros((n, h, w), dtype=bool)
+    end_pieces = np.zeros((n, h, w), dtype=bool)
     rim_width = RIM_WIDTH * iod
     for i in range(n):
         eyes = pixels[i, 36:42].mean(0), pixels[i, 42:48].mean(0)
@@ -887,7 +901,18 @@ def glasses_zones(
             insides = [inside & ~notches for inside in insides]
             frame[i] |= notches
         lens[i] = insides[0] | insides[1]
-        seen = None if arms else frame[i] & (values[i] >= RIM_EDGE * min(strengths))
+        seen = frame[i] & (values[i] >= RIM_EDGE * min(strengths))
+        rim_pixels = seen & ~lens[i]
+        if arms and min(strengths) >= RIM_MIN_SCORE and rim_pixels.any():
+            middle = (eyes[0] + eyes[1]) / 2
+            along, across = (grid - middle) @ right, (grid - middle) @ down
+            lo, hi = along[rim_pixels].min(), along[rim_pixels].max()
+            reach = WORN_END_PIECE * iod
+            ends = ((along < lo) & (along >= lo - reach)) | ((along > hi) & (along <= hi + reach))
+            ends &= (across >= across[rim_pixels].min()) & (across <= ARM_BAND * iod)
+            end_pieces[i] = ends
+            band[i] |= ends & (values[i] >= RIM_EDGE * min(strengths))
+        seen = None if arms else seen
         if seen is not None and seen.any():
             along = (grid - (eyes[0] + eyes[1]) / 2) @ right
             reach = along[seen]
@@ -908,6 +933,7 @@ def glasses_zones(
     return (
         to(lens[:, None].astype(np.float32)), to(frame[:, None].astype(np.float32)),
         to(enclosure.astype(np.float32)), to(cores[:, None].astype(np.float32)),
+        to(end_pieces[:, None].astype(np.float32)),
     )  # fmt: skip
 
 
@@ -1205,8 +1231,10 @@ def extract_instance(
             patch inside the beard around it (real pair 24), its shadows alone do not.
         hidden: ``(N, 1, H, W)`` in [0, 1], what lies in front of the instance and is never
             it (a worn frame over the brows, :func:`worn_frames`), or ``None``.
-        arms: a frame's alpha takes its temple arms; ``False`` for a frame to be laid on
-            another face, which ends at its end-pieces (:data:`END_PIECE_REACH`).
+        arms: a frame's alpha takes its temple arms and its end-pieces past the face's
+            outline (:data:`WORN_END_PIECE`: a frame a face wears, to be removed);
+            ``False`` for a frame to be laid on another face, which ends at its end-pieces
+            (:data:`END_PIECE_REACH`).
 
     Returns:
         :class:`InstanceLayers` at the crops' resolution.
@@ -1307,7 +1335,7 @@ def extract_instance(
     lens, enclosure = torch.zeros_like(evidence), glasses.new_zeros(n)
     if glasses.any():
         score = (colour_distance / threshold - 1).clamp_min(0) * region * allowed
-        lens, frame, enclosure, cores = glasses_zones(score, landmarks, iod, face, arms)
+        lens, frame, enclosure, cores, ends = glasses_zones(score, landmarks, iod, face, arms)
         enclosure = enclosure * glasses
         glasses = glasses.view(-1, 1, 1, 1)
         frame = gaussian_blur(frame, 0.5)
@@ -1329,9 +1357,15 @@ def extract_instance(
         far = glasses * far_side(landmarks, work)
         if far.any():
             on_face = (evidence > CONFIDENT).to(small) * evidence * face * (1 - far)
-            colour = weighted_mean(small, on_face)
-            off_colour = (small - colour).square().sum(1, keepdim=True).sqrt()
-            beyond = far * (1 - torch.exp(-0.5 * (off_colour / FRAME_MATCH) ** 2))
+            beyond = _unlike_frame(small, weighted_mean(small, on_face), far)
+            allowed, evidence = allowed * (1 - beyond), evidence * (1 - beyond)
+        # so are a worn frame's end-pieces, which only the colour of its rims' cores tells
+        # from hair beside them: grey hair taken and filled in became a pale blob (worn
+        # pairs 9, 13)
+        ends = ends * glasses
+        if ends.any():
+            colour = torch.cat([_reference_quantile(c, cores, 0.5) for c in small.split(1, 1)], 1)
+            beyond = _unlike_frame(small, colour, ends)
             allowed, evidence = allowed * (1 - beyond), evidence * (1 - beyond)
 
     tint_area = lens * (1 - excluded)

@@ -1650,6 +1650,40 @@ def test_a_worn_frame_is_told_from_bare_eyes(generator, faces):
             assert not instance.wears_frame(unjoined).any()
 
 
+def test_a_worn_frames_end_pieces_go_with_it(generator, faces):
+    """A source's own frame goes with its end-pieces: blocks past its rims' outer corners
+    along the eye line, from the top rim down toward the arms (a browline frame's black
+    corner was left standing on the background, real worn pair 19)."""
+    source, exemplar_face = faces["lenna"], faces["takeo"]
+    own, _, src_points = wearing(generator, source, "Eyeglasses", 2)
+    exemplar, _, ex_points = wearing(generator, exemplar_face, "Eyeglasses", 3)
+    lm = (src_points[0] + 1) / 2 * SIZE
+    iod = float((lm[42:48].mean(0) - lm[36:42].mean(0)).norm())
+    alpha = extract_instance(own, src_points, "Eyeglasses").full("alpha")[0, 0]
+    frame = alpha > 0.5
+    ys, _ = torch.nonzero(frame, as_tuple=True)
+    top, eyes = int(ys.min()), int(lm[36:48, 1].mean())
+    # the top rims' outer ends, a rim's width below the frame's top
+    _, xs = torch.nonzero(frame[top : top + 3], as_tuple=True)
+    rows, cols = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+    reach = round(0.1 * iod)
+    beside = ((cols < xs.min()) & (cols >= xs.min() - reach)) | (
+        (cols > xs.max()) & (cols <= xs.max() + reach)
+    )
+    block = beside & (rows >= top) & (rows < eyes - 1)
+    colour = own[0][:, alpha > 0.95].mean(1)  # the frame's own colour, not its mixed edges
+    worn = torch.where(block, colour[:, None, None], own[0])[None]
+    clean = source.image[None] * 2 - 1
+    model = GeoGAN(geometry_prior=True, image_size=SIZE, attributes=("Eyeglasses",)).eval()
+    with torch.no_grad():
+        out = model(worn, exemplar, src_points, ex_points, attribute="Eyeglasses")
+    only_own = block & (out.prior_mask[0, 0] < 0.05)
+    assert only_own.sum() > 10
+    before = (worn - clean).abs().mean(1)[0][only_own].mean()
+    after = (out.image - clean).abs().mean(1)[0][only_own].mean()
+    assert after < 0.5 * before, (before, after)
+
+
 def test_a_fill_has_the_grain_of_what_lies_around_it():
     """compose.fill_in: filled pixels carry fine detail about as strong as the photo's
     around them (a smooth mean read as a smudge where a frame was), the same on every call;
