@@ -724,9 +724,10 @@ def fill_in(image: Tensor, mask: Tensor) -> Tensor:
     filled in from around them: each takes the mean of the pixels near it that the mask does
     not cover (:func:`~geogan_hf.instance.normalized_convolution` at a pixel's scale, wider
     where the hole is), and the grain of the pixels around it (:func:`_grain_like`).
-    Computed on the mask's box only; pixels outside it are kept as they are. A biharmonic fill (``skimage.restoration.inpaint_biharmonic``), which carries
-    the surroundings' gradients on into the hole, left grey ghosts of a removed frame's
-    dark edges (blind A/B, thirty-seventh session of ``real_pairs.md``).
+    Computed on the mask's box only; pixels outside it are kept as they are. A biharmonic
+    fill (``skimage.restoration.inpaint_biharmonic``), which carries the surroundings'
+    gradients on into the hole, left grey ghosts of a removed frame's dark edges (blind
+    A/B, thirty-seventh session of ``real_pairs.md``).
     """
     out = image.clone()
     h, w = mask.shape[-2:]

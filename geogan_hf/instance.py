@@ -822,7 +822,7 @@ def _rim(
 
 def glasses_zones(
     score: Tensor, landmarks: Tensor, iod: float, face: Tensor, arms: bool = True
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """``(lens, frame)`` maps ``(N, 1, h, w)``: inside the lenses, and where a frame can be;
     the ``(N,)`` enclosure: the share of the way round the less enclosed eye where its
     rim's score reaches :data:`RIM_CLEAR`; the ``(N, 1, h, w)`` rims' cores there (the
@@ -901,21 +901,19 @@ def glasses_zones(
             insides = [inside & ~notches for inside in insides]
             frame[i] |= notches
         lens[i] = insides[0] | insides[1]
-        seen = frame[i] & (values[i] >= RIM_EDGE * min(strengths))
-        rim_pixels = seen & ~lens[i]
+        strong = frame[i] & (values[i] >= RIM_EDGE * min(strengths))
+        along = (grid - (eyes[0] + eyes[1]) / 2) @ right
+        rim_pixels = strong & ~lens[i]
         if arms and min(strengths) >= RIM_MIN_SCORE and rim_pixels.any():
-            middle = (eyes[0] + eyes[1]) / 2
-            along, across = (grid - middle) @ right, (grid - middle) @ down
+            # its end-pieces, past the outermost rims, from the top rim down to the arms
+            across = (grid - (eyes[0] + eyes[1]) / 2) @ down
             lo, hi = along[rim_pixels].min(), along[rim_pixels].max()
             reach = WORN_END_PIECE * iod
             ends = ((along < lo) & (along >= lo - reach)) | ((along > hi) & (along <= hi + reach))
-            ends &= (across >= across[rim_pixels].min()) & (across <= ARM_BAND * iod)
-            end_pieces[i] = ends
-            band[i] |= ends & (values[i] >= RIM_EDGE * min(strengths))
-        seen = None if arms else seen
-        if seen is not None and seen.any():
-            along = (grid - (eyes[0] + eyes[1]) / 2) @ right
-            reach = along[seen]
+            end_pieces[i] = ends & (across >= across[rim_pixels].min()) & (across <= ARM_BAND * iod)
+            band[i] |= end_pieces[i] & (values[i] >= RIM_EDGE * min(strengths))
+        elif not arms and strong.any():
+            reach = along[strong]
             band[i] &= along >= reach.min() - END_PIECE_REACH * iod
             band[i] &= along <= reach.max() + END_PIECE_REACH * iod
         # ... and joined to the rims (not specks of hair or shadow at the temples)
