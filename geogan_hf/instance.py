@@ -902,11 +902,12 @@ def glasses_zones(
             frame[i] |= notches
         lens[i] = insides[0] | insides[1]
         strong = frame[i] & (values[i] >= RIM_EDGE * min(strengths))
-        along = (grid - (eyes[0] + eyes[1]) / 2) @ right
+        offset = grid - (eyes[0] + eyes[1]) / 2
+        along = offset @ right
         rim_pixels = strong & ~lens[i]
         if arms and min(strengths) >= RIM_MIN_SCORE and rim_pixels.any():
             # its end-pieces, past the outermost rims, from the top rim down to the arms
-            across = (grid - (eyes[0] + eyes[1]) / 2) @ down
+            across = offset @ down
             lo, hi = along[rim_pixels].min(), along[rim_pixels].max()
             reach = WORN_END_PIECE * iod
             ends = ((along < lo) & (along >= lo - reach)) | ((along > hi) & (along <= hi + reach))
@@ -1334,6 +1335,10 @@ def extract_instance(
     if glasses.any():
         score = (colour_distance / threshold - 1).clamp_min(0) * region * allowed
         lens, frame, enclosure, cores, ends = glasses_zones(score, landmarks, iod, face, arms)
+        # the rims' cores' median colour: a frame's own (its end-pieces', its colour below)
+        core_colour = torch.cat(
+            [_reference_quantile(c, cores, 0.5) for c in small.split(1, 1)], 1
+        )
         enclosure = enclosure * glasses
         glasses = glasses.view(-1, 1, 1, 1)
         frame = gaussian_blur(frame, 0.5)
@@ -1362,8 +1367,7 @@ def extract_instance(
         # pairs 9, 13)
         ends = ends * glasses
         if ends.any():
-            colour = torch.cat([_reference_quantile(c, cores, 0.5) for c in small.split(1, 1)], 1)
-            beyond = _unlike_frame(small, colour, ends)
+            beyond = _unlike_frame(small, core_colour, ends)
             allowed, evidence = allowed * (1 - beyond), evidence * (1 - beyond)
 
     tint_area = lens * (1 - excluded)
@@ -1413,13 +1417,12 @@ def extract_instance(
         # hair touching a rim had made one lens of a brown or red frame black
         # (drawn_glasses.md), and the median alone a real frame's thin rims, mixed with the
         # skin at the working size, see-through (blind A/B)
-        core = torch.cat([_reference_quantile(c, cores, 0.5) for c in small.split(1, 1)], 1)
-        core_luma, core_skin = luma(core), _reference_quantile(luma(skin), cores, 0.5)
+        core_luma, core_skin = luma(core_colour), _reference_quantile(luma(skin), cores, 0.5)
         darker, lighter = (
             _reference_quantile(luma(small), cores, q) for q in (FRAME_PURE, 1 - FRAME_PURE)
         )
         target = torch.where(core_luma < core_skin, darker, lighter)
-        core = (core * target / core_luma.clamp_min(1e-3)).clamp(0, 1)
+        core = (core_colour * target / core_luma.clamp_min(1e-3)).clamp(0, 1)
         ridged = (enclosure >= FRAME_ENCLOSED).view(-1, 1, 1, 1)
         frame_colour = torch.where(ridged, core, frame_colour)
         foreground = torch.lerp(foreground, frame_colour, glasses)
