@@ -10,10 +10,10 @@ that role, drawn at random; then 12 glasses pairs: the five exemplars that wear 
 onto sources that wear none and that no glasses pair uses, drawn at random) is not in the
 default run: no change is tuned on it, it is run to see whether what was tuned on the
 others holds (``--pairs benchmarks/real_pairs_heldout.jsonl``).
-``benchmarks/real_pairs_fresh.jsonl`` (16 mustache and goatee pairs from the eight photos
-labelled ``Mustache`` that no other pair uses as an exemplar, all full beards, onto sources
-of the default beard pairs drawn at random: whether what was tuned on the scored pairs'
-ten beards holds on beards it never saw) is not in it either.
+``benchmarks/real_pairs_fresh.jsonl`` (16 mustache and goatee pairs from eight full-beard
+photos labelled ``Mustache`` that no beard pair uses as an exemplar, onto sources of the
+default beard pairs drawn at random: whether what was tuned on the default pairs' eight
+beards holds on beards it never saw) is not in it either.
 ``benchmarks/real_pairs_worn.jsonl`` (the five photos that wear glasses: 20 glasses pairs
 between them, a source's own frame removed before the exemplar's is laid on; 20 brows
 and sideburns pairs with them as exemplars or sources, which lie behind a frame; 10 bangs
