@@ -739,26 +739,28 @@ def fill_in(image: Tensor, mask: Tensor) -> Tensor:
         x0, x1 = max(int(xs.min()) - FILL_MARGIN, 0), min(int(xs.max()) + FILL_MARGIN + 1, w)
         patch, hole = image[i : i + 1, :, y0:y1, x0:x1], mask[i : i + 1, :, y0:y1, x0:x1]
         known = (~hole).to(patch)
-        filled = normalized_convolution(patch, known, 1.0) + _grain_like(patch, known)
+        mean = normalized_convolution(patch, known, FILL_DETAIL)
+        filled = mean + _grain_like(patch, known, mean)
         out[i : i + 1, :, y0:y1, x0:x1] = torch.where(hole, filled, patch)
     return out
 
 
-def _grain_like(image: Tensor, known: Tensor, seed: int = 0) -> Tensor:
+def _grain_like(image: Tensor, known: Tensor, mean: Tensor) -> Tensor:
     """Seeded noise ``(1, C, h, w)`` as strong, channel by channel, as the fine detail of
-    ``image (1, C, h, w)`` where ``known`` around each pixel.
+    ``image (1, C, h, w)`` where ``known`` around each pixel (its difference from ``mean``,
+    the known pixels' normalized convolution at :data:`FILL_DETAIL`).
 
     A fill is the mean of what lies around it: smooth, where the photo has pores, grain and
     compression noise; a removed frame's band read as a smudge ("ghosts where the old glasses
     were", in every blind review of the worn-frame pairs). The noise is white at a pixel's
     scale, shared by the channels (the detail of skin is mostly its lightness).
     """
-    detail = (image - normalized_convolution(image, known, FILL_DETAIL)).abs() * known
+    detail = (image - mean).abs() * known
     # from the mean absolute detail (the standard deviation of normal noise is sqrt(pi / 2)
     # times it): a lid's, a lash's or a rim's edge beside the hole left speckles as a root
     # mean square (the worn-frame pair 14's lens)
     strength = normalized_convolution(detail, known, FILL_GRAIN_REACH) * math.sqrt(math.pi / 2)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(0)  # the same fill on every call
     noise = torch.randn((1, 1, *image.shape[-2:]), generator=generator).to(image)
     noise = gaussian_blur(noise, FILL_DETAIL / 2)
     return noise / noise.std().clamp_min(1e-6) * strength

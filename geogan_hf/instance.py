@@ -887,6 +887,8 @@ def glasses_zones(
             level = np.abs((grid - centre) @ down) <= ARM_BAND * iod
             band[i] |= level & inside_face[i] & (values[i] >= RIM_EDGE * strength)
         enclosure[i] = min(clear)
+        # as distinct as the less distinct rim's ridge at its edge: frame, not skin
+        distinct = values[i] >= RIM_EDGE * min(strengths)
         rims = frame[i] & ~(insides[0] | insides[1])
         if min(strengths) >= RIM_MIN_SCORE and rims.any():
             r = max(1, round(LENS_NOTCH * iod))
@@ -897,11 +899,11 @@ def glasses_zones(
             box = np.s_[y0 : ys.max() + r + 1, x0 : xs.max() + r + 1]
             notches = np.zeros_like(rims)
             notches[box] = ndimage.binary_closing(np.pad(rims[box], r), disk)[r:-r, r:-r]
-            notches &= values[i] >= RIM_EDGE * min(strengths)
+            notches &= distinct
             insides = [inside & ~notches for inside in insides]
             frame[i] |= notches
         lens[i] = insides[0] | insides[1]
-        strong = frame[i] & (values[i] >= RIM_EDGE * min(strengths))
+        strong = frame[i] & distinct
         offset = grid - (eyes[0] + eyes[1]) / 2
         along = offset @ right
         rim_pixels = strong & ~lens[i]
@@ -912,7 +914,7 @@ def glasses_zones(
             reach = WORN_END_PIECE * iod
             ends = ((along < lo) & (along >= lo - reach)) | ((along > hi) & (along <= hi + reach))
             end_pieces[i] = ends & (across >= across[rim_pixels].min()) & (across <= ARM_BAND * iod)
-            band[i] |= end_pieces[i] & (values[i] >= RIM_EDGE * min(strengths))
+            band[i] |= end_pieces[i] & distinct
         elif not arms and strong.any():
             reach = along[strong]
             band[i] &= along >= reach.min() - END_PIECE_REACH * iod
