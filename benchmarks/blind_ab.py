@@ -12,7 +12,9 @@ boxes):
   same box for both results (the union of their edits), the order drawn at random
   (``--seed``); and ``OUT/pair_NN_zoom.png``: A and B again, the middle of the box
   enlarged (reviewers shown the sheets alone saw differences of a few levels in fine
-  texture on neither side, and chose one side on 34 of 36 choices). Pairs whose two
+  texture on neither side, and chose one side on 34 of 36 choices); and
+  ``OUT/pair_NN_photo.png``: A and B as whole photos at normal size (as ``real_pairs.py``'s
+  photo sheets: the scale's 4 is "believable at normal size"). Pairs whose two
   results differ nowhere by more than :data:`UNSEEN` levels are unchanged: ``--controls``
   of them are kept as controls (reviewers who call them different are guessing), the rest
   left out. ``KEY`` (JSON, kept out of ``OUT``: reviewers get ``OUT``) says which side is
@@ -58,7 +60,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from real_pairs import native_tiles
+from real_pairs import native_tiles, photo_row
 
 from geogan_hf.imageio import load_image
 
@@ -169,6 +171,9 @@ def make_sheets(
         sheet = ab_sheet(number, source_tile, exemplar_tile, left, right)
         sheet.save(out / f"pair_{number:02d}.png")
         zoom_sheet(left, right).save(out / f"pair_{number:02d}_zoom.png")
+        whole = (results[1], results[0]) if new_left else (results[0], results[1])
+        caption = f"pair {number}: A (left)    B (right), whole photos at normal size"
+        photo_row(list(whole), caption).save(out / f"pair_{number:02d}_photo.png")
         mapping[str(number)] = {
             "A": "new" if new_left else "old",
             "B": "old" if new_left else "new",

@@ -31,6 +31,10 @@ them or pictures made from them):
   scaled to the source's): the sheets reduce a large face's zoom to fit a tile, which
   hides what a viewer of the photo sees, a hazy goatee or a frame's ringing (seventeenth
   session of ``benchmarks/results/real_pairs.md``);
+- ``photo/<NN>_<attribute>.png``: source | result | exemplar, each whole photo fitted into
+  a :data:`PHOTO_SIDE` square (reduced or enlarged, smoothly), as a phone or a chat shows a
+  shared photo: the scale's 4 is "believable at normal size, flaws only when zoomed", and
+  every other sheet is a zoom;
 - ``results/<NN>_<attribute>.png`` and ``.json``: the edited photo, its photos and boxes,
   for ``blind_ab.py`` to set two versions side by side;
 - a markdown skeleton of the score table on stdout (pair, files, time, instance coverage
@@ -66,6 +70,7 @@ MORE_PAIRS = ROOT / "benchmarks" / "real_pairs_more.jsonl"
 DEFAULT_OUTPUT = ROOT / "outputs" / "real_pairs"
 ZOOM = 3
 NATIVE_SIDE = 400  # a native sheet's tiles are enlarged (whole factors) to at least this
+PHOTO_SIDE = 512  # a whole photo at normal size: about as a phone or a chat shows it
 COLUMNS = ("source", "exemplar", "result", "source zoom", "result zoom", "alpha")
 
 
@@ -184,6 +189,23 @@ def native_sheet(result: TransferResult, title: str) -> Image.Image:
     return sheet
 
 
+def photo_row(photos: list[Image.Image], title: str) -> Image.Image:
+    """``photos`` side by side, each whole, fitted into :data:`PHOTO_SIDE` (normal size)."""
+    side = (PHOTO_SIDE, PHOTO_SIDE)
+    tiles = [ImageOps.contain(p.convert("RGB"), side, Image.Resampling.LANCZOS) for p in photos]
+    sheet = Image.new("RGB", (len(tiles) * (PHOTO_SIDE + 4) - 4, PHOTO_SIDE + 16), "white")
+    ImageDraw.Draw(sheet).text((3, 2), title, fill="black")
+    for i, tile in enumerate(tiles):
+        sheet.paste(tile, (i * (PHOTO_SIDE + 4), 16))
+    return sheet
+
+
+def photo_sheet(result: TransferResult, title: str) -> Image.Image:
+    """Source | result | exemplar, whole, at normal size (:func:`photo_row`)."""
+    photos = [result.source, result.image, result.exemplar]
+    return photo_row(photos, f"{title} (source | result | exemplar)")
+
+
 def save_result(result: TransferResult, folder: Path, stem: str, pair: dict, base: Path) -> None:
     """The edited photo (``stem.png``) and what ``blind_ab.py`` needs to show it beside
     another version's (``stem.json``: the photos, the edit's box, the two face boxes)."""
@@ -240,7 +262,7 @@ def main() -> None:
         for s in path.read_text().splitlines()
         if s.strip()
     ]
-    for folder in ("pairs", "native", "results"):
+    for folder in ("pairs", "native", "photo", "results"):
         (args.output / folder).mkdir(parents=True, exist_ok=True)
     pipe = TransferPipeline(device="cpu")
     rows: dict[str, list[Image.Image]] = {}
@@ -272,6 +294,7 @@ def main() -> None:
             args.output / "pairs" / f"{number:02d}_{attribute}.png"
         )
         native_sheet(result, title).save(args.output / "native" / f"{number:02d}_{attribute}.png")
+        photo_sheet(result, title).save(args.output / "photo" / f"{number:02d}_{attribute}.png")
         save_result(result, args.output / "results", f"{number:02d}_{attribute}", pair, base)
         coverage = (  # (a model in paper mode reports none)
             "–" if getattr(result, "coverage", None) is None

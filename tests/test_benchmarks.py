@@ -102,6 +102,27 @@ def test_real_pairs_writes_sheets_at_the_photos_own_pixels(real_pairs_run):
     assert (source != result).any(axis=-1).mean() > 0.01  # the mustache is there
 
 
+def test_real_pairs_photo_sheet_shows_the_whole_result_at_normal_size(real_pairs_run):
+    """The photo sheet: source | result | exemplar, each whole photo fitted into the normal
+    viewing size, the result tile the edited photo itself (not a crop of it)."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    folder, _ = real_pairs_run
+    out = folder / "out"
+    sheet = np.asarray(Image.open(out / "photo" / "01_Mustache.png").convert("RGB")).astype(float)
+    side = (sheet.shape[1] - 8) // 3
+    assert sheet.shape[0] == side + 16
+    edited = Image.open(out / "results" / "01_Mustache.png").convert("RGB")
+    expected = np.asarray(ImageOps.contain(edited, (side, side), Image.Resampling.LANCZOS))
+    h, w = expected.shape[:2]
+    assert max(h, w) == side  # fitted whole (the sample photo is 512 px, the side too)
+    tile = sheet[16 : 16 + h, side + 4 : side + 4 + w]
+    assert np.abs(tile - expected).max() == 0
+    source = sheet[16 : 16 + h, :w]
+    assert np.abs(source - tile).max() > 40  # the source tile is the unedited photo
+
+
 def test_cuda_check_runs_every_transfer_on_the_recorded_detections(tmp_path):
     """``benchmarks/cuda_pipeline.py``: ``prepare`` records the detections and results,
     ``check`` (here on the CPU, with dlib hidden as on the GPU machine) runs every transfer
@@ -204,6 +225,11 @@ def test_blind_ab_hides_which_version_is_which_and_decodes_verdicts(real_pairs_r
     assert ("A" if views[0].sum() < views[1].sum() else "B") == darker
     assert (out / f"pair_0{control}_zoom.png").exists()
     assert not (out / f"pair_0{dropped}_zoom.png").exists()
+    # the whole photos at normal size: A and B as on the sheet
+    photo = np.asarray(Image.open(out / "pair_01_photo.png").convert("RGB")).astype(int)
+    wholes = photo[16:, : photo.shape[1] // 2 - 2], photo[16:, photo.shape[1] // 2 + 2 :]
+    assert ("A" if wholes[0].sum() < wholes[1].sum() else "B") == darker
+    assert not (out / f"pair_0{dropped}_photo.png").exists()
     # a reviewer who calls the control different is counted, by side
     guessed = blind_ab.sides(mapping, f"pair 1: {side['new']}\npair {control}: B\n")
     assert guessed["controls"] == [int(control)] and guessed["A"] + guessed["B"] == 2
