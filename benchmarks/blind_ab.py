@@ -165,15 +165,14 @@ def make_sheets(
         source, exemplar = (load_image(record[k], max_pixels=None) for k in ("source", "exemplar"))
         results = [Image.open(path).convert("RGB") for path in images]
         tiles, _ = native_tiles(source, results, exemplar, box, faces)
-        source_tile, old_tile, new_tile, exemplar_tile = tiles
         new_left = (rng.random() < 0.5) != swapped
-        left, right = (new_tile, old_tile) if new_left else (old_tile, new_tile)
-        sheet = ab_sheet(number, source_tile, exemplar_tile, left, right)
+        order = [1, 0] if new_left else [0, 1]  # the (old, new) results' indices as A, B
+        left, right = (tiles[1 + k] for k in order)
+        sheet = ab_sheet(number, tiles[0], tiles[-1], left, right)
         sheet.save(out / f"pair_{number:02d}.png")
         zoom_sheet(left, right).save(out / f"pair_{number:02d}_zoom.png")
-        whole = (results[1], results[0]) if new_left else (results[0], results[1])
         caption = f"pair {number}: A (left)    B (right), whole photos at normal size"
-        photo_row(list(whole), caption).save(out / f"pair_{number:02d}_photo.png")
+        photo_row([results[k] for k in order], caption).save(out / f"pair_{number:02d}_photo.png")
         mapping[str(number)] = {
             "A": "new" if new_left else "old",
             "B": "old" if new_left else "new",
